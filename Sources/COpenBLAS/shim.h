@@ -1,0 +1,2 @@
+// OpenBLAS from Debian's libopenblas-dev (headers found through pkg-config `openblas`).
+#include <cblas.h>

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+/// `dpo`: the command-line entry point. Thin: each subcommand parses its options,
+/// builds the library's parameters and calls the library.
+@main
+struct DPOCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dpo",
+        abstract: "Direct Preference Optimization for LLaMA-architecture models on CPUs, data-parallel over MPI.",
+        subcommands: [
+            // Subcommands are registered here, one line each.
+        ]
+    )
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test, the 2-rank MPI tests included, on a fresh Debian machine:
+# installs the system packages that are missing, builds in release mode (numeric
+# tests are too slow in debug), runs the suite.
+#   ./launch/test.sh [extra `swift test` arguments, e.g. --filter LlamaTests]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$DPO_ROOT"
+dpo_require_swift
+dpo_install_system_packages
+dpo_mpi_environment
+
+echo "== build (release)" >&2
+swift build -c release -Xswiftc -enable-testing --build-tests
+echo "== tests" >&2
+swift test -c release -Xswiftc -enable-testing --skip-build "$@"
