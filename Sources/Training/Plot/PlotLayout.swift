@@ -1,0 +1,206 @@
+import Foundation
+
+// MARK: - Drawing commands
+
+/// A point in figure pixels, origin top-left, y down.
+public struct PlotPoint: Sendable, Equatable {
+    public var x: Double, y: Double
+    public init(x: Double, y: Double) { self.x = x; self.y = y }
+}
+
+/// How text is placed horizontally relative to its x.
+public enum PlotTextAnchor: Sendable { case start, middle, end }
+
+/// One thing to draw; both the SVG writer and the raster canvas render the same list.
+public enum PlotDrawCommand: Sendable {
+    case rectangle(x: Double, y: Double, width: Double, height: Double, fill: PlotColor?, stroke: PlotColor?)
+    case polyline(points: [PlotPoint], color: PlotColor, lineWidth: Double, dashed: Bool)
+    /// `top` is the top of the glyph box; text is `PlotFont.glyphHeight * scale` tall and
+    /// `PlotFont.advance * scale` per character wide.
+    case text(String, x: Double, top: Double, anchor: PlotTextAnchor, scale: Int, color: PlotColor)
+}
+
+// MARK: - Layout
+
+/// Places panels, axes, ticks, lines and legends of a figure as drawing commands.
+///
+/// Text sizes come from the bitmap font's metrics (`PlotFont`), so the SVG and the PNG
+/// share one layout.
+public struct PlotLayout {
+    public private(set) var width: Double = 0
+    public private(set) var height: Double = 0
+    public private(set) var commands: [PlotDrawCommand] = []
+
+    static let textScale = 2
+    static let titleScale = 3
+    static let margin = 16.0
+    static let tickLength = 5.0
+    static let legendSwatch = 26.0
+
+    public init(figure: PlotFigure) {
+        let textScale = Self.textScale
+        let lineHeight = Double(PlotFont.glyphHeight * textScale)
+        let charWidth = Double(PlotFont.advance * textScale)
+        let figureTitleHeight = figure.title == nil ? 0 : Double(PlotFont.glyphHeight * Self.titleScale) + 2 * Self.margin
+
+        // The widest y tick label over all panels sets one common left margin.
+        let axes = figure.panels.map(Self.axes)
+        let widestLabel = axes.flatMap { $0.y.tickLabels }.map(\.count).max() ?? 1
+        let leftMargin = Self.margin + Double(widestLabel) * charWidth + Self.tickLength + 6
+        let panelWidth = leftMargin + figure.plotWidth + Self.margin
+
+        // Legends wrap inside the panel width; the tallest one sets the panel height.
+        let legendRows = figure.panels.map { Self.legendRows($0, width: panelWidth - 2 * Self.margin, charWidth: charWidth) }
+        let legendHeight = Double(legendRows.map(\.count).max() ?? 0) * (lineHeight + 8)
+        let titleBand = lineHeight + 14
+        let xAxisBand = Self.tickLength + 6 + lineHeight + 8 + lineHeight + 12
+        let panelHeight = titleBand + figure.plotHeight + xAxisBand + legendHeight + Self.margin
+
+        let rows = (figure.panels.count + figure.columns - 1) / figure.columns
+        width = Double(figure.columns) * panelWidth
+        height = figureTitleHeight + Double(max(1, rows)) * panelHeight
+        commands.append(.rectangle(x: 0, y: 0, width: width, height: height, fill: .white, stroke: nil))
+        if let title = figure.title {
+            commands.append(.text(title, x: width / 2, top: Self.margin, anchor: .middle, scale: Self.titleScale, color: .black))
+        }
+
+        for (index, panel) in figure.panels.enumerated() {
+            let originX = Double(index % figure.columns) * panelWidth
+            let originY = figureTitleHeight + Double(index / figure.columns) * panelHeight
+            let plotLeft = originX + leftMargin
+            let plotTop = originY + titleBand
+            layoutPanel(panel, axes: axes[index], legendRows: legendRows[index],
+                        plotLeft: plotLeft, plotTop: plotTop, plotWidth: figure.plotWidth,
+                        plotHeight: figure.plotHeight, originX: originX, lineHeight: lineHeight)
+        }
+    }
+
+    // MARK: - One panel
+
+    private mutating func layoutPanel(_ panel: PlotPanel, axes: (x: PlotAxis, y: PlotAxis),
+                                      legendRows: [[Int]], plotLeft: Double, plotTop: Double,
+                                      plotWidth: Double, plotHeight: Double, originX: Double,
+                                      lineHeight: Double) {
+        let scale = Self.textScale
+        let plotRight = plotLeft + plotWidth, plotBottom = plotTop + plotHeight
+        func pixelX(_ value: Double) -> Double { plotLeft + axes.x.fraction(value) * plotWidth }
+        func pixelY(_ value: Double) -> Double { plotBottom - axes.y.fraction(value) * plotHeight }
+
+        commands.append(.text(panel.title, x: plotLeft + plotWidth / 2, top: plotTop - lineHeight - 10,
+                              anchor: .middle, scale: scale, color: .black))
+
+        // Grid and ticks.
+        for (value, label) in zip(axes.y.ticks, axes.y.tickLabels) {
+            let y = pixelY(value).rounded()
+            commands.append(.polyline(points: [PlotPoint(x: plotLeft, y: y), PlotPoint(x: plotRight, y: y)],
+                                      color: .grid, lineWidth: 1, dashed: false))
+            commands.append(.polyline(points: [PlotPoint(x: plotLeft - Self.tickLength, y: y), PlotPoint(x: plotLeft, y: y)],
+                                      color: .axis, lineWidth: 1, dashed: false))
+            commands.append(.text(label, x: plotLeft - Self.tickLength - 4, top: y - lineHeight / 2,
+                                  anchor: .end, scale: scale, color: .axis))
+        }
+        for (value, label) in zip(axes.x.ticks, axes.x.tickLabels) {
+            let x = pixelX(value).rounded()
+            commands.append(.polyline(points: [PlotPoint(x: x, y: plotTop), PlotPoint(x: x, y: plotBottom)],
+                                      color: .grid, lineWidth: 1, dashed: false))
+            commands.append(.polyline(points: [PlotPoint(x: x, y: plotBottom), PlotPoint(x: x, y: plotBottom + Self.tickLength)],
+                                      color: .axis, lineWidth: 1, dashed: false))
+            commands.append(.text(label, x: x, top: plotBottom + Self.tickLength + 6,
+                                  anchor: .middle, scale: scale, color: .axis))
+        }
+        let xLabelTop = plotBottom + Self.tickLength + 6 + lineHeight + 8
+        commands.append(.text(panel.xLabel, x: plotLeft + plotWidth / 2, top: xLabelTop,
+                              anchor: .middle, scale: scale, color: .mutedText))
+
+        // Series.
+        if panel.series.allSatisfy({ Self.finitePoints($0).isEmpty }) {
+            commands.append(.text("no data", x: plotLeft + plotWidth / 2, top: plotTop + plotHeight / 2 - lineHeight / 2,
+                                  anchor: .middle, scale: scale, color: .mutedText))
+        }
+        for (index, series) in panel.series.enumerated() {
+            let color = Self.color(series, index: index)
+            for run in Self.finiteRuns(series) {
+                let points = run.map { PlotPoint(x: pixelX($0.x), y: pixelY($0.y)) }
+                commands.append(.polyline(points: points.count == 1 ? [points[0], points[0]] : points,
+                                          color: color, lineWidth: 2, dashed: series.dashed))
+            }
+        }
+        commands.append(.rectangle(x: plotLeft, y: plotTop, width: plotWidth, height: plotHeight, fill: nil, stroke: .axis))
+
+        // Legend.
+        let charWidth = Double(PlotFont.advance * scale)
+        var legendTop = xLabelTop + lineHeight + 12
+        for row in legendRows {
+            var x = originX + Self.margin
+            for seriesIndex in row {
+                let series = panel.series[seriesIndex]
+                let middle = legendTop + lineHeight / 2
+                commands.append(.polyline(points: [PlotPoint(x: x, y: middle), PlotPoint(x: x + Self.legendSwatch - 4, y: middle)],
+                                          color: Self.color(series, index: seriesIndex), lineWidth: 2, dashed: series.dashed))
+                commands.append(.text(series.name, x: x + Self.legendSwatch, top: legendTop, anchor: .start,
+                                      scale: scale, color: .black))
+                x += Self.legendEntryWidth(series, charWidth: charWidth)
+            }
+            legendTop += lineHeight + 8
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func color(_ series: PlotSeries, index: Int) -> PlotColor {
+        PlotColor.series[((series.colorIndex ?? index) % PlotColor.series.count + PlotColor.series.count) % PlotColor.series.count]
+    }
+
+    static func finitePoints(_ series: PlotSeries) -> [PlotPoint] {
+        zip(series.x, series.y).compactMap { x, y in x.isFinite && y.isFinite ? PlotPoint(x: x, y: y) : nil }
+    }
+
+    /// Consecutive finite points; a NaN or infinity breaks the line.
+    static func finiteRuns(_ series: PlotSeries) -> [[PlotPoint]] {
+        var runs: [[PlotPoint]] = [], current: [PlotPoint] = []
+        for (x, y) in zip(series.x, series.y) {
+            if x.isFinite && y.isFinite {
+                current.append(PlotPoint(x: x, y: y))
+            } else if !current.isEmpty {
+                runs.append(current)
+                current = []
+            }
+        }
+        if !current.isEmpty { runs.append(current) }
+        return runs
+    }
+
+    static func axes(_ panel: PlotPanel) -> (x: PlotAxis, y: PlotAxis) {
+        let points = panel.series.flatMap(finitePoints)
+        guard let first = points.first else {
+            return (PlotAxis(minimum: 0, maximum: 1), PlotAxis(minimum: 0, maximum: 1))
+        }
+        var minX = first.x, maxX = first.x, minY = first.y, maxY = first.y
+        for point in points {
+            minX = min(minX, point.x); maxX = max(maxX, point.x)
+            minY = min(minY, point.y); maxY = max(maxY, point.y)
+        }
+        return (PlotAxis(minimum: minX, maximum: maxX, targetTicks: 6), PlotAxis(minimum: minY, maximum: maxY, targetTicks: 5))
+    }
+
+    static func legendEntryWidth(_ series: PlotSeries, charWidth: Double) -> Double {
+        legendSwatch + Double(series.name.count) * charWidth + 18
+    }
+
+    /// Series indices per legend row, wrapped to `width`.
+    static func legendRows(_ panel: PlotPanel, width: Double, charWidth: Double) -> [[Int]] {
+        var rows: [[Int]] = [], current: [Int] = [], used = 0.0
+        for (index, series) in panel.series.enumerated() {
+            let entry = legendEntryWidth(series, charWidth: charWidth)
+            if !current.isEmpty, used + entry > width {
+                rows.append(current)
+                current = []
+                used = 0
+            }
+            current.append(index)
+            used += entry
+        }
+        if !current.isEmpty { rows.append(current) }
+        return rows
+    }
+}
