@@ -26,7 +26,7 @@ public enum MetricsPlot {
     public static func figure(runs: [Run], title: String? = nil) -> PlotFigure {
         var panels = [
             panel("loss", runs: runs, metrics: [("loss", nil)]),
-            panel("rewards/chosen (solid), rewards/rejected (dashed)", runs: runs,
+            panel("rewards/chosen, rewards/rejected", runs: runs,
                   metrics: [("rewards/chosen", "chosen"), ("rewards/rejected", "rejected")]),
             panel("rewards/margins", runs: runs, metrics: [("rewards/margins", nil)]),
             panel("rewards/accuracies", runs: runs, metrics: [("rewards/accuracies", nil)]),

@@ -35,7 +35,7 @@ public struct PlotLayout {
     static let titleScale = 3
     static let margin = 16.0
     static let tickLength = 5.0
-    static let legendSwatch = 26.0
+    static let legendSwatch = 30.0
 
     public init(figure: PlotFigure) {
         let textScale = Self.textScale
@@ -47,7 +47,10 @@ public struct PlotLayout {
         let axes = figure.panels.map(Self.axes)
         let widestLabel = axes.flatMap { $0.y.tickLabels }.map(\.count).max() ?? 1
         let leftMargin = Self.margin + Double(widestLabel) * charWidth + Self.tickLength + 6
-        let panelWidth = leftMargin + figure.plotWidth + Self.margin
+        // The last x tick label is centred on the right edge: leave room for half of it.
+        let widestXLabel = axes.flatMap { $0.x.tickLabels }.map(\.count).max() ?? 1
+        let rightMargin = Self.margin + Double(widestXLabel) * charWidth / 2
+        let panelWidth = leftMargin + figure.plotWidth + rightMargin
 
         // Legends wrap inside the panel width; the tallest one sets the panel height.
         let legendRows = figure.panels.map { Self.legendRows($0, width: panelWidth - 2 * Self.margin, charWidth: charWidth) }
@@ -82,11 +85,15 @@ public struct PlotLayout {
                                       plotWidth: Double, plotHeight: Double, originX: Double,
                                       lineHeight: Double) {
         let scale = Self.textScale
+        let capHeight = Double(PlotFont.capHeight * scale)
         let plotRight = plotLeft + plotWidth, plotBottom = plotTop + plotHeight
         func pixelX(_ value: Double) -> Double { plotLeft + axes.x.fraction(value) * plotWidth }
         func pixelY(_ value: Double) -> Double { plotBottom - axes.y.fraction(value) * plotHeight }
 
-        commands.append(.text(panel.title, x: plotLeft + plotWidth / 2, top: plotTop - lineHeight - 10,
+        let maxTitleCharacters = Int((plotWidth + 2 * Self.margin) / Double(PlotFont.advance * scale))
+        let title = panel.title.count <= maxTitleCharacters
+            ? panel.title : String(panel.title.prefix(max(1, maxTitleCharacters - 3))) + "..."
+        commands.append(.text(title, x: plotLeft + plotWidth / 2, top: plotTop - lineHeight - 10,
                               anchor: .middle, scale: scale, color: .black))
 
         // Grid and ticks.
@@ -96,7 +103,7 @@ public struct PlotLayout {
                                       color: .grid, lineWidth: 1, dashed: false))
             commands.append(.polyline(points: [PlotPoint(x: plotLeft - Self.tickLength, y: y), PlotPoint(x: plotLeft, y: y)],
                                       color: .axis, lineWidth: 1, dashed: false))
-            commands.append(.text(label, x: plotLeft - Self.tickLength - 4, top: y - lineHeight / 2,
+            commands.append(.text(label, x: plotLeft - Self.tickLength - 4, top: y - capHeight / 2,
                                   anchor: .end, scale: scale, color: .axis))
         }
         for (value, label) in zip(axes.x.ticks, axes.x.tickLabels) {
@@ -134,8 +141,8 @@ public struct PlotLayout {
             var x = originX + Self.margin
             for seriesIndex in row {
                 let series = panel.series[seriesIndex]
-                let middle = legendTop + lineHeight / 2
-                commands.append(.polyline(points: [PlotPoint(x: x, y: middle), PlotPoint(x: x + Self.legendSwatch - 4, y: middle)],
+                let middle = legendTop + capHeight / 2
+                commands.append(.polyline(points: [PlotPoint(x: x, y: middle), PlotPoint(x: x + Self.legendSwatch - 8, y: middle)],
                                           color: Self.color(series, index: seriesIndex), lineWidth: 2, dashed: series.dashed))
                 commands.append(.text(series.name, x: x + Self.legendSwatch, top: legendTop, anchor: .start,
                                       scale: scale, color: .black))

@@ -27,7 +27,7 @@ public enum PlotSVG {
                 svg += "/>\n"
             case let .text(text, x, top, anchor, scale, color):
                 let fontSize = Double(PlotFont.advance * scale) / 0.6
-                let baseline = top + Double(PlotFont.glyphHeight * scale)
+                let baseline = top + Double(PlotFont.capHeight * scale)
                 let anchorName = anchor == .start ? "start" : anchor == .middle ? "middle" : "end"
                 svg += "<text x=\"\(number(x))\" y=\"\(number(baseline))\" font-family=\"DejaVu Sans Mono, Menlo, Consolas, monospace\""
                 svg += " font-size=\"\(number(fontSize))\" text-anchor=\"\(anchorName)\" fill=\"\(color.hex)\">"
