@@ -3,7 +3,7 @@ import XCTest
 @testable import Training
 
 /// A fresh empty directory under the system temp dir, removed by the test's teardown block.
-func makeTemporaryDirectory(_ test: XCTestCase) throws -> URL {
+func makeMetricsTestDirectory(_ test: XCTestCase) throws -> URL {
     let url = FileManager.default.temporaryDirectory
         .appendingPathComponent("swift-dpo-tests-\(UUID().uuidString)", isDirectory: true)
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -12,7 +12,7 @@ func makeTemporaryDirectory(_ test: XCTestCase) throws -> URL {
 }
 
 /// Metrics of one step in the order the trainer logs them (TRL names).
-func sampleMetrics(step: Int) -> [(name: String, value: Double)] {
+func sampleTRLMetrics(step: Int) -> [(name: String, value: Double)] {
     let s = Double(step)
     return [
         ("loss", 0.6931 - 0.01 * s), ("rewards/chosen", 0.02 * s), ("rewards/rejected", -0.03 * s),
@@ -41,11 +41,11 @@ final class MetricsSinkTests: XCTestCase {
     }
 
     func testJSONLFileHasOneObjectPerLoggedStepAndReadsBack() throws {
-        let directory = try makeTemporaryDirectory(self)
+        let directory = try makeMetricsTestDirectory(self)
         let url = directory.appendingPathComponent("run/metrics.jsonl")
         let sink = try JSONLMetricsSink(url: url)
         let steps = [1, 2, 4, 8]
-        for step in steps { try sink.log(step: step, metrics: sampleMetrics(step: step)) }
+        for step in steps { try sink.log(step: step, metrics: sampleTRLMetrics(step: step)) }
         try sink.log(step: 8, metrics: [("eval_loss", 0.4), ("eval_rewards/accuracies", 0.75)])
         try sink.close()
 
@@ -55,16 +55,16 @@ final class MetricsSinkTests: XCTestCase {
             // Each line is an independent JSON object with the step and every TRL name.
             let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             XCTAssertEqual(object["step"] as? Int, step)
-            XCTAssertEqual(Set(object.keys), Set(["step"] + sampleMetrics(step: step).map(\.name)))
+            XCTAssertEqual(Set(object.keys), Set(["step"] + sampleTRLMetrics(step: step).map(\.name)))
             XCTAssertEqual(object["loss"] as? Double ?? .nan, 0.6931 - 0.01 * Double(step), accuracy: 1e-15)
         }
 
         let log = try MetricsLog.read(url)
         XCTAssertEqual(log.records.map(\.step), [1, 2, 4, 8, 8])
-        XCTAssertEqual(log.names, sampleMetrics(step: 0).map(\.name) + ["eval_loss", "eval_rewards/accuracies"])
+        XCTAssertEqual(log.names, sampleTRLMetrics(step: 0).map(\.name) + ["eval_loss", "eval_rewards/accuracies"])
         for (record, step) in zip(log.records, steps) {
-            XCTAssertEqual(record.metrics.map(\.name), sampleMetrics(step: step).map(\.name))
-            XCTAssertEqual(record.metrics.map(\.value), sampleMetrics(step: step).map(\.value), "values round-trip exactly")
+            XCTAssertEqual(record.metrics.map(\.name), sampleTRLMetrics(step: step).map(\.name))
+            XCTAssertEqual(record.metrics.map(\.value), sampleTRLMetrics(step: step).map(\.value), "values round-trip exactly")
         }
         let margins = log.series("rewards/margins")
         XCTAssertEqual(margins.steps, [1, 2, 4, 8])
@@ -73,7 +73,7 @@ final class MetricsSinkTests: XCTestCase {
     }
 
     func testLogAfterCloseThrows() throws {
-        let sink = try JSONLMetricsSink(url: try makeTemporaryDirectory(self).appendingPathComponent("m.jsonl"))
+        let sink = try JSONLMetricsSink(url: try makeMetricsTestDirectory(self).appendingPathComponent("m.jsonl"))
         try sink.close()
         XCTAssertThrowsError(try sink.log(step: 1, metrics: [("loss", 1)]))
     }
@@ -131,13 +131,21 @@ final class MetricsSinkTests: XCTestCase {
     }
 
     func testStandardSinksWriteMetricsJSONLAndTensorBoardUnderOutputDirectory() throws {
-        let out = try makeTemporaryDirectory(self)
+        let out = try makeMetricsTestDirectory(self)
         let sink = try FanOutMetricsSink.standard(outputDirectory: out)
-        try sink.log(step: 1, metrics: sampleMetrics(step: 1))
+        for step in 1...3 { try sink.log(step: step, metrics: sampleTRLMetrics(step: step)) }
+        try sink.log(step: 3, metrics: [("eval_loss", .nan), ("eval_rewards/accuracies", 0.5)])
         try sink.close()
-        XCTAssertEqual(try MetricsLog.read(out.appendingPathComponent("metrics.jsonl")).records.count, 1)
+        XCTAssertEqual(try MetricsLog.read(out.appendingPathComponent("metrics.jsonl")).records.count, 4)
         let eventFiles = try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("tensorboard").path)
         XCTAssertEqual(eventFiles.count, 1)
         XCTAssertTrue(eventFiles[0].hasPrefix("events.out.tfevents."))
+
+        // SWIFT_DPO_KEEP_RUN=DIR keeps OUT for `Fixtures/check_tensorboard_events.py DIR/tensorboard --metrics DIR/metrics.jsonl`.
+        if let keep = ProcessInfo.processInfo.environment["SWIFT_DPO_KEEP_RUN"] {
+            let target = URL(fileURLWithPath: keep)
+            try? FileManager.default.removeItem(at: target)
+            try FileManager.default.copyItem(at: out, to: target)
+        }
     }
 }

@@ -321,9 +321,9 @@ final class PlotTests: XCTestCase {
     // MARK: Files
 
     func testRenderWritesSVGAndPNGFilesAndTrainingPlots() throws {
-        let out = try makeTemporaryDirectory(self)
+        let out = try makeMetricsTestDirectory(self)
         let sink = try JSONLMetricsSink(url: out.appendingPathComponent("metrics.jsonl"))
-        for step in 1...5 { try sink.log(step: step, metrics: sampleMetrics(step: step)) }
+        for step in 1...5 { try sink.log(step: step, metrics: sampleTRLMetrics(step: step)) }
         try sink.close()
         let written = try MetricsPlot.writeTrainingPlots(outputDirectory: out)
         XCTAssertEqual(written.map(\.lastPathComponent), ["metrics.svg", "metrics.png"])
@@ -344,7 +344,7 @@ final class PlotTests: XCTestCase {
     }
 
     func testRunIsNamedByLabelOrDirectory() throws {
-        let out = try makeTemporaryDirectory(self).appendingPathComponent("beta0.1")
+        let out = try makeMetricsTestDirectory(self).appendingPathComponent("beta0.1")
         let sink = try JSONLMetricsSink(url: out.appendingPathComponent("metrics.jsonl"))
         try sink.log(step: 1, metrics: [("loss", 0.69)])
         try sink.close()

@@ -136,12 +136,12 @@ final class TensorBoardSinkTests: XCTestCase {
     }
 
     func testEventFileReadsBackWithVerifiedCRCsTagsStepsAndValues() throws {
-        let directory = try makeTemporaryDirectory(self).appendingPathComponent("tensorboard")
+        let directory = try makeMetricsTestDirectory(self).appendingPathComponent("tensorboard")
         var time = 1_700_000_000.25
         let sink = try TensorBoardSink(directory: directory, clock: { defer { time += 1 }; return time }, hostName: "testhost")
         XCTAssertEqual(sink.fileURL.lastPathComponent, "events.out.tfevents.1700000000.testhost")
         let steps = [1, 2, 3, 5, 10]
-        for step in steps { try sink.log(step: step, metrics: sampleMetrics(step: step)) }
+        for step in steps { try sink.log(step: step, metrics: sampleTRLMetrics(step: step)) }
         // Written records are on disk before close (a crash loses nothing already logged).
         XCTAssertEqual(try EventFileReader.events(sink.fileURL).count, 1 + steps.count)
         try sink.log(step: 10, metrics: [("eval_loss", 0.42)])
@@ -155,8 +155,8 @@ final class TensorBoardSinkTests: XCTestCase {
         for (event, step) in zip(events.dropFirst(), steps) {
             XCTAssertEqual(event.step, Int64(step))
             XCTAssertNil(event.fileVersion)
-            XCTAssertEqual(event.scalars.map(\.tag), sampleMetrics(step: step).map(\.name))
-            XCTAssertEqual(event.scalars.map(\.value), sampleMetrics(step: step).map { Float($0.value) })
+            XCTAssertEqual(event.scalars.map(\.tag), sampleTRLMetrics(step: step).map(\.name))
+            XCTAssertEqual(event.scalars.map(\.value), sampleTRLMetrics(step: step).map { Float($0.value) })
         }
         XCTAssertEqual(events.last?.step, 10)
         XCTAssertEqual(events.last?.scalars, [EventFileReader.Scalar(tag: "eval_loss", value: 0.42)])
@@ -172,7 +172,7 @@ final class TensorBoardSinkTests: XCTestCase {
     }
 
     func testCorruptedRecordIsDetectedByTheReader() throws {
-        let directory = try makeTemporaryDirectory(self)
+        let directory = try makeMetricsTestDirectory(self)
         let sink = try TensorBoardSink(directory: directory, hostName: "h")
         try sink.log(step: 1, metrics: [("loss", 0.5)])
         try sink.close()
