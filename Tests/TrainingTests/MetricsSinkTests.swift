@@ -149,3 +149,45 @@ final class MetricsSinkTests: XCTestCase {
         }
     }
 }
+
+// MARK: - Resume
+
+final class MetricsResumeTests: XCTestCase {
+    func testResumedJSONLKeepsStepsUpToTheCheckpointAndAppends() throws {
+        let url = try makeMetricsTestDirectory(self).appendingPathComponent("metrics.jsonl")
+        let first = try JSONLMetricsSink(url: url)
+        for step in 1...6 { try first.log(step: step, metrics: [("loss", Double(step))]) }
+        try first.close()  // checkpoint was at step 4; steps 5 and 6 are lost with the crash
+
+        let resumed = try JSONLMetricsSink(url: url, keepingStepsThrough: 4)
+        try resumed.log(step: 5, metrics: [("loss", 50)])
+        try resumed.close()
+        let log = try MetricsLog.read(url)
+        XCTAssertEqual(log.records.map(\.step), [1, 2, 3, 4, 5])
+        XCTAssertEqual(log.series("loss").values, [1, 2, 3, 4, 50])
+
+        // A fresh run (no resume step) starts an empty file.
+        try JSONLMetricsSink(url: url).close()
+        XCTAssertEqual(try MetricsLog.read(url).records.count, 0)
+    }
+
+    func testResumeFromACorruptFileNamesTheLine() throws {
+        let url = try makeMetricsTestDirectory(self).appendingPathComponent("metrics.jsonl")
+        try Data("{\"step\": 1, \"loss\": 1}\n{\"step\": 2, \"loss\": \n".utf8).write(to: url)
+        XCTAssertThrowsError(try JSONLMetricsSink(url: url, keepingStepsThrough: 1)) { error in
+            XCTAssertTrue("\(error)".contains("metrics.jsonl:2:"), "\(error)")
+        }
+    }
+
+    func testSecondTensorBoardFileInTheSameSecondDoesNotOverwriteTheFirst() throws {
+        let directory = try makeMetricsTestDirectory(self)
+        let first = try TensorBoardSink(directory: directory, clock: { 1000 }, hostName: "h")
+        try first.log(step: 1, metrics: [("loss", 1)])
+        try first.close()
+        let second = try TensorBoardSink(directory: directory, clock: { 1000 }, hostName: "h")
+        try second.close()
+        XCTAssertEqual(first.fileURL.lastPathComponent, "events.out.tfevents.1000.h")
+        XCTAssertEqual(second.fileURL.lastPathComponent, "events.out.tfevents.1000.h.1")
+        XCTAssertEqual(try EventFileReader.events(first.fileURL).count, 2)
+    }
+}

@@ -10,9 +10,26 @@ public final class JSONLMetricsSink: MetricsSink {
     private let file: AppendingFile
 
     /// Creates (or truncates) the file at `url`, creating its directory if needed.
-    public init(url: URL) throws {
+    ///
+    /// - Parameter keepingStepsThrough: when resuming from a checkpoint at this step, the lines
+    ///   of an existing file with `step <= keepingStepsThrough` are kept (verbatim) and later
+    ///   ones dropped, so the file continues where the checkpoint left off.
+    public init(url: URL, keepingStepsThrough resumeStep: Int? = nil) throws {
         self.url = url
+        var kept: [UInt8] = []
+        if let resumeStep, FileManager.default.fileExists(atPath: url.path) {
+            let text = try String(decoding: Data(contentsOf: url), as: UTF8.self)
+            for (index, line) in text.split(separator: "\n").enumerated()
+            where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                let record: MetricsLog.Record
+                do { record = try MetricsLog.parseRecord(Array(line.utf8)) } catch let error as MetricsError {
+                    throw MetricsError("\(url.path):\(index + 1): \(error.message); move the file away to start a fresh log")
+                }
+                if record.step <= resumeStep { kept += Array(line.utf8) + [0x0A] }
+            }
+        }
         self.file = try AppendingFile(creating: url)
+        if !kept.isEmpty { try file.write(kept) }
     }
 
     public func log(step: Int, metrics: [(name: String, value: Double)]) throws {

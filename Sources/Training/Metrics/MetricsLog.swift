@@ -50,6 +50,9 @@ public struct MetricsLog: Sendable {
 
     /// Reads a `metrics.jsonl` file. Blank lines are skipped.
     public static func read(_ url: URL) throws -> MetricsLog {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw MetricsError("metrics file \(url.path) does not exist; pass the metrics.jsonl that `dpo train` writes in its --out directory")
+        }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw MetricsError("cannot read metrics file \(url.path): \(error.localizedDescription); pass the metrics.jsonl written by `dpo train`")

@@ -56,8 +56,11 @@ public final class FanOutMetricsSink: MetricsSink {
 extension FanOutMetricsSink {
     /// The sinks a training run writes into its output directory:
     /// `OUT/metrics.jsonl` and `OUT/tensorboard/events.out.tfevents.<time>.<host>`.
-    public static func standard(outputDirectory: URL) throws -> FanOutMetricsSink {
-        let jsonl = try JSONLMetricsSink(url: outputDirectory.appendingPathComponent("metrics.jsonl"))
+    /// - Parameter resumingFromStep: the checkpoint step a resumed run continues from; the
+    ///   existing `metrics.jsonl` keeps its lines up to that step. Nil for a fresh run.
+    public static func standard(outputDirectory: URL, resumingFromStep: Int? = nil) throws -> FanOutMetricsSink {
+        let jsonl = try JSONLMetricsSink(url: outputDirectory.appendingPathComponent("metrics.jsonl"),
+                                         keepingStepsThrough: resumingFromStep)
         let tensorBoard = try TensorBoardSink(directory: outputDirectory.appendingPathComponent("tensorboard"))
         return FanOutMetricsSink([jsonl, tensorBoard])
     }

@@ -5,6 +5,7 @@ import Foundation
 /// metric, tags equal to the metric names. Each record is handed to the OS as it is written.
 ///
 /// Open with `tensorboard --logdir OUT/tensorboard` (or a parent holding several runs).
+/// A resumed run writes a new file next to the old one; TensorBoard reads both.
 public final class TensorBoardSink: MetricsSink {
     public let fileURL: URL
     private let file: AppendingFile
@@ -20,7 +21,14 @@ public final class TensorBoardSink: MetricsSink {
         self.clock = clock
         let now = clock()
         let safeHost = hostName.isEmpty ? "localhost" : hostName.replacingOccurrences(of: "/", with: "_")
-        fileURL = directory.appendingPathComponent("events.out.tfevents.\(Int(now)).\(safeHost)")
+        // Never overwrite an earlier file (a resumed run started in the same second): add a suffix.
+        var candidate = directory.appendingPathComponent("events.out.tfevents.\(Int(now)).\(safeHost)")
+        var suffix = 1
+        while FileManager.default.fileExists(atPath: candidate.path) {
+            candidate = directory.appendingPathComponent("events.out.tfevents.\(Int(now)).\(safeHost).\(suffix)")
+            suffix += 1
+        }
+        fileURL = candidate
         file = try AppendingFile(creating: fileURL)
         try file.write(TensorBoardEvent.record(TensorBoardEvent.fileVersionEvent(wallTime: now)))
     }
