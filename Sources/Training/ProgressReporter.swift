@@ -18,9 +18,12 @@ public struct ProgressSnapshot: Sendable {
     public var tokensPerSecond: Double
     /// Seconds since the training loop started (after start-up and any resume).
     public var elapsedSeconds: Double
+    /// The step this run started from (the checkpoint step when resuming, else 0), so the ETA
+    /// uses only this run's speed: `elapsedSeconds / (step - startStep)` per step.
+    public var startStep: Int
 
     public init(step: Int, totalSteps: Int, epoch: Double, loss: Double, rewardAccuracy: Double,
-                rewardMargin: Double, tokensPerSecond: Double, elapsedSeconds: Double) {
+                rewardMargin: Double, tokensPerSecond: Double, elapsedSeconds: Double, startStep: Int = 0) {
         self.step = step
         self.totalSteps = totalSteps
         self.epoch = epoch
@@ -29,6 +32,7 @@ public struct ProgressSnapshot: Sendable {
         self.rewardMargin = rewardMargin
         self.tokensPerSecond = tokensPerSecond
         self.elapsedSeconds = elapsedSeconds
+        self.startStep = startStep
     }
 }
 
@@ -38,35 +42,42 @@ public struct ProgressSnapshot: Sendable {
 /// one plain line per `update`. The library never prints: the CLI passes the output stream.
 ///
 ///     let reporter = ProgressReporter(output: FileHandleOutputStream(.standardError),
-///                                     mode: .detect(fileDescriptor: STDERR_FILENO))
-///     reporter.update(snapshot)   // interactive: every step; plain: every --log-every steps
+///                                     mode: .detect(fileDescriptor: STDERR_FILENO),
+///                                     width: ProgressMode.terminalColumns(fileDescriptor: STDERR_FILENO) ?? 100,
+///                                     plainEvery: parameters.logEvery)
+///     reporter.update(snapshot)   // every step; plain mode writes every `plainEvery` steps
 ///     reporter.message("saved checkpoint-100")
 ///     reporter.finish()
 public final class ProgressReporter {
     public let mode: ProgressMode
     /// Characters available for the bar line (interactive mode).
     public let width: Int
-    /// The step training (re)started from, so a resumed run's ETA uses only this run's speed.
-    public let startStep: Int
+    /// Plain mode writes a line only every this many steps (`--log-every`) and at the last step.
+    public let plainEvery: Int
     private var output: TextOutputStream
     private var lastLine: String?
 
-    public init(output: TextOutputStream, mode: ProgressMode, width: Int = 100, startStep: Int = 0) {
+    /// - Parameters:
+    ///   - width: the terminal's columns (`ProgressMode.terminalColumns(fileDescriptor:)`).
+    ///   - plainEvery: in plain mode, write a line only at steps that are multiples of this
+    ///     (pass `--log-every`) and at the last step; the trainer may call `update` every step.
+    public init(output: TextOutputStream, mode: ProgressMode, width: Int = 100, plainEvery: Int = 1) {
         self.output = output
         self.mode = mode
         self.width = max(40, width)
-        self.startStep = startStep
+        self.plainEvery = max(1, plainEvery)
     }
 
-    /// Draws the bar (interactive) or writes one line (plain).
+    /// Draws the bar (interactive, every call) or writes one line (plain, every `plainEvery` steps).
     public func update(_ snapshot: ProgressSnapshot) {
         switch mode {
         case .interactive:
-            let line = Self.barLine(snapshot, startStep: startStep, width: width)
+            let line = Self.barLine(snapshot, width: width)
             output.write("\r" + line + "\u{1B}[K")
             lastLine = line
         case .plain:
-            output.write(Self.plainLine(snapshot, startStep: startStep) + "\n")
+            guard snapshot.step % plainEvery == 0 || snapshot.step >= snapshot.totalSteps else { return }
+            output.write(Self.plainLine(snapshot) + "\n")
         }
     }
 
@@ -91,8 +102,8 @@ public final class ProgressReporter {
     // MARK: - Formatting
 
     /// Seconds left, from this run's average step time; nil before the first step of this run.
-    public static func etaSeconds(_ snapshot: ProgressSnapshot, startStep: Int) -> Double? {
-        let stepsDone = snapshot.step - startStep
+    public static func etaSeconds(_ snapshot: ProgressSnapshot) -> Double? {
+        let stepsDone = snapshot.step - snapshot.startStep
         guard stepsDone > 0, snapshot.elapsedSeconds >= 0 else { return nil }
         let remaining = max(0, snapshot.totalSteps - snapshot.step)
         return snapshot.elapsedSeconds / Double(stepsDone) * Double(remaining)
@@ -100,12 +111,12 @@ public final class ProgressReporter {
 
     /// ` 42/200 [#####.....]  21% epoch 0.42 loss 0.6512 acc 0.625 margin 0.0310 1234 tok/s 00:35<02:10`,
     /// the bar sized so the line fits in `width` characters.
-    public static func barLine(_ snapshot: ProgressSnapshot, startStep: Int, width: Int) -> String {
+    public static func barLine(_ snapshot: ProgressSnapshot, width: Int) -> String {
         let total = max(1, snapshot.totalSteps)
         let fraction = min(1, max(0, Double(snapshot.step) / Double(total)))
         let counter = pad(String(snapshot.step), to: String(total).count) + "/\(total)"
         let percent = pad(String(Int((fraction * 100).rounded(.down))), to: 3) + "%"
-        let eta = etaSeconds(snapshot, startStep: startStep).map(duration) ?? "?"
+        let eta = etaSeconds(snapshot).map(duration) ?? "?"
         let fields = "epoch \(fixed(snapshot.epoch, 2)) loss \(fixed(snapshot.loss, 4))"
             + " acc \(fixed(snapshot.rewardAccuracy, 3)) margin \(fixed(snapshot.rewardMargin, 4))"
             + " \(rate(snapshot.tokensPerSecond)) tok/s \(duration(snapshot.elapsedSeconds))<\(eta)"
@@ -117,8 +128,8 @@ public final class ProgressReporter {
     }
 
     /// `step 42/200 epoch 0.42 loss 0.6512 acc 0.625 margin 0.0310 tok/s 1234 elapsed 00:35 eta 02:10`.
-    public static func plainLine(_ snapshot: ProgressSnapshot, startStep: Int) -> String {
-        let eta = etaSeconds(snapshot, startStep: startStep).map(duration) ?? "?"
+    public static func plainLine(_ snapshot: ProgressSnapshot) -> String {
+        let eta = etaSeconds(snapshot).map(duration) ?? "?"
         return "step \(snapshot.step)/\(snapshot.totalSteps) epoch \(fixed(snapshot.epoch, 2))"
             + " loss \(fixed(snapshot.loss, 4)) acc \(fixed(snapshot.rewardAccuracy, 3))"
             + " margin \(fixed(snapshot.rewardMargin, 4)) tok/s \(rate(snapshot.tokensPerSecond))"

@@ -16,20 +16,22 @@ struct CapturingStream: TextOutputStream {
 }
 
 final class ProgressReporterTests: XCTestCase {
-    func snapshot(step: Int, elapsed: Double) -> ProgressSnapshot {
+    func snapshot(step: Int, elapsed: Double, startStep: Int = 0) -> ProgressSnapshot {
         ProgressSnapshot(step: step, totalSteps: 200, epoch: Double(step) / 100, loss: 0.65123, rewardAccuracy: 0.625,
-                         rewardMargin: 0.03104, tokensPerSecond: 1234.4, elapsedSeconds: elapsed)
+                         rewardMargin: 0.03104, tokensPerSecond: 1234.4, elapsedSeconds: elapsed, startStep: startStep)
     }
 
     // MARK: - ETA
 
     func testETAUsesThisRunsAverageStepTime() {
         // 50 steps in 100 s -> 2 s/step; 150 steps left -> 300 s.
-        XCTAssertEqual(ProgressReporter.etaSeconds(snapshot(step: 50, elapsed: 100), startStep: 0), 300)
+        XCTAssertEqual(ProgressReporter.etaSeconds(snapshot(step: 50, elapsed: 100)), 300)
         // Resumed at step 40: 10 steps in 100 s -> 10 s/step; 150 left -> 1500 s.
-        XCTAssertEqual(ProgressReporter.etaSeconds(snapshot(step: 50, elapsed: 100), startStep: 40), 1500)
-        XCTAssertNil(ProgressReporter.etaSeconds(snapshot(step: 40, elapsed: 1), startStep: 40), "no step done yet")
-        XCTAssertEqual(ProgressReporter.etaSeconds(snapshot(step: 200, elapsed: 10), startStep: 0), 0)
+        XCTAssertEqual(ProgressReporter.etaSeconds(snapshot(step: 50, elapsed: 100, startStep: 40)), 1500)
+        XCTAssertNil(ProgressReporter.etaSeconds(snapshot(step: 40, elapsed: 1, startStep: 40)), "no step done yet")
+        XCTAssertEqual(ProgressReporter.etaSeconds(snapshot(step: 200, elapsed: 10)), 0)
+        // A resumed run's plain line shows the ETA from this run's speed.
+        XCTAssertTrue(ProgressReporter.plainLine(snapshot(step: 50, elapsed: 100, startStep: 40)).hasSuffix("eta 25:00"))
     }
 
     func testDurationFormatting() {
@@ -68,7 +70,7 @@ final class ProgressReporterTests: XCTestCase {
     }
 
     func testBarFitsNarrowTerminals() {
-        let line = ProgressReporter.barLine(snapshot(step: 3, elapsed: 9), startStep: 0, width: 60)
+        let line = ProgressReporter.barLine(snapshot(step: 3, elapsed: 9), width: 60)
         XCTAssertTrue(line.hasPrefix("  3/200 [..........]   1% "), line)
     }
 
@@ -90,11 +92,22 @@ final class ProgressReporterTests: XCTestCase {
         ])
     }
 
+    func testPlainModeWritesEveryLogStepAndTheLastStep() {
+        let captured = CapturedOutput()
+        let reporter = ProgressReporter(output: CapturingStream(target: captured), mode: .plain, plainEvery: 10)
+        for step in 1...25 {
+            var update = snapshot(step: step, elapsed: Double(step))
+            update.totalSteps = 25
+            reporter.update(update)
+        }
+        XCTAssertEqual(captured.text.split(separator: "\n").map { $0.split(separator: " ")[1] }, ["10/25", "20/25", "25/25"])
+    }
+
     func testNonFiniteValuesPrintReadably() {
         var diverged = snapshot(step: 1, elapsed: 1)
         diverged.loss = .nan
         diverged.rewardMargin = -.infinity
-        let line = ProgressReporter.plainLine(diverged, startStep: 0)
+        let line = ProgressReporter.plainLine(diverged)
         XCTAssertTrue(line.contains("loss nan"), line)
         XCTAssertTrue(line.contains("margin -inf"), line)
     }
