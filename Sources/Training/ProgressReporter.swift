@@ -110,7 +110,7 @@ public final class ProgressReporter {
     }
 
     /// ` 42/200 [#####.....]  21% epoch 0.42 loss 0.6512 acc 0.625 margin 0.0310 1234 tok/s 00:35<02:10`,
-    /// the bar sized so the line fits in `width` characters.
+    /// the bar sized (and on a narrow terminal the line cut) so it fits in `width - 1` characters.
     public static func barLine(_ snapshot: ProgressSnapshot, width: Int) -> String {
         let total = max(1, snapshot.totalSteps)
         let fraction = min(1, max(0, Double(snapshot.step) / Double(total)))
@@ -121,10 +121,13 @@ public final class ProgressReporter {
             + " acc \(fixed(snapshot.rewardAccuracy, 3)) margin \(fixed(snapshot.rewardMargin, 4))"
             + " \(rate(snapshot.tokensPerSecond)) tok/s \(duration(snapshot.elapsedSeconds))<\(eta)"
         let fixedWidth = counter.count + 4 + percent.count + 1 + fields.count
-        let barWidth = max(10, min(30, width - fixedWidth))
+        // One column stays free: a line that fills the terminal exactly can wrap on some terminals,
+        // and a wrapped line cannot be redrawn with \r.
+        let barWidth = max(10, min(30, width - 1 - fixedWidth))
         let filled = Int((fraction * Double(barWidth)).rounded(.down))
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: barWidth - filled)
-        return "\(counter) [\(bar)] \(percent) \(fields)"
+        let line = "\(counter) [\(bar)] \(percent) \(fields)"
+        return line.count < width ? line : String(line.prefix(width - 1))
     }
 
     /// `step 42/200 epoch 0.42 loss 0.6512 acc 0.625 margin 0.0310 tok/s 1234 elapsed 00:35 eta 02:10`.

@@ -58,7 +58,7 @@ final class ProgressReporterTests: XCTestCase {
         for field in ["epoch 1.00", "loss 0.6512", "acc 0.625", "margin 0.0310", "1234 tok/s", "03:20<03:20"] {
             XCTAssertTrue(line.contains(field), "\(field) missing from \(line)")
         }
-        XCTAssertLessThanOrEqual(line.count, 120)
+        XCTAssertLessThan(line.count, 120)
         // The bar is half filled.
         let bar = line[line.index(after: line.firstIndex(of: "[")!)..<line.firstIndex(of: "]")!]
         XCTAssertEqual(bar.filter { $0 == "#" }.count * 2, bar.count)
@@ -72,6 +72,10 @@ final class ProgressReporterTests: XCTestCase {
     func testBarFitsNarrowTerminals() {
         let line = ProgressReporter.barLine(snapshot(step: 3, elapsed: 9), width: 60)
         XCTAssertTrue(line.hasPrefix("  3/200 [..........]   1% "), line)
+        XCTAssertEqual(line.count, 59, "cut to leave the last column free")
+        let roomy = ProgressReporter.barLine(snapshot(step: 3, elapsed: 9), width: 200)
+        XCTAssertTrue(roomy.contains("[" + String(repeating: ".", count: 30) + "]"), "bar is at most 30 wide")
+        XCTAssertTrue(roomy.hasSuffix("00:09<09:51"), roomy)
     }
 
     // MARK: - Plain mode
