@@ -26,11 +26,15 @@ struct PlotCommand: ParsableCommand {
     @Option(name: .long, help: "Figure title (default: none).")
     var title: String?
 
+    @Option(name: .long, help: ArgumentHelp("Smooth training curves like TensorBoard (exponential moving average weight in [0, 1), raw values drawn faded; 0 = off).", valueName: "weight"))
+    var smooth: Double = 0
+
     func validate() throws {
         if metrics.isEmpty { throw ValidationError("give at least one --metrics FILE (the metrics.jsonl of a run)") }
         if !label.isEmpty, label.count != metrics.count {
             throw ValidationError("--label was given \(label.count) time(s) but --metrics \(metrics.count) time(s); give one label per metrics file or none")
         }
+        if !(smooth >= 0 && smooth < 1) { throw ValidationError("--smooth \(smooth) must be in [0, 1), e.g. 0.6; 0 turns smoothing off") }
         let pathExtension = URL(fileURLWithPath: out).pathExtension.lowercased()
         if pathExtension != "svg", pathExtension != "png" {
             throw ValidationError("--out \(out) must end in .svg or .png")
@@ -42,7 +46,7 @@ struct PlotCommand: ParsableCommand {
         let runs = try metrics.enumerated().map { index, path in
             try MetricsPlot.Run.read(URL(fileURLWithPath: path), label: label.isEmpty ? nil : label[index])
         }
-        try MetricsPlot.render(runs: runs, title: title, to: URL(fileURLWithPath: out))
+        try MetricsPlot.render(runs: runs, title: title, smoothing: smooth, to: URL(fileURLWithPath: out))
         print("wrote \(out)")
     }
 }

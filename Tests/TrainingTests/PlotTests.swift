@@ -318,6 +318,45 @@ final class PlotTests: XCTestCase {
         XCTAssertEqual(CRC32.checksum(Array("123456789".utf8)), 0xCBF4_3926)
     }
 
+    // MARK: Smoothing and long runs
+
+    func testExponentialMovingAverageIsDebiasedAndSkipsNaN() {
+        // w = 0.5: a1 = 0.5*2 = 1 -> 1/(1-0.5) = 2; a2 = 0.5*1 + 0.5*4 = 2.5 -> 2.5/0.75; NaN passes;
+        // a3 = 0.5*2.5 + 0.5*6 = 4.25 -> 4.25/0.875.
+        let smoothed = MetricsPlot.exponentialMovingAverage([2, 4, .nan, 6], weight: 0.5)
+        XCTAssertEqual(smoothed[0], 2, accuracy: 1e-12)
+        XCTAssertEqual(smoothed[1], 2.5 / 0.75, accuracy: 1e-12)
+        XCTAssertTrue(smoothed[2].isNaN)
+        XCTAssertEqual(smoothed[3], 4.25 / 0.875, accuracy: 1e-12)
+        for value in MetricsPlot.exponentialMovingAverage([3, 3, 3], weight: 0.9) {
+            XCTAssertEqual(value, 3, accuracy: 1e-12, "a constant stays constant: no pull toward 0 at the start")
+        }
+    }
+
+    func testSmoothedFigureDrawsFadedRawLinesOutsideTheLegend() throws {
+        let figure = MetricsPlot.figure(runs: [makeRun("dpo", beta: 0.3)], smoothing: 0.6)
+        let loss = figure.panels[0]
+        XCTAssertEqual(loss.series.map(\.faded), [true, false])
+        XCTAssertEqual(loss.xLabel, "step (smoothed 0.6)")
+        let collector = try SVGCollector.parse(figure.svg())
+        XCTAssertFalse(collector.texts.contains { $0.hasSuffix("(raw)") }, "raw lines have no legend entry")
+        XCTAssertTrue(collector.polylineStrokes.contains(PlotColor.series[0].tinted(0.65).hex))
+    }
+
+    func testLongRunsAreDecimatedPerPixelColumnKeepingTheEnvelope() {
+        // 10,000 points over 100 pixel columns, alternating between 0 and 10.
+        let points = (0..<10_000).map { PlotPoint(x: Double($0) / 100, y: $0 % 2 == 0 ? 0 : 10) }
+        let kept = PlotLayout.decimated(points)
+        XCTAssertLessThanOrEqual(kept.count, 4 * 100)
+        XCTAssertEqual(kept.first, points.first)
+        XCTAssertEqual(kept.last, points.last)
+        XCTAssertEqual(kept.map(\.y).min(), 0)
+        XCTAssertEqual(kept.map(\.y).max(), 10)
+        XCTAssertTrue(zip(kept, kept.dropFirst()).allSatisfy { $0.x <= $1.x }, "order is kept")
+        let sparse = (0..<50).map { PlotPoint(x: Double($0) * 3, y: Double($0 % 7)) }
+        XCTAssertEqual(PlotLayout.decimated(sparse), sparse, "lines with few points per pixel are drawn as they are")
+    }
+
     // MARK: Files
 
     func testRenderWritesSVGAndPNGFilesAndTrainingPlots() throws {

@@ -12,6 +12,12 @@ public struct PlotColor: Hashable, Sendable {
         self.blue = blue
     }
 
+    /// This colour mixed with white; `amount` 0 = unchanged, 1 = white.
+    public func tinted(_ amount: Double) -> PlotColor {
+        func mix(_ channel: UInt8) -> UInt8 { UInt8((Double(channel) + (255 - Double(channel)) * amount).rounded()) }
+        return PlotColor(red: mix(red), green: mix(green), blue: mix(blue))
+    }
+
     /// `#rrggbb`.
     public var hex: String { String(format: "#%02x%02x%02x", red, green, blue) }
 
@@ -38,13 +44,17 @@ public struct PlotSeries: Sendable {
     /// Index into `PlotColor.series`; nil = the series' position in its panel.
     public var colorIndex: Int?
     public var dashed: Bool
+    /// Drawn thin in a pale tint of its colour and left out of the legend: the raw values
+    /// behind a smoothed line.
+    public var faded: Bool
 
-    public init(name: String, x: [Double], y: [Double], colorIndex: Int? = nil, dashed: Bool = false) {
+    public init(name: String, x: [Double], y: [Double], colorIndex: Int? = nil, dashed: Bool = false, faded: Bool = false) {
         self.name = name
         self.x = x
         self.y = y
         self.colorIndex = colorIndex
         self.dashed = dashed
+        self.faded = faded
     }
 }
 

@@ -52,16 +52,21 @@ public struct PlotLayout {
         let rightMargin = Self.margin + Double(widestXLabel) * charWidth / 2
         let panelWidth = leftMargin + figure.plotWidth + rightMargin
 
-        // Legends wrap inside the panel width; the tallest one sets the panel height.
+        // Legends wrap inside the panel width; the tallest legend of a grid row sets that row's height.
         let legendRows = figure.panels.map { Self.legendRows($0, width: panelWidth - 2 * Self.margin, charWidth: charWidth) }
-        let legendHeight = Double(legendRows.map(\.count).max() ?? 0) * (lineHeight + 8)
         let titleBand = lineHeight + 14
         let xAxisBand = Self.tickLength + 6 + lineHeight + 8 + lineHeight + 12
-        let panelHeight = titleBand + figure.plotHeight + xAxisBand + legendHeight + Self.margin
+        let gridRows = max(1, (figure.panels.count + figure.columns - 1) / figure.columns)
+        var rowTops = [figureTitleHeight]
+        for gridRow in 0..<gridRows {
+            let members = legendRows.indices.filter { $0 / figure.columns == gridRow }
+            let legendLines = members.map { legendRows[$0].count }.max() ?? 0
+            let rowHeight = titleBand + figure.plotHeight + xAxisBand + Double(legendLines) * (lineHeight + 8) + Self.margin
+            rowTops.append(rowTops[gridRow] + rowHeight)
+        }
 
-        let rows = (figure.panels.count + figure.columns - 1) / figure.columns
         width = Double(figure.columns) * panelWidth
-        height = figureTitleHeight + Double(max(1, rows)) * panelHeight
+        height = rowTops[gridRows]
         commands.append(.rectangle(x: 0, y: 0, width: width, height: height, fill: .white, stroke: nil))
         if let title = figure.title {
             commands.append(.text(title, x: width / 2, top: Self.margin, anchor: .middle, scale: Self.titleScale, color: .black))
@@ -69,7 +74,7 @@ public struct PlotLayout {
 
         for (index, panel) in figure.panels.enumerated() {
             let originX = Double(index % figure.columns) * panelWidth
-            let originY = figureTitleHeight + Double(index / figure.columns) * panelHeight
+            let originY = rowTops[index / figure.columns]
             let plotLeft = originX + leftMargin
             let plotTop = originY + titleBand
             layoutPanel(panel, axes: axes[index], legendRows: legendRows[index],
@@ -124,12 +129,16 @@ public struct PlotLayout {
             commands.append(.text("no data", x: plotLeft + plotWidth / 2, top: plotTop + plotHeight / 2 - lineHeight / 2,
                                   anchor: .middle, scale: scale, color: .mutedText))
         }
-        for (index, series) in panel.series.enumerated() {
-            let color = Self.color(series, index: index)
+        // Faded (raw) series first, so the lines that matter are drawn over them.
+        let drawingOrder = panel.series.indices.filter { panel.series[$0].faded }
+            + panel.series.indices.filter { !panel.series[$0].faded }
+        for index in drawingOrder {
+            let series = panel.series[index]
+            let color = series.faded ? Self.color(series, index: index).tinted(0.65) : Self.color(series, index: index)
             for run in Self.finiteRuns(series) {
-                let points = run.map { PlotPoint(x: pixelX($0.x), y: pixelY($0.y)) }
+                let points = Self.decimated(run.map { PlotPoint(x: pixelX($0.x), y: pixelY($0.y)) })
                 commands.append(.polyline(points: points.count == 1 ? [points[0], points[0]] : points,
-                                          color: color, lineWidth: 2, dashed: series.dashed))
+                                          color: color, lineWidth: series.faded ? 1 : 2, dashed: series.dashed))
             }
         }
         commands.append(.rectangle(x: plotLeft, y: plotTop, width: plotWidth, height: plotHeight, fill: nil, stroke: .axis))
@@ -177,6 +186,29 @@ public struct PlotLayout {
         return runs
     }
 
+    /// Long lines keep, per pixel column, their first, lowest, highest and last point (in
+    /// order), so the drawn envelope is unchanged while a 100k-step SVG stays small.
+    static func decimated(_ points: [PlotPoint]) -> [PlotPoint] {
+        guard let firstColumn = points.first.map({ Int($0.x.rounded(.down)) }),
+              let lastColumn = points.last.map({ Int($0.x.rounded(.down)) }),
+              points.count > 4 * max(1, abs(lastColumn - firstColumn) + 1) else { return points }
+        var result: [PlotPoint] = []
+        var start = 0
+        while start < points.count {
+            let column = Int(points[start].x.rounded(.down))
+            var end = start
+            while end < points.count, Int(points[end].x.rounded(.down)) == column { end += 1 }
+            var lowest = start, highest = start
+            for index in start..<end {
+                if points[index].y < points[lowest].y { lowest = index }
+                if points[index].y > points[highest].y { highest = index }
+            }
+            for index in Set([start, lowest, highest, end - 1]).sorted() { result.append(points[index]) }
+            start = end
+        }
+        return result
+    }
+
     static func axes(_ panel: PlotPanel) -> (x: PlotAxis, y: PlotAxis) {
         let points = panel.series.flatMap(finitePoints)
         guard let first = points.first else {
@@ -197,7 +229,7 @@ public struct PlotLayout {
     /// Series indices per legend row, wrapped to `width`.
     static func legendRows(_ panel: PlotPanel, width: Double, charWidth: Double) -> [[Int]] {
         var rows: [[Int]] = [], current: [Int] = [], used = 0.0
-        for (index, series) in panel.series.enumerated() {
+        for (index, series) in panel.series.enumerated() where !series.faded {
             let entry = legendEntryWidth(series, charWidth: charWidth)
             if !current.isEmpty, used + entry > width {
                 rows.append(current)
