@@ -233,3 +233,56 @@ final class ModelDirectoryTests: XCTestCase {
         assertError(.unreadable, naming: ["model.safetensors"]) { _ = try ModelDirectory.load(directory) }
     }
 }
+
+/// Directories written by transformers 5.23 `save_pretrained` (the parity fixtures).
+final class TransformersWrittenDirectoryTests: XCTestCase {
+    func fixture(_ name: String) throws -> URL {
+        try XCTUnwrap(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
+            .appendingPathComponent("transformers_parity").appendingPathComponent(name)
+    }
+
+    func testLoadsTiedTransformersDirectory() throws {
+        let directory = try fixture("tied_gqa")
+        let (config, weights) = try ModelDirectory.load(directory)
+        XCTAssertEqual(config.hiddenSize, 32)
+        XCTAssertEqual(config.numKeyValueHeads, 2)
+        XCTAssertEqual(config.headDim, 8)
+        XCTAssertEqual(config.vocabSize, 97)
+        XCTAssertEqual(config.ropeTheta, 1e4, "read from rope_parameters")
+        XCTAssertEqual(config.rmsNormEps, 1e-5)
+        XCTAssertTrue(config.tieWordEmbeddings)
+        XCTAssertEqual(config.eosTokenId, 2)
+        XCTAssertEqual(config.padTokenId, 0)
+        let file = try SafetensorsFile(contentsOf: directory.appendingPathComponent("model.safetensors"))
+        let layout = ParameterLayout(config: config)
+        for entry in layout.entries {
+            XCTAssertEqual(Array(weights[entry.range]), try file.floats(entry.name), entry.name)
+        }
+        // The reference file: integer batch tensors and a scalar.
+        let reference = try SafetensorsFile(contentsOf: directory.appendingPathComponent("reference.safetensors"))
+        XCTAssertEqual(try reference.integers("lengths"), [11, 8, 4])
+        XCTAssertEqual(reference["loss"]?.shape, [])
+        XCTAssertEqual(try reference.floats("loss").count, 1)
+        XCTAssertEqual(reference["grad.model.embed_tokens.weight"]?.shape, [97, 32])
+    }
+
+    func testLoadsUntiedTransformersDirectoryWithHeadDim() throws {
+        let (config, weights) = try ModelDirectory.load(try fixture("untied_headdim"))
+        XCTAssertEqual(config.headDim, 12)
+        XCTAssertEqual(config.qDim, 48)
+        XCTAssertFalse(config.tieWordEmbeddings)
+        let layout = ParameterLayout(config: config)
+        XCTAssertEqual(layout.entry("lm_head.weight").shape, [89, 32])
+        XCTAssertEqual(weights.count, layout.totalCount)
+    }
+
+    /// Our save of a transformers directory reads back bit-exactly (fp32) with the same config.
+    func testResaveIsLossless() throws {
+        let (config, weights) = try ModelDirectory.load(try fixture("untied_headdim"))
+        let copy = try freshTemporaryDirectory()
+        try ModelDirectory.save(config: config, weights: weights, to: copy)
+        let (again, againWeights) = try ModelDirectory.load(copy)
+        XCTAssertEqual(again, config)
+        XCTAssertEqual(againWeights, weights)
+    }
+}
