@@ -30,7 +30,8 @@ extension LlamaConfig {
     /// not compute:
     /// - `model_type` other than `"llama"`; a `quantization_config`;
     /// - `rope_scaling` / `rope_parameters` other than null or `rope_type: "default"`;
-    /// - `attention_bias` or `mlp_bias` true; `sliding_window` set or `use_sliding_window` true;
+    /// - `attention_bias` or `mlp_bias` true; `use_sliding_window` true, or `sliding_window`
+    ///   set without `use_sliding_window: false`;
     /// - `hidden_act` other than `silu` (`swish` is the same function);
     /// - heads that do not divide (`num_attention_heads % num_key_value_heads`, or
     ///   `hidden_size % num_attention_heads` when `head_dim` is absent), odd `head_dim`;
@@ -38,7 +39,7 @@ extension LlamaConfig {
     ///   token ids outside the vocabulary.
     /// `attention_dropout` is ignored: it only acts in training mode, and DPO trainers
     /// (TRL's `disable_dropout=True` default) switch it off.
-    public init(json object: [String: JSONValue]) throws {
+    init(json object: [String: JSONValue]) throws {
         let reader = ConfigReader(object: object)
 
         let modelType = try reader.requiredString("model_type")
@@ -87,7 +88,9 @@ extension LlamaConfig {
         for key in ["attention_bias", "mlp_bias"] where try reader.optionalBool(key) == true {
             throw LlamaConfigError(key: key, problem: "is true; this model has no projection biases")
         }
-        if let window = object["sliding_window"], !window.isNull, window != .bool(false) {
+        // A window switched off by `use_sliding_window: false` (Qwen2-style configs) is no window.
+        if let window = object["sliding_window"], !window.isNull, window != .bool(false),
+           try reader.optionalBool("use_sliding_window") != false {
             throw LlamaConfigError(
                 key: "sliding_window", problem: "is \(window.kindDescription); only full causal attention is implemented")
         }

@@ -1,9 +1,9 @@
 import Foundation
 
-/// A parsed JSON value, kept exactly as written (integers stay integers), so that
-/// Hugging Face files (`config.json`, safetensors headers, shard indexes) can be
-/// validated key by key with messages that say what was found.
-public enum JSONValue: Codable, Equatable, Sendable {
+/// A parsed JSON value, kept exactly as written (integers stay integers), so that Hugging Face
+/// files (`config.json`, safetensors headers, shard indexes) can be validated key by key with
+/// messages that say what was found. Internal to Llama, so it cannot clash with other layers.
+enum JSONValue: Codable, Equatable, Sendable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -14,7 +14,7 @@ public enum JSONValue: Codable, Equatable, Sendable {
 
     // MARK: - Codable
 
-    public init(from decoder: Decoder) throws {
+    init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -33,7 +33,7 @@ public enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
-    public func encode(to encoder: Encoder) throws {
+    func encode(to encoder: Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
@@ -49,7 +49,7 @@ public enum JSONValue: Codable, Equatable, Sendable {
     // MARK: - Typed views
 
     /// The value as an integer: JSON integers, and numbers with no fractional part.
-    public var intValue: Int? {
+    var intValue: Int? {
         switch self {
         case .integer(let value): return Int(exactly: value)
         case .number(let value): return value.rounded() == value ? Int(exactly: value) : nil
@@ -58,7 +58,7 @@ public enum JSONValue: Codable, Equatable, Sendable {
     }
 
     /// The value as a floating-point number (integers included).
-    public var doubleValue: Double? {
+    var doubleValue: Double? {
         switch self {
         case .integer(let value): return Double(value)
         case .number(let value): return value
@@ -66,14 +66,14 @@ public enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
-    public var boolValue: Bool? { if case .bool(let value) = self { return value } else { return nil } }
-    public var stringValue: String? { if case .string(let value) = self { return value } else { return nil } }
-    public var arrayValue: [JSONValue]? { if case .array(let value) = self { return value } else { return nil } }
-    public var objectValue: [String: JSONValue]? { if case .object(let value) = self { return value } else { return nil } }
-    public var isNull: Bool { self == .null }
+    var boolValue: Bool? { if case .bool(let value) = self { return value } else { return nil } }
+    var stringValue: String? { if case .string(let value) = self { return value } else { return nil } }
+    var arrayValue: [JSONValue]? { if case .array(let value) = self { return value } else { return nil } }
+    var objectValue: [String: JSONValue]? { if case .object(let value) = self { return value } else { return nil } }
+    var isNull: Bool { self == .null }
 
     /// A short description of the value for error messages (`"an integer (12)"`, `"a string (\"gelu\")"`).
-    public var kindDescription: String {
+    var kindDescription: String {
         switch self {
         case .null: return "null"
         case .bool(let value): return "a boolean (\(value))"

@@ -143,6 +143,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(refusal(["use_sliding_window": .bool(true)])?.key, "use_sliding_window")
         XCTAssertNil(try? LlamaConfig(json: Self.baseObject.merging(["sliding_window": .integer(4)]) { $1 }))
         XCTAssertNoThrow(try LlamaConfig(json: Self.baseObject.merging(["sliding_window": .null, "use_sliding_window": .bool(false)]) { $1 }))
+        XCTAssertNoThrow(try LlamaConfig(json: Self.baseObject.merging(["sliding_window": .integer(4096), "use_sliding_window": .bool(false)]) { $1 }),
+                         "a window switched off explicitly")
     }
 
     func testRefusesOtherActivation() {
