@@ -239,3 +239,55 @@ extension XCTestCase {
         return url
     }
 }
+
+/// Real-world shaped configs and the JSON value parsing under them.
+final class ConfigSourcesTests: XCTestCase {
+    func testJSONValueKeepsKinds() throws {
+        let value = try JSONDecoder().decode(JSONValue.self, from: Data(#"{"t": true, "f": false, "one": 1, "zero": 0, "eps": 1e-05, "big": 1e20, "s": "x", "n": null, "a": [1, 2.5]}"#.utf8))
+        let object = try XCTUnwrap(value.objectValue)
+        XCTAssertEqual(object["t"], .bool(true))
+        XCTAssertEqual(object["f"], .bool(false))
+        XCTAssertEqual(object["one"], .integer(1), "1 is a number, never true")
+        XCTAssertEqual(object["zero"], .integer(0), "0 is a number, never false")
+        XCTAssertEqual(object["eps"], .number(1e-5))
+        XCTAssertEqual(object["big"]?.doubleValue, 1e20)
+        XCTAssertEqual(object["s"], .string("x"))
+        XCTAssertEqual(object["n"], .null)
+        XCTAssertEqual(object["a"], .array([.integer(1), .number(2.5)]))
+    }
+
+    /// A SmolLM2-135M-shaped config.json (transformers 4.x keys, 9 heads / 3 kv heads, head_dim 64).
+    func testSmolLMStyleConfig() throws {
+        let text = """
+        {"architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 0,
+         "eos_token_id": 0, "hidden_act": "silu", "hidden_size": 576, "initializer_range": 0.041666666666666664,
+         "intermediate_size": 1536, "is_llama_config": true, "max_position_embeddings": 8192, "mlp_bias": false,
+         "model_type": "llama", "num_attention_heads": 9, "num_hidden_layers": 30, "num_key_value_heads": 3,
+         "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_interleaved": false, "rope_scaling": null, "rope_theta": 100000,
+         "tie_word_embeddings": true, "torch_dtype": "bfloat16", "transformers_version": "4.42.3", "use_cache": true,
+         "vocab_size": 49152}
+        """
+        let config = try JSONDecoder().decode(LlamaConfig.self, from: Data(text.utf8))
+        XCTAssertEqual(config.headDim, 64)
+        XCTAssertEqual(config.numKeyValueHeads, 3)
+        XCTAssertEqual(config.ropeTheta, 100_000)
+        XCTAssertEqual(config.torchDtype, "bfloat16")
+        XCTAssertEqual(config.eosTokenId, 0)
+        XCTAssertEqual(ParameterLayout(config: config).totalCount, 134_515_008, "SmolLM2-135M's parameter count")
+    }
+
+    /// A Llama-3.2-shaped config: llama3 RoPE scaling is refused, naming the key.
+    func testLlama3RopeScalingRefused() {
+        let text = """
+        {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
+         "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "rope_theta": 500000.0,
+         "eos_token_id": [128001, 128008, 128009], "bos_token_id": 128000, "tie_word_embeddings": true,
+         "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                          "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
+        """
+        XCTAssertThrowsError(try JSONDecoder().decode(LlamaConfig.self, from: Data(text.utf8))) { error in
+            XCTAssertEqual((error as? LlamaConfigError)?.key, "rope_scaling")
+            XCTAssertTrue(String(describing: error).contains("llama3"), "\(error)")
+        }
+    }
+}
