@@ -26,6 +26,11 @@ public enum ModelDirectory {
 
     // MARK: - Loading
 
+    /// Only the validated `config.json` of the model directory at `url` (no weights read).
+    public static func loadConfig(_ url: URL) throws -> LlamaConfig {
+        try LlamaConfig.load(from: url.appendingPathComponent(configFileName))
+    }
+
     /// Reads the config and the weights of the model directory at `url`.
     ///
     /// Every tensor's shape is checked against `config.json` before the flat buffer is
@@ -35,7 +40,7 @@ public enum ModelDirectory {
     /// extra layers) is refused, except the non-parameter `rotary_emb.inv_freq` buffers of old
     /// checkpoints. Non-finite weights are refused.
     public static func load(_ url: URL) throws -> (config: LlamaConfig, weights: [Float]) {
-        let config = try LlamaConfig.load(from: url.appendingPathComponent(configFileName))
+        let config = try loadConfig(url)
         let archive = try SafetensorsArchive(directory: url)
         let layout = ParameterLayout(config: config)
         let configPath = url.appendingPathComponent(configFileName).path

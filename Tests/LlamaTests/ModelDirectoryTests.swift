@@ -37,6 +37,7 @@ final class ModelDirectoryTests: XCTestCase {
             var expectedConfig = config
             expectedConfig.torchDtype = "float32"
             XCTAssertEqual(loadedConfig, expectedConfig)
+            XCTAssertEqual(try ModelDirectory.loadConfig(directory), expectedConfig)
             XCTAssertEqual(loadedWeights.map(\.bitPattern), weights.map(\.bitPattern))
 
             let file = try SafetensorsFile(contentsOf: directory.appendingPathComponent("model.safetensors"))
