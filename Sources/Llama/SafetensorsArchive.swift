@@ -27,7 +27,11 @@ public final class SafetensorsArchive {
         } else if FileManager.default.fileExists(atPath: index.path) {
             try self.init(index: index)
         } else {
-            throw SafetensorsError(.unreadable, file: directory.path, "no \(Self.singleFileName) or \(Self.indexFileName) in this directory")
+            let pickled = ["pytorch_model.bin", "pytorch_model.bin.index.json"].first {
+                FileManager.default.fileExists(atPath: directory.appendingPathComponent($0).path)
+            }
+            let hint = pickled.map { " (\($0) is a PyTorch pickle, which is not read: convert it with transformers, e.g. `AutoModelForCausalLM.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)`)" } ?? ""
+            throw SafetensorsError(.unreadable, file: directory.path, "no \(Self.singleFileName) or \(Self.indexFileName) in this directory\(hint)")
         }
     }
 

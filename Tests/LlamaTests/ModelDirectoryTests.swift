@@ -232,6 +232,8 @@ final class ModelDirectoryTests: XCTestCase {
         }
         try tinyConfig(tied: true).save(to: directory.appendingPathComponent("config.json"))
         assertError(.unreadable, naming: ["model.safetensors"]) { _ = try ModelDirectory.load(directory) }
+        try Data([0x80, 0x02]).write(to: directory.appendingPathComponent("pytorch_model.bin"))
+        assertError(.unreadable, naming: ["model.safetensors", "pytorch_model.bin", "safe_serialization"]) { _ = try ModelDirectory.load(directory) }
     }
 }
 
