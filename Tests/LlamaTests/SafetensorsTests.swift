@@ -261,5 +261,42 @@ final class SafetensorsTests: XCTestCase {
         let absent = directory.appendingPathComponent("absent.safetensors")
         assertError(.unreadable, file: absent) { _ = try SafetensorsFile(contentsOf: absent) }
     }
-}
 
+    /// Random truncations and byte corruptions of a valid file: every outcome is a
+    /// `SafetensorsError` or a successful read, never a crash or a hang.
+    func testCorruptedFilesNeverCrash() throws {
+        let directory = try freshTemporaryDirectory()
+        let url = try writeFile([("a", [3, 4], Array(Self.sampleValues.prefix(12))), ("b", [5], [1, 2, 3, 4, 5]),
+                                 ("c", [2, 2], [1, 2, 3, 4])], dtype: .F16, in: directory)
+        let original = try Data(contentsOf: url)
+        let headerEnd = 8 + Int(original.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        var random = TestRandom(seed: 11)
+        var outcomes = (errors: 0, reads: 0)
+        for trial in 0..<300 {
+            var corrupted = original
+            if trial % 3 == 0 {
+                corrupted = corrupted.prefix(Int(random.next() % UInt64(original.count)))
+            } else {
+                for _ in 0..<(1 + Int(random.next() % 3)) {
+                    // Mostly the header (length bytes included), where the structure lives.
+                    let position = Int(random.next() % UInt64(trial % 3 == 1 ? headerEnd : original.count))
+                    corrupted[position] = UInt8(truncatingIfNeeded: random.next())
+                }
+            }
+            let corruptURL = directory.appendingPathComponent("corrupt.safetensors")
+            try corrupted.write(to: corruptURL)
+            do {
+                let file = try SafetensorsFile(contentsOf: corruptURL)
+                for tensor in file.tensors {
+                    if tensor.dtype.isReadableAsFloat { _ = try file.floats(tensor.name) }
+                    if tensor.dtype.isInteger { _ = try file.integers(tensor.name) }
+                }
+                outcomes.reads += 1
+            } catch is SafetensorsError {
+                outcomes.errors += 1
+            }
+        }
+        XCTAssertGreaterThan(outcomes.errors, 100, "most corruptions are detected")
+        XCTAssertGreaterThan(outcomes.reads, 0, "corrupted tensor bytes (not structure) still read")
+    }
+}
