@@ -114,6 +114,14 @@ extension LlamaConfig {
         where value <= 0 {
             throw LlamaConfigError(key: key, problem: "is \(value); it must be a positive integer")
         }
+        guard numHiddenLayers <= Self.maximumLayers else {
+            throw LlamaConfigError(key: "num_hidden_layers", problem: "is \(numHiddenLayers); more than \(Self.maximumLayers) layers is not a model this trainer can hold")
+        }
+        guard let parameters = checkedParameterCount(), parameters <= Self.maximumParameters else {
+            throw LlamaConfigError(
+                key: "hidden_size",
+                problem: "with these sizes (vocab \(vocabSize), hidden \(hiddenSize), ffn \(intermediateSize), \(numHiddenLayers) layers) the model has more than \(Self.maximumParameters) parameters")
+        }
         guard numAttentionHeads % numKeyValueHeads == 0 else {
             throw LlamaConfigError(
                 key: "num_key_value_heads",
@@ -139,6 +147,44 @@ extension LlamaConfig {
         for id in eosTokenIds where !(0..<vocabSize).contains(id) {
             throw LlamaConfigError(key: "eos_token_id", problem: "\(id) is outside the vocabulary 0..<\(vocabSize)")
         }
+    }
+}
+
+// MARK: - Size limits
+
+extension LlamaConfig {
+    /// Bounds that keep a hostile or mistyped config from making the layout itself huge
+    /// (the layout is built before any weight file is looked at).
+    static let maximumLayers = 10_000
+    static let maximumParameters = 1 << 40
+
+    /// The parameter count of this architecture, or nil if it overflows `Int`.
+    func checkedParameterCount() -> Int? {
+        func multiply(_ values: Int...) -> Int? {
+            var product = 1
+            for value in values {
+                let (result, overflow) = product.multipliedReportingOverflow(by: value)
+                if overflow { return nil }
+                product = result
+            }
+            return product
+        }
+        guard let embedding = multiply(vocabSize, hiddenSize),
+              let query = multiply(numAttentionHeads, headDim, hiddenSize),
+              let keyValue = multiply(2, numKeyValueHeads, headDim, hiddenSize),
+              let mlp = multiply(3, intermediateSize, hiddenSize)
+        else { return nil }
+        var perLayer = 2 * hiddenSize
+        for part in [query, query, keyValue, mlp] {
+            let (sum, overflow) = perLayer.addingReportingOverflow(part)
+            if overflow { return nil }
+            perLayer = sum
+        }
+        guard let layers = multiply(perLayer, numHiddenLayers) else { return nil }
+        let heads = tieWordEmbeddings ? embedding : (embedding.multipliedReportingOverflow(by: 2).overflow ? nil : 2 * embedding)
+        guard let heads else { return nil }
+        let (total, overflow) = layers.addingReportingOverflow(heads + hiddenSize)
+        return overflow ? nil : total
     }
 }
 

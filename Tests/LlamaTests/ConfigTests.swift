@@ -177,6 +177,10 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(refusal(["eos_token_id": .integer(259)])?.key, "eos_token_id", "outside the vocabulary")
         XCTAssertEqual(refusal(["bos_token_id": .integer(1000)])?.key, "bos_token_id")
         XCTAssertEqual(refusal(["quantization_config": .object(["bits": .integer(4)])])?.key, "quantization_config")
+        // Sizes that would make the layout itself unmanageable are refused before it is built.
+        XCTAssertEqual(refusal(["num_hidden_layers": .integer(1_000_000_000)])?.key, "num_hidden_layers")
+        XCTAssertEqual(refusal(["vocab_size": .integer(1 << 40)])?.key, "hidden_size")
+        XCTAssertEqual(refusal(["intermediate_size": .integer(Int64(1) << 62)])?.key, "hidden_size")
     }
 
     func testLoadNamesFileAndKey() throws {
@@ -226,7 +230,14 @@ final class ConfigTests: XCTestCase {
     }
 
     func testPresetsValidate() throws {
-        for preset in LlamaPreset.allCases { XCTAssertNoThrow(try preset.config.validate(), "\(preset)") }
+        for preset in LlamaPreset.allCases {
+            XCTAssertNoThrow(try preset.config.validate(), "\(preset)")
+            XCTAssertEqual(preset.config.checkedParameterCount(), ParameterLayout(config: preset.config).totalCount)
+        }
+        var untied = LlamaPreset.tiny.config
+        untied.tieWordEmbeddings = false
+        untied.headDim = 24
+        XCTAssertEqual(untied.checkedParameterCount(), ParameterLayout(config: untied).totalCount)
     }
 }
 
