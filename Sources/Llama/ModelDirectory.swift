@@ -115,17 +115,17 @@ public enum ModelDirectory {
         }
         let single = url.appendingPathComponent(SafetensorsArchive.singleFileName)
         let index = url.appendingPathComponent(SafetensorsArchive.indexFileName)
+        // Shards of an earlier sharded save, to remove once the new weights are in place.
+        let previousShards = (try? SafetensorsArchive(index: index))?.files.map(\.url) ?? []
         if let maxShardBytes {
-            let previousShards = try? SafetensorsArchive(index: index).files.map(\.url)
             let written = try SafetensorsWriter.writeSharded(tensors, dtype: dtype.safetensors, maxShardBytes: maxShardBytes, directory: url)
             try? FileManager.default.removeItem(at: single)
-            for shard in previousShards ?? [] where !written.contains(shard.lastPathComponent) {
+            for shard in previousShards where !written.contains(shard.lastPathComponent) {
                 try? FileManager.default.removeItem(at: shard)
             }
         } else {
-            let previousShards = try? SafetensorsArchive(index: index).files.map(\.url)
             try SafetensorsWriter.write(tensors, dtype: dtype.safetensors, to: single)
-            if let previousShards {
+            if !previousShards.isEmpty || FileManager.default.fileExists(atPath: index.path) {
                 try? FileManager.default.removeItem(at: index)
                 for shard in previousShards { try? FileManager.default.removeItem(at: shard) }
             }
