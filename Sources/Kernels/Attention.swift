@@ -1,0 +1,179 @@
+/// Causal grouped-query attention over right-padded rows.
+///
+/// Layouts (token index `r * seqLen + t`):
+///   q, output, dq   `[rows * seqLen, heads * headDim]`
+///   k, v, dk, dv    `[rows * seqLen, kvHeads * headDim]`
+///   probs           `[rows, heads, seqLen, seqLen]` (softmax weights, saved for backward)
+/// Query head h reads key/value head `h / (heads / kvHeads)`. Scores are scaled by
+/// `1 / sqrt(headDim)`. In row r with `length = lengths[r]`, query t attends keys
+/// `j <= min(t, length - 1)`: keys at `t >= length` are never attended, and padded query rows
+/// (t >= length) attend every valid key, as transformers' causal+padding mask does, so they
+/// stay finite. Products run as per-head sgemm on strided views; softmax is max-subtracted.
+public enum Attention {
+    public struct Shape: Sendable, Equatable {
+        public var rows: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int
+        public init(rows: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int) {
+            self.rows = rows; self.seqLen = seqLen; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+        }
+        public var queryWidth: Int { heads * headDim }
+        public var keyWidth: Int { kvHeads * headDim }
+        public var probsCount: Int { rows * heads * seqLen * seqLen }
+        /// Floats of scratch `backward` needs.
+        public var backwardScratchCount: Int { rows * kvHeads * seqLen * seqLen }
+        var scale: Float { 1 / Float(headDim).squareRoot() }
+    }
+
+    // MARK: - Forward
+
+    public static func forward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
+        probs: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, shape s: Shape
+    ) {
+        BLAS.ensureBestCore()
+        let group = s.heads / s.kvHeads, T = s.seqLen
+        Parallel.withSingleThreadedBLAS {
+            Parallel.forEach(s.rows * s.heads) { job in
+                let r = job / s.heads, h = job % s.heads, g = h / group
+                let length = max(0, min(lengths[r], T))
+                attendHead(
+                    q: q + r * T * s.queryWidth + h * s.headDim, queryStride: s.queryWidth, queries: T, queryStart: 0,
+                    k: k + r * T * s.keyWidth + g * s.headDim, v: v + r * T * s.keyWidth + g * s.headDim,
+                    keyStride: s.keyWidth, keys: length, headDim: s.headDim, scale: s.scale,
+                    probs: probs + (r * s.heads + h) * T * T, probsStride: T,
+                    output: output + r * T * s.queryWidth + h * s.headDim, outputStride: s.queryWidth)
+            }
+        }
+    }
+
+    /// One head: `probs = softmax(scale * q k^T + causal mask)`, `output = probs v`.
+    /// Query i has position `queryStart + i` and sees keys `j <= queryStart + i`, `j < keys`.
+    /// probs `[queries, probsStride]`; columns past the visible keys are set to 0.
+    public static func attendHead(
+        q: UnsafePointer<Float>, queryStride: Int, queries: Int, queryStart: Int,
+        k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyStride: Int, keys: Int, headDim: Int, scale: Float,
+        probs: UnsafeMutablePointer<Float>, probsStride: Int,
+        output: UnsafeMutablePointer<Float>, outputStride: Int
+    ) {
+        if keys == 0 {
+            for i in 0..<queries {
+                (probs + i * probsStride).update(repeating: 0, count: probsStride)
+                (output + i * outputStride).update(repeating: 0, count: headDim)
+            }
+            return
+        }
+        Matmul.gemm(transposeA: false, transposeB: true, m: queries, n: keys, k: headDim, alpha: scale,
+                    a: q, lda: queryStride, b: k, ldb: keyStride, beta: 0, c: probs, ldc: probsStride)
+        for i in 0..<queries {
+            let row = probs + i * probsStride
+            let visible = min(queryStart + i + 1, keys)
+            var maximum = -Float.infinity
+            for j in 0..<visible { maximum = max(maximum, row[j]) }
+            var sum: Float = 0
+            for j in 0..<visible { let e = expf(row[j] - maximum); row[j] = e; sum += e }
+            let inverse = 1 / sum
+            for j in 0..<visible { row[j] *= inverse }
+            if visible < probsStride { (row + visible).update(repeating: 0, count: probsStride - visible) }
+        }
+        Matmul.gemm(transposeA: false, transposeB: false, m: queries, n: headDim, k: keys,
+                    a: probs, lda: probsStride, b: v, ldb: keyStride, beta: 0, c: output, ldc: outputStride)
+    }
+
+    // MARK: - Backward
+
+    /// Overwrites dq, dk, dv with the gradients from dOutput, using the saved probs.
+    /// scratch: `shape.backwardScratchCount` floats.
+    public static func backward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
+        probs: UnsafePointer<Float>, dOutput: UnsafePointer<Float>,
+        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>, shape s: Shape
+    ) {
+        BLAS.ensureBestCore()
+        let group = s.heads / s.kvHeads, T = s.seqLen, hd = s.headDim
+        Parallel.withSingleThreadedBLAS {
+            // One job per (row, kv head): it alone writes that key/value head's gradients.
+            Parallel.forEach(s.rows * s.kvHeads) { job in
+                let r = job / s.kvHeads, g = job % s.kvHeads
+                let length = max(0, min(lengths[r], T))
+                let kg = k + r * T * s.keyWidth + g * hd, vg = v + r * T * s.keyWidth + g * hd
+                let dkg = dk + r * T * s.keyWidth + g * hd, dvg = dv + r * T * s.keyWidth + g * hd
+                for t in 0..<T {
+                    (dkg + t * s.keyWidth).update(repeating: 0, count: hd)
+                    (dvg + t * s.keyWidth).update(repeating: 0, count: hd)
+                }
+                let dScores = scratch + job * T * T
+                for h in (g * group)..<((g + 1) * group) {
+                    let qh = q + r * T * s.queryWidth + h * hd
+                    let dqh = dq + r * T * s.queryWidth + h * hd
+                    let dOh = dOutput + r * T * s.queryWidth + h * hd
+                    let P = probs + (r * s.heads + h) * T * T
+                    if length == 0 {
+                        for t in 0..<T { (dqh + t * s.queryWidth).update(repeating: 0, count: hd) }
+                        continue
+                    }
+                    // dP = dO v^T  [T, length];  dv += P^T dO
+                    Matmul.gemm(transposeA: false, transposeB: true, m: T, n: length, k: hd,
+                                a: dOh, lda: s.queryWidth, b: vg, ldb: s.keyWidth, beta: 0, c: dScores, ldc: T)
+                    Matmul.gemm(transposeA: true, transposeB: false, m: length, n: hd, k: T,
+                                a: P, lda: T, b: dOh, ldb: s.queryWidth, beta: 1, c: dvg, ldc: s.keyWidth)
+                    // dS = scale * P * (dP - sum_j P dP)
+                    for t in 0..<T {
+                        let p = P + t * T, d = dScores + t * T
+                        let visible = min(t + 1, length)
+                        var dot: Float = 0
+                        for j in 0..<visible { dot += p[j] * d[j] }
+                        for j in 0..<visible { d[j] = s.scale * p[j] * (d[j] - dot) }
+                        for j in visible..<length { d[j] = 0 }
+                    }
+                    // dq = dS k ; dk += dS^T q
+                    Matmul.gemm(transposeA: false, transposeB: false, m: T, n: hd, k: length,
+                                a: dScores, lda: T, b: kg, ldb: s.keyWidth, beta: 0, c: dqh, ldc: s.queryWidth)
+                    Matmul.gemm(transposeA: true, transposeB: false, m: length, n: hd, k: T,
+                                a: dScores, lda: T, b: qh, ldb: s.queryWidth, beta: 1, c: dkg, ldc: s.keyWidth)
+                }
+            }
+        }
+    }
+
+    // MARK: - Naive oracle
+
+    /// Loops over every (row, head, query, key) in Double; returns the output `[rows*seqLen, heads*headDim]`.
+    public static func forwardNaive(q: [Float], k: [Float], v: [Float], lengths: [Int], shape s: Shape) -> [Float] {
+        var out = [Float](repeating: 0, count: s.rows * s.seqLen * s.queryWidth)
+        let group = s.heads / s.kvHeads
+        for r in 0..<s.rows {
+            let length = max(0, min(lengths[r], s.seqLen))
+            for h in 0..<s.heads {
+                let g = h / group
+                for t in 0..<s.seqLen {
+                    let visible = min(t + 1, length)
+                    if visible == 0 { continue }
+                    var scores = [Double](repeating: 0, count: visible)
+                    for j in 0..<visible {
+                        var dot: Double = 0
+                        for d in 0..<s.headDim {
+                            dot += Double(q[(r * s.seqLen + t) * s.queryWidth + h * s.headDim + d])
+                                * Double(k[(r * s.seqLen + j) * s.keyWidth + g * s.headDim + d])
+                        }
+                        scores[j] = dot / Double(s.headDim).squareRoot()
+                    }
+                    let m = scores.max()!
+                    let e = scores.map { exp($0 - m) }
+                    let z = e.reduce(0, +)
+                    for d in 0..<s.headDim {
+                        var acc: Double = 0
+                        for j in 0..<visible { acc += e[j] / z * Double(v[(r * s.seqLen + j) * s.keyWidth + g * s.headDim + d]) }
+                        out[(r * s.seqLen + t) * s.queryWidth + h * s.headDim + d] = Float(acc)
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
