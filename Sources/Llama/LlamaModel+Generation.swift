@@ -32,7 +32,7 @@ extension LlamaModel {
     /// Continues `prompt` by up to `maxNewTokens` tokens with a KV cache, greedy or sampled
     /// (`sampling`, reproducible by seed). Returns the new tokens only; a stop token, when
     /// produced, is the last one returned. `onToken` sees each new token as it is chosen and
-    /// returns false to stop. Generation also stops at `max_position_embeddings`.
+    /// returns false to stop. Prompt plus generated tokens never exceed `max_position_embeddings`.
     public func generate(prompt: [Int32], maxNewTokens: Int, sampling: SamplingOptions, stopTokens: Set<Int32>,
                          onToken: ((Int32) -> Bool)?) -> [Int32] {
         precondition(!prompt.isEmpty, "generate: the prompt must hold at least one token")
@@ -44,14 +44,14 @@ extension LlamaModel {
         var random = SplitMix64(seed: sampling.seed)
         var generated: [Int32] = []
         decode(prompt, start: 0, cache: cache)
-        var position = prompt.count
-        while generated.count < maxNewTokens {
+        // capacity = min(prompt + maxNewTokens, max positions): the last token is chosen, never fed.
+        while prompt.count + generated.count < capacity {
             let token = pick(from: cache.logits.pointer, sampling: sampling, random: &random)
             generated.append(token)
             let keepGoing = onToken?(token) ?? true
-            if !keepGoing || stopTokens.contains(token) || position >= capacity { break }
+            let position = prompt.count + generated.count - 1
+            if !keepGoing || stopTokens.contains(token) || position + 1 >= capacity { break }
             decode([token], start: position, cache: cache)
-            position += 1
         }
         return generated
     }
