@@ -1,3 +1,5 @@
+import CKernelSupport
+
 /// Causal grouped-query attention over right-padded rows.
 ///
 /// Layouts (token index `r * seqLen + t`):
@@ -66,12 +68,7 @@ public enum Attention {
         for i in 0..<queries {
             let row = probs + i * probsStride
             let visible = min(queryStart + i + 1, keys)
-            var maximum = -Float.infinity
-            for j in 0..<visible { maximum = max(maximum, row[j]) }
-            var sum: Float = 0
-            for j in 0..<visible { let e = expf(row[j] - maximum); row[j] = e; sum += e }
-            let inverse = 1 / sum
-            for j in 0..<visible { row[j] *= inverse }
+            dpo_softmax_row(row, visible)
             if visible < probsStride { (row + visible).update(repeating: 0, count: probsStride - visible) }
         }
         Matmul.gemm(transposeA: false, transposeB: false, m: queries, n: headDim, k: keys,

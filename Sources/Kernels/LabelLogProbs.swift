@@ -1,3 +1,4 @@
+import CKernelSupport
 import Foundation
 
 /// Float32 log-softmax over the vocabulary, gathered at the label: the LM head and the
@@ -40,11 +41,7 @@ public enum LabelLogProbs {
 
     @inline(__always)
     static func logSumExpOfRow(_ row: UnsafePointer<Float>, _ count: Int) -> Float {
-        var maximum = -Float.infinity
-        for j in 0..<count { maximum = max(maximum, row[j]) }
-        var sum: Float = 0
-        for j in 0..<count { sum += expf(row[j] - maximum) }
-        return maximum + logf(sum)
+        dpo_logsumexp(row, count)
     }
 
     // MARK: - Backward
@@ -66,7 +63,7 @@ public enum LabelLogProbs {
                 for i in range {
                     let row = scratch + i * vocab
                     let lse = logSumExp[start + i], d = dLogps[start + i]
-                    for j in 0..<vocab { row[j] = -d * expf(row[j] - lse) }
+                    _ = dpo_shifted_exp(row, row, vocab, lse, -d)  // row = -d * softmax
                     row[Int(targets[start + i])] += d
                 }
             }

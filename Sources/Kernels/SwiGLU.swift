@@ -1,16 +1,15 @@
+import CKernelSupport
 import Foundation
 
 /// The gated MLP activation: `h = silu(gate) * up`, `silu(g) = g * sigmoid(g)`.
+/// Vectorised (AVX-512 exp) in CKernelSupport; the naive oracle is below.
 /// gate, up, h `[count]` (element-wise; `[tokens, intermediate]` in the model).
 public enum SwiGLU {
     // MARK: - Forward
 
     public static func forward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int) {
         Parallel.forChunks(count, minimumChunk: 1 << 15) { range in
-            for i in range {
-                let g = gate[i]
-                output[i] = g / (1 + expf(-g)) * up[i]
-            }
+            dpo_swiglu_forward(gate + range.lowerBound, up + range.lowerBound, output + range.lowerBound, range.count)
         }
     }
 
@@ -22,12 +21,8 @@ public enum SwiGLU {
         dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int
     ) {
         Parallel.forChunks(count, minimumChunk: 1 << 15) { range in
-            for i in range {
-                let g = gate[i], d = dOutput[i]
-                let s = 1 / (1 + expf(-g))
-                dUp[i] = d * g * s
-                dGate[i] = d * up[i] * s * (1 + g * (1 - s))
-            }
+            let o = range.lowerBound
+            dpo_swiglu_backward(gate + o, up + o, dOutput + o, dGate + o, dUp + o, range.count)
         }
     }
 

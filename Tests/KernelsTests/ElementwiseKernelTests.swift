@@ -1,4 +1,5 @@
 import XCTest
+import CKernelSupport
 import TestSupport
 @testable import Kernels
 
@@ -118,5 +119,34 @@ final class ElementwiseKernelTests: XCTestCase {
         var rounded = values
         rounded.withUnsafeMutableBufferPointer { Half.round($0.baseAddress!, count: $0.count) }
         XCTAssertEqual(rounded.map(\.bitPattern), decoded.map(\.bitPattern))
+    }
+}
+
+/// The vectorised exp loops in CKernelSupport against Double exp.
+final class VectorMathTests: XCTestCase {
+    /// exp within 4e-7 relative over [-87, 88], exact 0 far below, +inf far above; softmax rows sum
+    /// to 1 and log-sum-exp matches Double, for lengths that are and are not multiples of 16.
+    func testExpSoftmaxAndLogSumExp() {
+        var random = TestRandom(seed: 16)
+        let x = random.array(1000, scale: 87) + [0, -0.5, 1e-8, 88]
+        var y = [Float](repeating: 0, count: x.count)
+        dpo_vexp(x, &y, x.count)
+        for i in x.indices {
+            let expected = exp(Double(x[i]))
+            XCTAssertLessThanOrEqual(abs(Double(y[i]) - expected) / expected, 4e-7, "exp(\(x[i]))")
+        }
+        var extremes: [Float] = [-200, 200]
+        dpo_vexp(extremes, &extremes, 2)
+        XCTAssertEqual(extremes[0], 0)
+        XCTAssertEqual(extremes[1], .infinity)
+        for n in [1, 15, 16, 37] {
+            let row = random.array(n, scale: 30)
+            var softmax = row
+            dpo_softmax_row(&softmax, n)
+            let m = row.map(Double.init).max()!
+            let z = row.reduce(0.0) { $0 + exp(Double($1) - m) }
+            for i in 0..<n { XCTAssertEqual(Double(softmax[i]), exp(Double(row[i]) - m) / z, accuracy: 1e-6) }
+            XCTAssertEqual(Double(dpo_logsumexp(row, n)), m + log(z), accuracy: 1e-5)
+        }
     }
 }
