@@ -42,6 +42,13 @@ public struct ModelBenchmark {
         /// trainGFLOPS / (threads * sgemmSingleCoreGFLOPS).
         public var trainFractionOfSgemm: Double
         public var peakResidentMB: Double
+        /// Process CPU seconds of the same runs, and the rates per CPU-second: what the
+        /// figures are on a machine shared with other work (wall-clock rates drop, these do not).
+        public var forwardCPUSeconds: Double
+        public var trainCPUSeconds: Double
+        public var trainGFLOPSPerCPUSecond: Double
+        public var sgemmGFLOPSPerCPUSecond: Double
+        public var trainFractionOfSgemmByCPUTime: Double
 
         enum CodingKeys: String, CodingKey {
             case preset, precision, rows, threads, tokens
@@ -57,6 +64,11 @@ public struct ModelBenchmark {
             case sgemmSingleCoreGFLOPS = "sgemm_1core_gflops"
             case trainFractionOfSgemm = "fwd_bwd_fraction_of_sgemm"
             case peakResidentMB = "peak_rss_mb"
+            case forwardCPUSeconds = "forward_cpu_s"
+            case trainCPUSeconds = "fwd_bwd_cpu_s"
+            case trainGFLOPSPerCPUSecond = "fwd_bwd_gflops_per_cpu_s"
+            case sgemmGFLOPSPerCPUSecond = "sgemm_1core_gflops_per_cpu_s"
+            case trainFractionOfSgemmByCPUTime = "fwd_bwd_fraction_of_sgemm_by_cpu_time"
         }
     }
 
@@ -82,7 +94,7 @@ public struct ModelBenchmark {
     public func run() throws -> Result {
         let p = parameters, c = p.config
         let core = BLAS.ensureBestCore()
-        let sgemm = Self.singleCoreSgemmGFLOPS()
+        let (sgemm, sgemmPerCPU) = Self.singleCoreSgemmGFLOPS()
         BLAS.threads = p.threads
         let model = try LlamaModel(config: c, precision: p.precision, trainable: true)
         var random = SplitMix64(seed: 1)
@@ -98,8 +110,8 @@ public struct ModelBenchmark {
         var gradients = [Float](repeating: 0, count: model.layout.totalCount)
         let dLogps = [Float](repeating: 1 / Float(n), count: n)
 
-        let forwardSeconds = Self.median(repetitions: p.repetitions) { _ = model.forward(batch, saveForBackward: false) }
-        let trainSeconds = Self.median(repetitions: p.repetitions) {
+        let (forwardSeconds, forwardCPU) = Self.median(repetitions: p.repetitions) { _ = model.forward(batch, saveForBackward: false) }
+        let (trainSeconds, trainCPU) = Self.median(repetitions: p.repetitions) {
             _ = model.forward(batch, saveForBackward: true)
             dLogps.withUnsafeBufferPointer { d in
                 gradients.withUnsafeMutableBufferPointer { model.backward(dTokenLogps: d, gradients: $0, groupFinished: nil) }
@@ -114,11 +126,14 @@ public struct ModelBenchmark {
             forwardGFLOPS: forwardFLOPs / forwardSeconds / 1e9,
             trainSeconds: trainSeconds, trainTokensPerSecond: Double(n) / trainSeconds, trainGFLOPS: trainGFLOPS,
             sgemmSingleCoreGFLOPS: sgemm, trainFractionOfSgemm: trainGFLOPS / (Double(p.threads) * sgemm),
-            peakResidentMB: Self.peakResidentMB())
+            peakResidentMB: Self.peakResidentMB(),
+            forwardCPUSeconds: forwardCPU, trainCPUSeconds: trainCPU,
+            trainGFLOPSPerCPUSecond: 3 * forwardFLOPs / trainCPU / 1e9, sgemmGFLOPSPerCPUSecond: sgemmPerCPU,
+            trainFractionOfSgemmByCPUTime: 3 * forwardFLOPs / trainCPU / 1e9 / sgemmPerCPU)
     }
 
-    /// Best of 3 timed single-thread 1024x1024x1024 sgemm runs, in GFLOP/s.
-    public static func singleCoreSgemmGFLOPS(size: Int = 1024) -> Double {
+    /// Best of 4 timed single-thread 1024x1024x1024 sgemm runs, in GFLOP/s by wall clock and per CPU-second.
+    public static func singleCoreSgemmGFLOPS(size: Int = 1024) -> (wall: Double, perCPUSecond: Double) {
         BLAS.ensureBestCore()
         let saved = BLAS.threads
         BLAS.threads = 1
@@ -127,28 +142,38 @@ public struct ModelBenchmark {
         let a = (0..<(size * size)).map { _ in Float(random.nextUnit()) }
         let b = (0..<(size * size)).map { _ in Float(random.nextUnit()) }
         var c = [Float](repeating: 0, count: size * size)
-        var best = Double.infinity
+        var best = Double.infinity, bestCPU = Double.infinity
         for _ in 0..<4 {
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = DispatchTime.now().uptimeNanoseconds, startCPU = processCPUSeconds()
             c.withUnsafeMutableBufferPointer { cp in
                 Matmul.gemm(transposeA: false, transposeB: false, m: size, n: size, k: size,
                             a: a, lda: size, b: b, ldb: size, beta: 0, c: cp.baseAddress!, ldc: size)
             }
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            bestCPU = min(bestCPU, processCPUSeconds() - startCPU)
         }
-        return 2 * Double(size * size * size) / best / 1e9
+        let flops = 2 * Double(size * size * size)
+        return (flops / best / 1e9, flops / bestCPU / 1e9)
     }
 
-    static func median(repetitions: Int, _ body: () -> Void) -> Double {
+    /// Median wall-clock and median process-CPU seconds of `repetitions` runs after one warm-up.
+    static func median(repetitions: Int, _ body: () -> Void) -> (wall: Double, cpu: Double) {
         body()  // warm-up: allocates the arena, faults pages in
-        var times: [Double] = []
+        var times: [Double] = [], cpuTimes: [Double] = []
         for _ in 0..<max(1, repetitions) {
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = DispatchTime.now().uptimeNanoseconds, startCPU = processCPUSeconds()
             body()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            cpuTimes.append(processCPUSeconds() - startCPU)
         }
-        times.sort()
-        return times[times.count / 2]
+        times.sort(); cpuTimes.sort()
+        return (times[times.count / 2], cpuTimes[cpuTimes.count / 2])
+    }
+
+    static func processCPUSeconds() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 
     /// VmHWM from /proc/self/status (0 where unavailable).
