@@ -47,9 +47,14 @@ public enum Attention {
         }
     }
 
+    /// Queries per block: a block only multiplies against the keys its last query can see,
+    /// which skips most of the masked upper triangle (the causal half of the work).
+    public static let queryBlock = 64
+
     /// One head: `probs = softmax(scale * q k^T + causal mask)`, `output = probs v`.
     /// Query i has position `queryStart + i` and sees keys `j <= queryStart + i`, `j < keys`.
-    /// probs `[queries, probsStride]`; columns past the visible keys are set to 0.
+    /// probs `[queries, probsStride]`; in each query block, columns past a query's visible keys
+    /// up to the block's key count are set to 0 (later columns are not touched).
     public static func attendHead(
         q: UnsafePointer<Float>, queryStride: Int, queries: Int, queryStart: Int,
         k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyStride: Int, keys: Int, headDim: Int, scale: Float,
@@ -63,16 +68,25 @@ public enum Attention {
             }
             return
         }
-        Matmul.gemm(transposeA: false, transposeB: true, m: queries, n: keys, k: headDim, alpha: scale,
-                    a: q, lda: queryStride, b: k, ldb: keyStride, beta: 0, c: probs, ldc: probsStride)
-        for i in 0..<queries {
-            let row = probs + i * probsStride
-            let visible = min(queryStart + i + 1, keys)
-            dpo_softmax_row(row, visible)
-            if visible < probsStride { (row + visible).update(repeating: 0, count: probsStride - visible) }
+        var blockStart = 0
+        while blockStart < queries {
+            let blockEnd = min(queries, blockStart + queryBlock), rows = blockEnd - blockStart
+            let blockKeys = min(keys, queryStart + blockEnd)
+            let blockProbs = probs + blockStart * probsStride
+            Matmul.gemm(transposeA: false, transposeB: true, m: rows, n: blockKeys, k: headDim, alpha: scale,
+                        a: q + blockStart * queryStride, lda: queryStride, b: k, ldb: keyStride,
+                        beta: 0, c: blockProbs, ldc: probsStride)
+            for i in blockStart..<blockEnd {
+                let row = probs + i * probsStride
+                let visible = min(queryStart + i + 1, keys)
+                dpo_softmax_row(row, visible)
+                if visible < blockKeys { (row + visible).update(repeating: 0, count: blockKeys - visible) }
+            }
+            Matmul.gemm(transposeA: false, transposeB: false, m: rows, n: headDim, k: blockKeys,
+                        a: blockProbs, lda: probsStride, b: v, ldb: keyStride, beta: 0,
+                        c: output + blockStart * outputStride, ldc: outputStride)
+            blockStart = blockEnd
         }
-        Matmul.gemm(transposeA: false, transposeB: false, m: queries, n: headDim, k: keys,
-                    a: probs, lda: probsStride, b: v, ldb: keyStride, beta: 0, c: output, ldc: outputStride)
     }
 
     // MARK: - Backward
@@ -108,25 +122,35 @@ public enum Attention {
                         for t in 0..<T { (dqh + t * s.queryWidth).update(repeating: 0, count: hd) }
                         continue
                     }
-                    // dP = dO v^T  [T, length];  dv += P^T dO
-                    Matmul.gemm(transposeA: false, transposeB: true, m: T, n: length, k: hd,
-                                a: dOh, lda: s.queryWidth, b: vg, ldb: s.keyWidth, beta: 0, c: dScores, ldc: T)
-                    Matmul.gemm(transposeA: true, transposeB: false, m: length, n: hd, k: T,
-                                a: P, lda: T, b: dOh, ldb: s.queryWidth, beta: 1, c: dvg, ldc: s.keyWidth)
-                    // dS = scale * P * (dP - sum_j P dP)
-                    for t in 0..<T {
-                        let p = P + t * T, d = dScores + t * T
-                        let visible = min(t + 1, length)
-                        var dot: Float = 0
-                        for j in 0..<visible { dot += p[j] * d[j] }
-                        for j in 0..<visible { d[j] = s.scale * p[j] * (d[j] - dot) }
-                        for j in visible..<length { d[j] = 0 }
+                    var blockStart = 0
+                    while blockStart < T {
+                        let blockEnd = min(T, blockStart + queryBlock), rows = blockEnd - blockStart
+                        let blockKeys = min(length, blockEnd)
+                        let blockP = P + blockStart * T, blockD = dScores + blockStart * T
+                        let blockDO = dOh + blockStart * s.queryWidth
+                        // dP = dO v^T  [rows, blockKeys];  dv += P^T dO
+                        Matmul.gemm(transposeA: false, transposeB: true, m: rows, n: blockKeys, k: hd,
+                                    a: blockDO, lda: s.queryWidth, b: vg, ldb: s.keyWidth, beta: 0, c: blockD, ldc: T)
+                        Matmul.gemm(transposeA: true, transposeB: false, m: blockKeys, n: hd, k: rows,
+                                    a: blockP, lda: T, b: blockDO, ldb: s.queryWidth, beta: 1, c: dvg, ldc: s.keyWidth)
+                        // dS = scale * P * (dP - sum_j P dP)
+                        for t in blockStart..<blockEnd {
+                            let p = P + t * T, d = dScores + t * T
+                            let visible = min(t + 1, length)
+                            var dot: Float = 0
+                            for j in 0..<visible { dot += p[j] * d[j] }
+                            for j in 0..<visible { d[j] = s.scale * p[j] * (d[j] - dot) }
+                            for j in visible..<blockKeys { d[j] = 0 }
+                        }
+                        // dq = dS k ; dk += dS^T q
+                        Matmul.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: blockKeys,
+                                    a: blockD, lda: T, b: kg, ldb: s.keyWidth, beta: 0,
+                                    c: dqh + blockStart * s.queryWidth, ldc: s.queryWidth)
+                        Matmul.gemm(transposeA: true, transposeB: false, m: blockKeys, n: hd, k: rows,
+                                    a: blockD, lda: T, b: qh + blockStart * s.queryWidth, ldb: s.queryWidth,
+                                    beta: 1, c: dkg, ldc: s.keyWidth)
+                        blockStart = blockEnd
                     }
-                    // dq = dS k ; dk += dS^T q
-                    Matmul.gemm(transposeA: false, transposeB: false, m: T, n: hd, k: length,
-                                a: dScores, lda: T, b: kg, ldb: s.keyWidth, beta: 0, c: dqh, ldc: s.queryWidth)
-                    Matmul.gemm(transposeA: true, transposeB: false, m: length, n: hd, k: T,
-                                a: dScores, lda: T, b: qh, ldb: s.queryWidth, beta: 1, c: dkg, ldc: s.keyWidth)
                 }
             }
         }

@@ -8,7 +8,7 @@ final class AttentionTests: XCTestCase {
     let lengths = [5, 3, 1]
 
     func run(_ q: [Float], _ k: [Float], _ v: [Float], lengths: [Int]? = nil) -> (output: [Float], probs: [Float]) {
-        var probs = [Float](repeating: .nan, count: shape.probsCount)
+        var probs = [Float](repeating: 0, count: shape.probsCount)  // columns a block never sees stay as they are
         let output = [Float](repeating: .nan, count: shape.rows * shape.seqLen * shape.queryWidth).mutated { o in
             Attention.forward(q: q, k: k, v: v, lengths: lengths ?? self.lengths, probs: &probs, output: o, shape: shape)
         }
