@@ -26,6 +26,30 @@ public enum SwiGLU {
         }
     }
 
+    // MARK: - Fused gate|up rows
+
+    /// `output[r, :] = silu(gateUp[r, 0..<width]) * gateUp[r, width..<2width]`: the layout of one
+    /// matmul against the stacked `[gate_proj; up_proj]` weight. gateUp `[rows, 2*width]`, output `[rows, width]`.
+    public static func forward(gateUp: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        Parallel.forChunks(rows, minimumChunk: max(1, (1 << 15) / max(width, 1))) { range in
+            for r in range {
+                let g = gateUp + r * 2 * width
+                dpo_swiglu_forward(g, g + width, output + r * width, width)
+            }
+        }
+    }
+
+    /// Overwrites `dGateUp` `[rows, 2*width]` (dGate | dUp per row) from dOutput `[rows, width]`.
+    public static func backward(gateUp: UnsafePointer<Float>, dOutput: UnsafePointer<Float>, dGateUp: UnsafeMutablePointer<Float>,
+                                rows: Int, width: Int) {
+        Parallel.forChunks(rows, minimumChunk: max(1, (1 << 15) / max(width, 1))) { range in
+            for r in range {
+                let g = gateUp + r * 2 * width, d = dGateUp + r * 2 * width
+                dpo_swiglu_backward(g, g + width, dOutput + r * width, d, d + width, width)
+            }
+        }
+    }
+
     // MARK: - Naive oracle
 
     public static func forwardNaive(gate: [Float], up: [Float]) -> [Float] {

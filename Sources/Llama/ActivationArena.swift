@@ -30,7 +30,7 @@ final class ActivationArena {
 
     // MARK: Backward scratch (float32, only when saving)
     let dStream, dNormed: FloatBuffer?
-    let dMLPHidden, dGate, dUp: FloatBuffer?
+    let dMLPHidden, dGateUp: FloatBuffer?
     let dQuery, dKey, dValue, dAttention: FloatBuffer?
     let attentionScratch: FloatBuffer?
     let dLabelledHidden, dLabelLogps: FloatBuffer?
@@ -54,8 +54,7 @@ final class ActivationArena {
         dStream = backwardBuffer(n * h)
         dNormed = backwardBuffer(n * h)
         dMLPHidden = backwardBuffer(n * f)
-        dGate = backwardBuffer(n * f)
-        dUp = backwardBuffer(n * f)
+        dGateUp = backwardBuffer(n * 2 * f)
         dQuery = backwardBuffer(n * q)
         dKey = backwardBuffer(n * k)
         dValue = backwardBuffer(n * k)
@@ -87,8 +86,8 @@ final class SavedActivations {
         case attention
         /// Stream after the attention residual `[N, H]`.
         case middle
-        /// MLP gate/up projections `[N, F]`.
-        case gate, up
+        /// MLP gate and up projections side by side `[N, 2F]` (one matmul against [gate_proj; up_proj]).
+        case gateUp
     }
 
     let saving: Bool
@@ -108,7 +107,7 @@ final class SavedActivations {
             case .query, .attention: return n * c.qDim
             case .key, .value: return n * c.kvDim
             case .probs: return probsCount
-            case .gate, .up: return n * c.intermediateSize
+            case .gateUp: return n * 2 * c.intermediateSize
             }
         }
         slotsPerKind = Kind.allCases.map { $0 == .layerInput ? layers + 1 : layers }

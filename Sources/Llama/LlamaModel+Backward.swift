@@ -68,21 +68,20 @@ extension LlamaModel {
         let qw = c.qDim, kw = c.kvDim
         let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
         let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!.pointer
-        let dMLPHidden = arena.dMLPHidden!.pointer, dGate = arena.dGate!.pointer, dUp = arena.dUp!.pointer
+        let dMLPHidden = arena.dMLPHidden!.pointer, dGateUp = arena.dGateUp!.pointer
 
         // MLP block.
-        let gate = saved.restore(.gate, layer), up = saved.restore(.up, layer)
-        SwiGLU.forward(gate: gate, up: up, output: arena.mlpHidden.pointer, count: n * f)
+        let gateUp = saved.restore(.gateUp, layer)
+        SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
         Linear.backward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), dy: dStream,
                         dx: dMLPHidden, dWeight: grad + o.down, tokens: n, inFeatures: f, outFeatures: h, overwriteInput: true)
-        SwiGLU.backward(gate: gate, up: up, dOutput: dMLPHidden, dGate: dGate, dUp: dUp, count: n * f)
+        SwiGLU.backward(gateUp: gateUp, dOutput: dMLPHidden, dGateUp: dGateUp, rows: n, width: f)
         let middle = saved.restore(.middle, layer)
         let postNorm = normWeight(o.postNorm)
         RMSNorm.apply(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), output: normed, tokens: n, hidden: h)
-        Linear.backward(x: normed, weight: matrix(o.gate, count: f * h), dy: dGate, dx: dNormed, dWeight: grad + o.gate,
-                        tokens: n, inFeatures: h, outFeatures: f, overwriteInput: true)
-        Linear.backward(x: normed, weight: matrix(o.up, count: f * h), dy: dUp, dx: dNormed, dWeight: grad + o.up,
-                        tokens: n, inFeatures: h, outFeatures: f)
+        // gate_proj and up_proj as one stacked [2F, H] weight (adjacent in the layout).
+        Linear.backward(x: normed, weight: matrix(o.gate, count: 2 * f * h), dy: dGateUp, dx: dNormed, dWeight: grad + o.gate,
+                        tokens: n, inFeatures: h, outFeatures: 2 * f, overwriteInput: true)
         RMSNorm.backward(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), dOutput: dNormed,
                          dx: dStream, dWeight: grad + o.postNorm, tokens: n, hidden: h, accumulate: true)
 

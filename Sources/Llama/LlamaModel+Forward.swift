@@ -114,11 +114,10 @@ extension LlamaModel {
         // MLP block: x_out = x_mid + down(silu(gate(rmsnorm(x_mid))) * up(rmsnorm(x_mid))).
         RMSNorm.forward(x: middle, weight: normWeight(o.postNorm), output: normed, rstd: arena.rstd(2 * layer + 1),
                         tokens: n, hidden: h, eps: c.rmsNormEps)
-        let gate = saved.buffer(.gate, layer), up = saved.buffer(.up, layer)
-        Linear.forward(x: normed, weight: matrix(o.gate, count: f * h), y: gate, tokens: n, inFeatures: h, outFeatures: f)
-        Linear.forward(x: normed, weight: matrix(o.up, count: f * h), y: up, tokens: n, inFeatures: h, outFeatures: f)
-        saved.commit(.gate, layer); saved.commit(.up, layer)
-        SwiGLU.forward(gate: gate, up: up, output: arena.mlpHidden.pointer, count: n * f)
+        let gateUp = saved.buffer(.gateUp, layer)
+        Linear.forward(x: normed, weight: matrix(o.gate, count: 2 * f * h), y: gateUp, tokens: n, inFeatures: h, outFeatures: 2 * f)
+        saved.commit(.gateUp, layer)
+        SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
 
         let next = saved.buffer(.layerInput, layer + 1)
         next.update(from: middle, count: n * h)

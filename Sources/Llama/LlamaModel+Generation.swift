@@ -6,7 +6,7 @@ import Kernels
 final class KeyValueCache {
     let capacity: Int
     let keys: [FloatBuffer], values: [FloatBuffer]   // per layer `[capacity, kvDim]`
-    let stream, normed, query, attention, gate, up, mlpHidden, rstd, probs: FloatBuffer
+    let stream, normed, query, attention, gateUp, mlpHidden, rstd, probs: FloatBuffer
     let logits: FloatBuffer
 
     init(config c: LlamaConfig, capacity: Int, maxStep: Int) {
@@ -17,8 +17,7 @@ final class KeyValueCache {
         normed = FloatBuffer(count: maxStep * c.hiddenSize)
         query = FloatBuffer(count: maxStep * c.qDim)
         attention = FloatBuffer(count: maxStep * c.qDim)
-        gate = FloatBuffer(count: maxStep * c.intermediateSize)
-        up = FloatBuffer(count: maxStep * c.intermediateSize)
+        gateUp = FloatBuffer(count: maxStep * 2 * c.intermediateSize)
         mlpHidden = FloatBuffer(count: maxStep * c.intermediateSize)
         rstd = FloatBuffer(count: maxStep)
         probs = FloatBuffer(count: maxStep * capacity)
@@ -93,9 +92,9 @@ extension LlamaModel {
                            tokens: n, inFeatures: qw, outFeatures: h, beta: 1)
             RMSNorm.forward(x: stream, weight: normWeight(o.postNorm), output: normed, rstd: cache.rstd.pointer,
                             tokens: n, hidden: h, eps: c.rmsNormEps)
-            Linear.forward(x: normed, weight: matrix(o.gate, count: f * h), y: cache.gate.pointer, tokens: n, inFeatures: h, outFeatures: f)
-            Linear.forward(x: normed, weight: matrix(o.up, count: f * h), y: cache.up.pointer, tokens: n, inFeatures: h, outFeatures: f)
-            SwiGLU.forward(gate: cache.gate.pointer, up: cache.up.pointer, output: cache.mlpHidden.pointer, count: n * f)
+            Linear.forward(x: normed, weight: matrix(o.gate, count: 2 * f * h), y: cache.gateUp.pointer,
+                           tokens: n, inFeatures: h, outFeatures: 2 * f)
+            SwiGLU.forward(gateUp: cache.gateUp.pointer, output: cache.mlpHidden.pointer, rows: n, width: f)
             Linear.forward(x: cache.mlpHidden.pointer, weight: matrix(o.down, count: h * f), y: stream,
                            tokens: n, inFeatures: f, outFeatures: h, beta: 1)
         }

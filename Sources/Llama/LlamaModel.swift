@@ -23,7 +23,7 @@ public final class LlamaModel {
     /// Working weights, layout order: exactly one of the two is non-nil.
     let weights32: FloatBuffer?
     let weights16: HalfBuffer?
-    /// Float32 copy of one matrix at a time under fp16 (size of the largest entry), and of norm weights.
+    /// Float32 copy of one matrix at a time under fp16 (the largest entry or [gate; up]), and of norm weights.
     let matrixScratch: FloatBuffer?
     let normScratch: FloatBuffer?
 
@@ -68,7 +68,8 @@ public final class LlamaModel {
             matrixScratch = nil; normScratch = nil
         } else {
             weights32 = nil; weights16 = HalfBuffer(count: total)
-            matrixScratch = FloatBuffer(count: layout.entries.map(\.count).max() ?? 0)
+            // The largest matrix used at once: any entry, or the stacked [gate_proj; up_proj].
+            matrixScratch = FloatBuffer(count: max(layout.entries.map(\.count).max() ?? 0, 2 * c.intermediateSize * c.hiddenSize))
             normScratch = FloatBuffer(count: c.hiddenSize)
         }
         layerOffsets = (0..<c.numHiddenLayers).map { [layout] i in
@@ -84,6 +85,8 @@ public final class LlamaModel {
                 up: layout.entry(p + "mlp.up_proj.weight").offset,
                 down: layout.entry(p + "mlp.down_proj.weight").offset)
         }
+        // gate_proj and up_proj are adjacent in the layout: one [2F, H] matmul computes both.
+        for o in layerOffsets { precondition(o.up == o.gate + c.intermediateSize * c.hiddenSize, "layout: up_proj must follow gate_proj") }
         embedOffset = layout.entry("model.embed_tokens.weight").offset
         finalNormOffset = layout.entry("model.norm.weight").offset
         lmHeadOffset = c.tieWordEmbeddings ? embedOffset : layout.entry("lm_head.weight").offset
@@ -125,6 +128,7 @@ public final class LlamaModel {
     @inline(__always)
     func matrix(_ offset: Int, count: Int) -> UnsafeMutablePointer<Float> {
         if let weights32 { return weights32.pointer + offset }
+        precondition(count <= matrixScratch!.count, "matrix of \(count) values exceeds the conversion scratch")
         let scratch = matrixScratch!.pointer
         Parallel.forChunks(count, minimumChunk: 1 << 16) { range in
             Half.toFloat(weights16!.pointer + offset + range.lowerBound, scratch + range.lowerBound, count: range.count)

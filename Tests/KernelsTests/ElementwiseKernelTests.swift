@@ -150,3 +150,28 @@ final class VectorMathTests: XCTestCase {
         }
     }
 }
+
+final class SwiGLUFusedTests: XCTestCase {
+    /// The fused [gate | up] row layout gives the same values as separate gate and up buffers.
+    func testFusedRowsMatchSeparateBuffers() {
+        var random = TestRandom(seed: 18)
+        let rows = 3, width = 21
+        let gate = random.array(rows * width, scale: 3), up = random.array(rows * width), dOutput = random.array(rows * width)
+        var gateUp = [Float](repeating: 0, count: rows * 2 * width)
+        for r in 0..<rows {
+            for j in 0..<width { gateUp[r * 2 * width + j] = gate[r * width + j]; gateUp[r * 2 * width + width + j] = up[r * width + j] }
+        }
+        var fused = [Float](repeating: 0, count: rows * width), separate = fused
+        SwiGLU.forward(gateUp: gateUp, output: &fused, rows: rows, width: width)
+        SwiGLU.forward(gate: gate, up: up, output: &separate, count: rows * width)
+        XCTAssertEqual(fused, separate)
+        var dGateUp = [Float](repeating: .nan, count: gateUp.count)
+        var dGate = [Float](repeating: 0, count: gate.count), dUp = dGate
+        SwiGLU.backward(gateUp: gateUp, dOutput: dOutput, dGateUp: &dGateUp, rows: rows, width: width)
+        SwiGLU.backward(gate: gate, up: up, dOutput: dOutput, dGate: &dGate, dUp: &dUp, count: rows * width)
+        for r in 0..<rows {
+            XCTAssertEqual(Array(dGateUp[(r * 2 * width)..<(r * 2 * width + width)]), Array(dGate[(r * width)..<((r + 1) * width)]))
+            XCTAssertEqual(Array(dGateUp[(r * 2 * width + width)..<((r + 1) * 2 * width)]), Array(dUp[(r * width)..<((r + 1) * width)]))
+        }
+    }
+}
