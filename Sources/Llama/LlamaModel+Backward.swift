@@ -8,7 +8,7 @@ extension LlamaModel {
     /// Calls `groupFinished(g)` as each parameter group's gradient becomes final: L+1, L, ..., 1, 0.
     public func backward(dTokenLogps: UnsafeBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>,
                          groupFinished: ((Int) -> Void)?) {
-        guard let batch = lastBatch, let arena, arena.shape.saving else {
+        guard let batch = lastBatch, let arena, arena.capacity.saving, arena.rows == batch.rows, arena.seqLen == batch.seqLen else {
             preconditionFailure("backward needs a preceding forward(_, saveForBackward: true)")
         }
         let c = config, n = batch.rows * batch.seqLen, h = c.hiddenSize, L = c.numHiddenLayers

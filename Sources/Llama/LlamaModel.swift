@@ -146,11 +146,18 @@ public final class LlamaModel {
 
     // MARK: - Arena
 
+    /// The arena, grown only when this batch does not fit (a saving arena also runs
+    /// non-saving forwards; a later backward then refuses, since `lastBatch` is cleared).
     func prepareArena(rows: Int, seqLen: Int, saving: Bool) -> ActivationArena {
-        let shape = ActivationArena.Shape(rows: rows, seqLen: seqLen, saving: saving)
-        if let arena, arena.shape == shape { return arena }
-        arena = nil  // release the old shape's buffers before allocating the new ones
-        let fresh = ActivationArena(config: config, shape: shape, precision: precision)
+        let needed = ActivationArena.Capacity(rows: rows, seqLen: seqLen, saving: saving)
+        if let arena, arena.capacity.holds(needed) {
+            arena.use(rows: rows, seqLen: seqLen)
+            return arena
+        }
+        let capacity = arena.map { $0.capacity.union(needed) } ?? needed
+        arena = nil  // release the old buffers before allocating the larger ones
+        let fresh = ActivationArena(config: config, capacity: capacity, precision: precision)
+        fresh.use(rows: rows, seqLen: seqLen)
         arena = fresh
         return fresh
     }

@@ -63,4 +63,25 @@ final class ModelGradientTests: XCTestCase {
         }
         XCTAssertGreaterThan(maxAbs(Array(once[model.layout.entry("lm_head.weight").range])), 0)
     }
+
+    /// Batches of different shapes reuse one arena: a smaller batch after a larger one gives the
+    /// same log-probs and gradient as a fresh model (fp32 and fp16).
+    func testArenaReuseAcrossShapes() throws {
+        let config = ModelTestSupport.config(tied: true)
+        let weights = ModelTestSupport.weights(ParameterLayout(config: config), seed: 27)
+        let large = ModelTestSupport.batch(vocab: config.vocabSize, seed: 28)
+        let small = ModelTestSupport.batch(vocab: config.vocabSize, seed: 29, lengths: [3, 4], seqLen: 4)
+        for precision in Precision.allCases {
+            let reused = try ModelTestSupport.model(config, precision: precision, weights: weights)
+            let fresh = try ModelTestSupport.model(config, precision: precision, weights: weights)
+            let wLarge = large.targetIds.map { $0 >= 0 ? Float(0.5) : 0 }
+            let wSmall = small.targetIds.map { $0 >= 0 ? Float(1) : 0 }
+            _ = ModelTestSupport.gradient(reused, large, wLarge)
+            _ = reused.forward(large, saveForBackward: false)
+            let (gradient, _) = ModelTestSupport.gradient(reused, small, wSmall)
+            let (expected, _) = ModelTestSupport.gradient(fresh, small, wSmall)
+            XCTAssertEqual(gradient, expected, "\(precision)")
+            XCTAssertEqual(reused.forward(small, saveForBackward: false), fresh.forward(small, saveForBackward: false))
+        }
+    }
 }
