@@ -3,8 +3,8 @@ import CKernelSupport
 /// Causal grouped-query attention over right-padded rows.
 ///
 /// Layouts (token index `r * seqLen + t`):
-///   q, output, dq   `[rows * seqLen, heads * headDim]`
-///   k, v, dk, dv    `[rows * seqLen, kvHeads * headDim]`
+///   q, output, dq   `[rows * seqLen, heads * headDim]` (q/dq rows `inputStride` apart when fused)
+///   k, v, dk, dv    `[rows * seqLen, kvHeads * headDim]` (rows `inputStride` apart when fused)
 ///   probs           `[rows, heads, seqLen, seqLen]` (softmax weights, saved for backward)
 /// Query head h reads key/value head `h / (heads / kvHeads)`. Scores are scaled by
 /// `1 / sqrt(headDim)`. In row r with `length = lengths[r]`, query t attends keys
@@ -14,11 +14,18 @@ import CKernelSupport
 public enum Attention {
     public struct Shape: Sendable, Equatable {
         public var rows: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int
-        public init(rows: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int) {
+        /// Row stride of q, k, v (and dq, dk, dv) when they are column blocks of one wider
+        /// `[tokens, inputStride]` buffer (the fused q|k|v projection); nil = separate buffers.
+        public var inputStride: Int?
+        public init(rows: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int, inputStride: Int? = nil) {
             self.rows = rows; self.seqLen = seqLen; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+            self.inputStride = inputStride
         }
         public var queryWidth: Int { heads * headDim }
         public var keyWidth: Int { kvHeads * headDim }
+        /// Row strides of q/dq and of k, v/dk, dv.
+        public var queryStride: Int { inputStride ?? queryWidth }
+        public var keyStride: Int { inputStride ?? keyWidth }
         public var probsCount: Int { rows * heads * seqLen * seqLen }
         /// Floats of scratch `backward` needs.
         public var backwardScratchCount: Int { rows * kvHeads * seqLen * seqLen }
@@ -38,9 +45,9 @@ public enum Attention {
                 let r = job / s.heads, h = job % s.heads, g = h / group
                 let length = max(0, min(lengths[r], T))
                 attendHead(
-                    q: q + r * T * s.queryWidth + h * s.headDim, queryStride: s.queryWidth, queries: T, queryStart: 0,
-                    k: k + r * T * s.keyWidth + g * s.headDim, v: v + r * T * s.keyWidth + g * s.headDim,
-                    keyStride: s.keyWidth, keys: length, headDim: s.headDim, scale: s.scale,
+                    q: q + r * T * s.queryStride + h * s.headDim, queryStride: s.queryStride, queries: T, queryStart: 0,
+                    k: k + r * T * s.keyStride + g * s.headDim, v: v + r * T * s.keyStride + g * s.headDim,
+                    keyStride: s.keyStride, keys: length, headDim: s.headDim, scale: s.scale,
                     probs: probs + (r * s.heads + h) * T * T, probsStride: T,
                     output: output + r * T * s.queryWidth + h * s.headDim, outputStride: s.queryWidth)
             }
@@ -106,20 +113,21 @@ public enum Attention {
             Parallel.forEach(s.rows * s.kvHeads) { job in
                 let r = job / s.kvHeads, g = job % s.kvHeads
                 let length = max(0, min(lengths[r], T))
-                let kg = k + r * T * s.keyWidth + g * hd, vg = v + r * T * s.keyWidth + g * hd
-                let dkg = dk + r * T * s.keyWidth + g * hd, dvg = dv + r * T * s.keyWidth + g * hd
+                let ks = s.keyStride, qs = s.queryStride
+                let kg = k + r * T * ks + g * hd, vg = v + r * T * ks + g * hd
+                let dkg = dk + r * T * ks + g * hd, dvg = dv + r * T * ks + g * hd
                 for t in 0..<T {
-                    (dkg + t * s.keyWidth).update(repeating: 0, count: hd)
-                    (dvg + t * s.keyWidth).update(repeating: 0, count: hd)
+                    (dkg + t * ks).update(repeating: 0, count: hd)
+                    (dvg + t * ks).update(repeating: 0, count: hd)
                 }
                 let dScores = scratch + job * T * T
                 for h in (g * group)..<((g + 1) * group) {
-                    let qh = q + r * T * s.queryWidth + h * hd
-                    let dqh = dq + r * T * s.queryWidth + h * hd
+                    let qh = q + r * T * qs + h * hd
+                    let dqh = dq + r * T * qs + h * hd
                     let dOh = dOutput + r * T * s.queryWidth + h * hd
                     let P = probs + (r * s.heads + h) * T * T
                     if length == 0 {
-                        for t in 0..<T { (dqh + t * s.queryWidth).update(repeating: 0, count: hd) }
+                        for t in 0..<T { (dqh + t * qs).update(repeating: 0, count: hd) }
                         continue
                     }
                     var blockStart = 0
@@ -130,9 +138,9 @@ public enum Attention {
                         let blockDO = dOh + blockStart * s.queryWidth
                         // dP = dO v^T  [rows, blockKeys];  dv += P^T dO
                         Matmul.gemm(transposeA: false, transposeB: true, m: rows, n: blockKeys, k: hd,
-                                    a: blockDO, lda: s.queryWidth, b: vg, ldb: s.keyWidth, beta: 0, c: blockD, ldc: T)
+                                    a: blockDO, lda: s.queryWidth, b: vg, ldb: ks, beta: 0, c: blockD, ldc: T)
                         Matmul.gemm(transposeA: true, transposeB: false, m: blockKeys, n: hd, k: rows,
-                                    a: blockP, lda: T, b: blockDO, ldb: s.queryWidth, beta: 1, c: dvg, ldc: s.keyWidth)
+                                    a: blockP, lda: T, b: blockDO, ldb: s.queryWidth, beta: 1, c: dvg, ldc: ks)
                         // dS = scale * P * (dP - sum_j P dP)
                         for t in blockStart..<blockEnd {
                             let p = P + t * T, d = dScores + t * T
@@ -144,11 +152,11 @@ public enum Attention {
                         }
                         // dq = dS k ; dk += dS^T q
                         Matmul.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: blockKeys,
-                                    a: blockD, lda: T, b: kg, ldb: s.keyWidth, beta: 0,
-                                    c: dqh + blockStart * s.queryWidth, ldc: s.queryWidth)
+                                    a: blockD, lda: T, b: kg, ldb: ks, beta: 0,
+                                    c: dqh + blockStart * qs, ldc: qs)
                         Matmul.gemm(transposeA: true, transposeB: false, m: blockKeys, n: hd, k: rows,
-                                    a: blockD, lda: T, b: qh + blockStart * s.queryWidth, ldb: s.queryWidth,
-                                    beta: 1, c: dkg, ldc: s.keyWidth)
+                                    a: blockD, lda: T, b: qh + blockStart * qs, ldb: qs,
+                                    beta: 1, c: dkg, ldc: ks)
                         blockStart = blockEnd
                     }
                 }
@@ -173,8 +181,8 @@ public enum Attention {
                     for j in 0..<visible {
                         var dot: Double = 0
                         for d in 0..<s.headDim {
-                            dot += Double(q[(r * s.seqLen + t) * s.queryWidth + h * s.headDim + d])
-                                * Double(k[(r * s.seqLen + j) * s.keyWidth + g * s.headDim + d])
+                            dot += Double(q[(r * s.seqLen + t) * s.queryStride + h * s.headDim + d])
+                                * Double(k[(r * s.seqLen + j) * s.keyStride + g * s.headDim + d])
                         }
                         scores[j] = dot / Double(s.headDim).squareRoot()
                     }
@@ -183,7 +191,7 @@ public enum Attention {
                     let z = e.reduce(0, +)
                     for d in 0..<s.headDim {
                         var acc: Double = 0
-                        for j in 0..<visible { acc += e[j] / z * Double(v[(r * s.seqLen + j) * s.keyWidth + g * s.headDim + d]) }
+                        for j in 0..<visible { acc += e[j] / z * Double(v[(r * s.seqLen + j) * s.keyStride + g * s.headDim + d]) }
                         out[(r * s.seqLen + t) * s.queryWidth + h * s.headDim + d] = Float(acc)
                     }
                 }

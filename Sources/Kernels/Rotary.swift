@@ -33,21 +33,21 @@ public struct Rotary {
 
     // MARK: - Forward
 
-    /// Rotates every head of `x` in place. x `[rows * seqLen, heads * headDim]`; the token at
-    /// index `r * seqLen + t` has position `startPosition + t`.
-    public func forward(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int = 0) {
-        rotate(x, rows: rows, seqLen: seqLen, heads: heads, startPosition: startPosition, sinSign: 1)
+    /// Rotates every head of `x` in place. x `[rows * seqLen, heads * headDim]` with rows `stride`
+    /// apart (default `heads * headDim`); the token at index `r * seqLen + t` has position `startPosition + t`.
+    public func forward(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int = 0, stride: Int? = nil) {
+        rotate(x, rows: rows, seqLen: seqLen, heads: heads, startPosition: startPosition, stride: stride ?? heads * headDim, sinSign: 1)
     }
 
     // MARK: - Backward
 
     /// The transpose rotation applied in place to the gradient (rotation by -angle).
-    public func backward(_ dx: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int = 0) {
-        rotate(dx, rows: rows, seqLen: seqLen, heads: heads, startPosition: startPosition, sinSign: -1)
+    public func backward(_ dx: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int = 0, stride: Int? = nil) {
+        rotate(dx, rows: rows, seqLen: seqLen, heads: heads, startPosition: startPosition, stride: stride ?? heads * headDim, sinSign: -1)
     }
 
-    private func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int, sinSign: Float) {
-        let half = headDim / 2, width = heads * headDim
+    private func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int, stride width: Int, sinSign: Float) {
+        let half = headDim / 2
         precondition(startPosition + seqLen <= maxPositions, "position past the rotary table")
         cosTable.withUnsafeBufferPointer { cosBuffer in
             sinTable.withUnsafeBufferPointer { sinBuffer in

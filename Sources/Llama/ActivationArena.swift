@@ -58,7 +58,7 @@ final class ActivationArena {
     // MARK: Backward scratch (float32, only when saving)
     let dStream, dNormed: FloatBuffer?
     let dMLPHidden, dGateUp: FloatBuffer?
-    let dQuery, dKey, dValue, dAttention: FloatBuffer?
+    let dQKV, dAttention: FloatBuffer?
     let attentionScratch: FloatBuffer?
     let dLabelledHidden, dLabelLogps: FloatBuffer?
 
@@ -80,9 +80,7 @@ final class ActivationArena {
         dNormed = backwardBuffer(n * h)
         dMLPHidden = backwardBuffer(n * f)
         dGateUp = backwardBuffer(n * 2 * f)
-        dQuery = backwardBuffer(n * q)
-        dKey = backwardBuffer(n * k)
-        dValue = backwardBuffer(n * k)
+        dQKV = backwardBuffer(n * (q + 2 * k))
         dAttention = backwardBuffer(n * q)
         attentionScratch = backwardBuffer(capacity.attentionCells * c.numKeyValueHeads)
         dLabelledHidden = backwardBuffer(n * h)
@@ -111,8 +109,9 @@ final class SavedActivations {
     enum Kind: Int, CaseIterable {
         /// Residual stream entering layer l `[N, H]` (slot L is the final norm's input).
         case layerInput
-        /// Rotated queries/keys, values `[N, Q]`, `[N, K]`, `[N, K]`.
-        case query, key, value
+        /// Rotated queries, rotated keys and values side by side `[N, Q + 2K]` (one matmul
+        /// against the stacked [q_proj; k_proj; v_proj]).
+        case qkv
         /// Attention softmax weights `[rows, heads, T, T]`.
         case probs
         /// Attention output before o_proj `[N, Q]`.
@@ -190,8 +189,8 @@ final class SavedActivations {
 private func widthsFor(_ c: LlamaConfig, _ kind: SavedActivations.Kind) -> Int {
     switch kind {
     case .layerInput, .middle: return c.hiddenSize
-    case .query, .attention: return c.qDim
-    case .key, .value: return c.kvDim
+    case .attention: return c.qDim
+    case .qkv: return c.qDim + 2 * c.kvDim
     case .probs: return c.numAttentionHeads
     case .gateUp: return 2 * c.intermediateSize
     }

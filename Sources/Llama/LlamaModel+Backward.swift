@@ -90,25 +90,23 @@ extension LlamaModel {
         let dAttention = arena.dAttention!.pointer
         Linear.backward(x: attention, weight: matrix(o.output, count: h * qw), dy: dStream, dx: dAttention,
                         dWeight: grad + o.output, tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
-        let query = saved.restore(.query, layer), key = saved.restore(.key, layer), value = saved.restore(.value, layer)
+        let qkvWidth = qw + 2 * kw
+        let qkv = saved.restore(.qkv, layer)
         let probs = saved.restore(.probs, layer)
         let shape = Attention.Shape(rows: rows, seqLen: seqLen, heads: c.numAttentionHeads,
-                                    kvHeads: c.numKeyValueHeads, headDim: c.headDim)
-        let dQuery = arena.dQuery!.pointer, dKey = arena.dKey!.pointer, dValue = arena.dValue!.pointer
-        Attention.backward(q: query, k: key, v: value, lengths: lengths, probs: probs, dOutput: dAttention,
-                           dq: dQuery, dk: dKey, dv: dValue, scratch: arena.attentionScratch!.pointer, shape: shape)
-        rotary.backward(dQuery, rows: rows, seqLen: seqLen, heads: c.numAttentionHeads)
-        rotary.backward(dKey, rows: rows, seqLen: seqLen, heads: c.numKeyValueHeads)
+                                    kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
+        let dQKV = arena.dQKV!.pointer
+        Attention.backward(q: qkv, k: qkv + qw, v: qkv + qw + kw, lengths: lengths, probs: probs, dOutput: dAttention,
+                           dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: arena.attentionScratch!.pointer, shape: shape)
+        rotary.backward(dQKV, rows: rows, seqLen: seqLen, heads: c.numAttentionHeads, stride: qkvWidth)
+        rotary.backward(dQKV + qw, rows: rows, seqLen: seqLen, heads: c.numKeyValueHeads, stride: qkvWidth)
 
         let input = saved.restore(.layerInput, layer)
         let inputNorm = normWeight(o.inputNorm)
         RMSNorm.apply(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), output: normed, tokens: n, hidden: h)
-        Linear.backward(x: normed, weight: matrix(o.query, count: qw * h), dy: dQuery, dx: dNormed, dWeight: grad + o.query,
-                        tokens: n, inFeatures: h, outFeatures: qw, overwriteInput: true)
-        Linear.backward(x: normed, weight: matrix(o.key, count: kw * h), dy: dKey, dx: dNormed, dWeight: grad + o.key,
-                        tokens: n, inFeatures: h, outFeatures: kw)
-        Linear.backward(x: normed, weight: matrix(o.value, count: kw * h), dy: dValue, dx: dNormed, dWeight: grad + o.value,
-                        tokens: n, inFeatures: h, outFeatures: kw)
+        // q_proj, k_proj, v_proj as one stacked [Q + 2K, H] weight.
+        Linear.backward(x: normed, weight: matrix(o.query, count: qkvWidth * h), dy: dQKV, dx: dNormed, dWeight: grad + o.query,
+                        tokens: n, inFeatures: h, outFeatures: qkvWidth, overwriteInput: true)
         RMSNorm.backward(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), dOutput: dNormed,
                          dx: dStream, dWeight: grad + o.inputNorm, tokens: n, hidden: h, accumulate: true)
     }

@@ -91,16 +91,17 @@ extension LlamaModel {
         saved.commit(.layerInput, layer)
         RMSNorm.forward(x: input, weight: normWeight(o.inputNorm), output: normed, rstd: arena.rstd(2 * layer),
                         tokens: n, hidden: h, eps: c.rmsNormEps)
-        let query = saved.buffer(.query, layer), key = saved.buffer(.key, layer), value = saved.buffer(.value, layer)
-        Linear.forward(x: normed, weight: matrix(o.query, count: qw * h), y: query, tokens: n, inFeatures: h, outFeatures: qw)
-        Linear.forward(x: normed, weight: matrix(o.key, count: kw * h), y: key, tokens: n, inFeatures: h, outFeatures: kw)
-        Linear.forward(x: normed, weight: matrix(o.value, count: kw * h), y: value, tokens: n, inFeatures: h, outFeatures: kw)
-        rotary.forward(query, rows: rows, seqLen: seqLen, heads: c.numAttentionHeads)
-        rotary.forward(key, rows: rows, seqLen: seqLen, heads: c.numKeyValueHeads)
-        saved.commit(.query, layer); saved.commit(.key, layer); saved.commit(.value, layer)
+        // q | k | v per token from the stacked [q_proj; k_proj; v_proj] (adjacent in the layout).
+        let qkvWidth = qw + 2 * kw
+        let qkv = saved.buffer(.qkv, layer)
+        Linear.forward(x: normed, weight: matrix(o.query, count: qkvWidth * h), y: qkv, tokens: n, inFeatures: h, outFeatures: qkvWidth)
+        let query = qkv, key = qkv + qw, value = qkv + qw + kw
+        rotary.forward(query, rows: rows, seqLen: seqLen, heads: c.numAttentionHeads, stride: qkvWidth)
+        rotary.forward(key, rows: rows, seqLen: seqLen, heads: c.numKeyValueHeads, stride: qkvWidth)
+        saved.commit(.qkv, layer)
 
         let shape = Attention.Shape(rows: rows, seqLen: seqLen, heads: c.numAttentionHeads,
-                                    kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+                                    kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
         let probs = saved.buffer(.probs, layer), attention = saved.buffer(.attention, layer)
         Attention.forward(q: query, k: key, v: value, lengths: lengths, probs: probs, output: attention, shape: shape)
         saved.commit(.probs, layer); saved.commit(.attention, layer)

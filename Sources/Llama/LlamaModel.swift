@@ -23,7 +23,7 @@ public final class LlamaModel {
     /// Working weights, layout order: exactly one of the two is non-nil.
     let weights32: FloatBuffer?
     let weights16: HalfBuffer?
-    /// Float32 copy of one matrix at a time under fp16 (the largest entry or [gate; up]), and of norm weights.
+    /// Float32 copy of one matrix at a time under fp16 (the largest entry, [gate; up] or [q; k; v]), and of norm weights.
     let matrixScratch: FloatBuffer?
     let normScratch: FloatBuffer?
 
@@ -69,7 +69,8 @@ public final class LlamaModel {
         } else {
             weights32 = nil; weights16 = HalfBuffer(count: total)
             // The largest matrix used at once: any entry, or the stacked [gate_proj; up_proj].
-            matrixScratch = FloatBuffer(count: max(layout.entries.map(\.count).max() ?? 0, 2 * c.intermediateSize * c.hiddenSize))
+            matrixScratch = FloatBuffer(count: max(layout.entries.map(\.count).max() ?? 0, 2 * c.intermediateSize * c.hiddenSize,
+                                                   (c.qDim + 2 * c.kvDim) * c.hiddenSize))
             normScratch = FloatBuffer(count: c.hiddenSize)
         }
         layerOffsets = (0..<c.numHiddenLayers).map { [layout] i in
@@ -86,7 +87,12 @@ public final class LlamaModel {
                 down: layout.entry(p + "mlp.down_proj.weight").offset)
         }
         // gate_proj and up_proj are adjacent in the layout: one [2F, H] matmul computes both.
-        for o in layerOffsets { precondition(o.up == o.gate + c.intermediateSize * c.hiddenSize, "layout: up_proj must follow gate_proj") }
+        // q_proj, k_proj, v_proj are adjacent too: one [Q + 2K, H] matmul.
+        for o in layerOffsets {
+            precondition(o.up == o.gate + c.intermediateSize * c.hiddenSize, "layout: up_proj must follow gate_proj")
+            precondition(o.key == o.query + c.qDim * c.hiddenSize && o.value == o.key + c.kvDim * c.hiddenSize,
+                         "layout: q_proj, k_proj, v_proj must be adjacent")
+        }
         embedOffset = layout.entry("model.embed_tokens.weight").offset
         finalNormOffset = layout.entry("model.norm.weight").offset
         lmHeadOffset = c.tieWordEmbeddings ? embedOffset : layout.entry("lm_head.weight").offset

@@ -83,4 +83,54 @@ final class AttentionTests: XCTestCase {
             }
         }
     }
+
+    /// q, k, v as column blocks of one `[tokens, Q + 2K]` buffer (the fused projection) give the
+    /// same output and gradients as separate buffers; rotary with a row stride matches too.
+    func testFusedInputLayoutMatchesSeparateBuffers() {
+        let (q, k, v) = inputs(seed: 19)
+        let n = shape.rows * shape.seqLen, qw = shape.queryWidth, kw = shape.keyWidth, width = qw + 2 * kw
+        var fused = [Float](repeating: 0, count: n * width)
+        for t in 0..<n {
+            for j in 0..<qw { fused[t * width + j] = q[t * qw + j] }
+            for j in 0..<kw { fused[t * width + qw + j] = k[t * kw + j]; fused[t * width + qw + kw + j] = v[t * kw + j] }
+        }
+        var fusedShape = shape
+        fusedShape.inputStride = width
+        var probs = [Float](repeating: 0, count: shape.probsCount)
+        var output = [Float](repeating: 0, count: n * qw)
+        fused.withUnsafeBufferPointer { f in
+            Attention.forward(q: f.baseAddress!, k: f.baseAddress! + qw, v: f.baseAddress! + qw + kw, lengths: lengths,
+                              probs: &probs, output: &output, shape: fusedShape)
+        }
+        let (expected, expectedProbs) = run(q, k, v)
+        XCTAssertEqual(output, expected)
+        var random = TestRandom(seed: 20)
+        let dOutput = random.array(n * qw)
+        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+        var scratch = [Float](repeating: 0, count: shape.backwardScratchCount)
+        Attention.backward(q: q, k: k, v: v, lengths: lengths, probs: expectedProbs, dOutput: dOutput,
+                           dq: &dq, dk: &dk, dv: &dv, scratch: &scratch, shape: shape)
+        var dFused = [Float](repeating: .nan, count: fused.count)
+        fused.withUnsafeBufferPointer { f in
+            dFused.withUnsafeMutableBufferPointer { d in
+                Attention.backward(q: f.baseAddress!, k: f.baseAddress! + qw, v: f.baseAddress! + qw + kw, lengths: lengths,
+                                   probs: probs, dOutput: dOutput, dq: d.baseAddress!, dk: d.baseAddress! + qw,
+                                   dv: d.baseAddress! + qw + kw, scratch: &scratch, shape: fusedShape)
+            }
+        }
+        for t in 0..<n {
+            XCTAssertEqual(Array(dFused[(t * width)..<(t * width + qw)]), Array(dq[(t * qw)..<((t + 1) * qw)]))
+            XCTAssertEqual(Array(dFused[(t * width + qw)..<(t * width + qw + kw)]), Array(dk[(t * kw)..<((t + 1) * kw)]))
+            XCTAssertEqual(Array(dFused[(t * width + qw + kw)..<((t + 1) * width)]), Array(dv[(t * kw)..<((t + 1) * kw)]))
+        }
+        let rotary = Rotary(headDim: shape.headDim, theta: 10000, maxPositions: shape.seqLen)
+        let rotatedKeys = k.mutated { rotary.forward($0, rows: shape.rows, seqLen: shape.seqLen, heads: shape.kvHeads) }
+        let rotatedFused = fused.mutated {
+            rotary.forward($0 + qw, rows: shape.rows, seqLen: shape.seqLen, heads: shape.kvHeads, stride: width)
+        }
+        for t in 0..<n {
+            XCTAssertEqual(Array(rotatedFused[(t * width + qw)..<(t * width + qw + kw)]), Array(rotatedKeys[(t * kw)..<((t + 1) * kw)]))
+            XCTAssertEqual(Array(rotatedFused[(t * width)..<(t * width + qw)]), Array(q[(t * qw)..<((t + 1) * qw)]))
+        }
+    }
 }
