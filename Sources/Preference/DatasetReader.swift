@@ -43,6 +43,21 @@ public enum DatasetReader {
         }
     }
 
+    /// The format of a file, detected from its first valid record (for tools that accept both kinds).
+    public static func detectFormat(of url: URL, keys: DatasetKeys = DatasetKeys()) throws -> DatasetFormat {
+        let file = url.path
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw DataError(file: file, location: .file, problem: "file does not exist or cannot be read")
+        }
+        for (location, _, content) in try splitRecords(data, file: file) {
+            guard case .success(let record) = content else { continue }
+            do { return try detectFormat(record, keys: keys) } catch let problem as RecordProblem {
+                throw DataError(file: file, location: location, key: problem.key, problem: problem.problem)
+            }
+        }
+        throw DataError(file: file, location: .file, problem: "file is empty (no valid records)")
+    }
+
     // MARK: - Records
 
     /// A problem with one record, before the file and position are attached.

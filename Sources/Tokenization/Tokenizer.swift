@@ -79,9 +79,11 @@ public enum TokenizerError: Error, LocalizedError, CustomStringConvertible, Equa
 ///
 /// Special token ids and the chat template come from `tokenizer_config.json` next to it (and
 /// `special_tokens_map.json` as a fallback for the special tokens), when present.
-/// The word `byte` (as a path) gives the built-in byte tokenizer.
+/// The word `byte` (as a relative path naming no file) gives the built-in byte tokenizer.
 public func loadTokenizer(from url: URL) throws -> any Tokenizer {
-    if url.path == "byte" { return try TokenizerFiles.byteTokenizer() }
+    if url.relativePath == "byte" && !FileManager.default.fileExists(atPath: url.path) {
+        return try TokenizerFiles.byteTokenizer()
+    }
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
         throw TokenizerError.fileNotFound(path: url.path)

@@ -41,7 +41,31 @@ CORPUS = [
     "Mixed: hello世界123abc   !!!???... ''quotes'' \"double\" `back`",
 ] * 20
 
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|begin_of_text|>"]
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|begin_of_text|>", "<|start_header_id|>",
+            "<|end_header_id|>", "<|eot_id|>"]
+
+# Meta's Llama-3 (8B Instruct) chat template, and a Qwen2-style ChatML one without a default system prompt.
+LLAMA3_TEMPLATE = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+                   "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
+                   "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+                   "{{ content }}{% endfor %}{% if add_generation_prompt %}"
+                   "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+CHATML_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+                   "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+CONFIGS = {
+    "llama3_style": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "pad_token": "<|endoftext|>",
+                     "chat_template": LLAMA3_TEMPLATE, "tokenizer_class": "PreTrainedTokenizerFast",
+                     "clean_up_tokenization_spaces": False},
+    "qwen2_style": {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+                    "chat_template": CHATML_TEMPLATE, "tokenizer_class": "PreTrainedTokenizerFast",
+                    "clean_up_tokenization_spaces": False},
+}
+CONVERSATIONS = [
+    [{"role": "user", "content": "What is 12+7?"}],
+    [{"role": "user", "content": "What is 12+7?"}, {"role": "assistant", "content": "19"}],
+    [{"role": "system", "content": "  Be brief. "}, {"role": "user", "content": "你好 😀\n"},
+     {"role": "assistant", "content": "\n spaced answer  "}, {"role": "user", "content": "again"}],
+]
 
 TEST_STRINGS = [
     "Hello world",
@@ -147,6 +171,17 @@ def main():
                 "decoded_skipping_special": reloaded.decode(plain, skip_special_tokens=True),
             })
         golden["tokenizers"][name] = cases
+        if name in CONFIGS:
+            json.dump(CONFIGS[name], open(os.path.join(directory, "tokenizer_config.json"), "w"), indent=1)
+            from transformers import AutoTokenizer
+            auto = AutoTokenizer.from_pretrained(directory)
+            renderings = []
+            for messages in CONVERSATIONS:
+                for generation in (False, True):
+                    text = auto.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+                    renderings.append({"messages": messages, "add_generation_prompt": generation, "text": text,
+                                       "ids": auto(text, add_special_tokens=False)["input_ids"]})
+            golden.setdefault("renderings", {})[name] = renderings
         print(name, "vocab", reloaded.get_vocab_size(), "merges", len(document["model"]["merges"]))
     json.dump(golden, open(os.path.join(HERE, "golden.json"), "w"), ensure_ascii=False, indent=0)
 
