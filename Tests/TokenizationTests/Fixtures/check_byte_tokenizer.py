@@ -53,7 +53,7 @@ def main():
                 ids = ids["input_ids"]
             renderings.append({"messages": messages, "add_generation_prompt": generation, "text": text, "ids": list(ids)})
     json.dump({"strings": strings, "cases": cases, "renderings": renderings},
-              open(os.path.join(HERE, "byte_golden.json"), "w"), ensure_ascii=False, indent=0)
+              open(os.path.join(HERE, "byte_golden.json"), "w"), ensure_ascii=False, separators=(",", ":"))
     print("byte tokenizer: HF tokenizers and AutoTokenizer agree on", len(strings), "strings;",
           len(renderings), "chat renderings written")
 

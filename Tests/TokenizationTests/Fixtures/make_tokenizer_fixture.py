@@ -108,6 +108,24 @@ TEST_STRINGS = [
 ]
 
 
+def random_strings(count, seed=1234):
+    """Random strings over an alphabet chosen to hit every branch of the pre-tokenizer regexes."""
+    import random
+    rng = random.Random(seed)
+    pieces = ["a", "Z", "hello", "World", "é", "e\u0301", "ß", "Ω", "ж", "中", "文字", "ｱ", "😀", "👍🏽", "👨‍👩‍👧",
+              "0", "7", "123", "45678", "١٢", "½", "Ⅻ", "①", "'", "'s", "'S", "'ll", "'LL", "'re", "'Ve", "'d", "'m", "'t",
+              "ſ", "'ſ", " ", "  ", "   ", "\t", "\n", "\r\n", "\r", "\n\n", " \n", "\u000b", "\u000c", "\u0085",
+              "\u00a0", "\u2003", "\u3000", "\u200b", "\u001c", ".", ",", "!?", "...", "-", "_", "(", ")", "\"", "#",
+              "$", "+", "=", "<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|eot_id|>", "<", "|", ">"]
+    result = []
+    for _ in range(count):
+        result.append("".join(rng.choice(pieces) for _ in range(rng.randint(1, 25))))
+    return result
+
+
+TEST_STRINGS += random_strings(300)
+
+
 def train(pre_tokenizer, normalizer=None):
     tokenizer = Tokenizer(models.BPE())
     if normalizer is not None:
@@ -183,7 +201,7 @@ def main():
                                        "ids": auto(text, add_special_tokens=False)["input_ids"]})
             golden.setdefault("renderings", {})[name] = renderings
         print(name, "vocab", reloaded.get_vocab_size(), "merges", len(document["model"]["merges"]))
-    json.dump(golden, open(os.path.join(HERE, "golden.json"), "w"), ensure_ascii=False, indent=0)
+    json.dump(golden, open(os.path.join(HERE, "golden.json"), "w"), ensure_ascii=False, separators=(",", ":"))
 
 
 if __name__ == "__main__":
