@@ -1,5 +1,6 @@
 import XCTest
 @testable import Preference
+import Tokenization
 
 /// The arithmetic demo task: correct/incorrect pairs, held-out prompts disjoint from training ones, the checker.
 final class DemoTaskTests: XCTestCase {
@@ -70,5 +71,32 @@ final class DemoTaskTests: XCTestCase {
         let supervised = task.supervisedExamples(n: 20, seed: 0, wrongShare: 0.5)
         try DatasetWriter.jsonLines(supervised).write(to: url)
         XCTAssertEqual(try DatasetReader.readSupervised(from: url).examples, supervised)
+    }
+}
+
+/// The loaders the trainer calls: file -> encoded pairs -> rows.
+final class PreferenceDataTests: XCTestCase {
+    func testLoadAndBatchTheDemoFile() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("data-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try DatasetWriter.jsonLines(DemoTask.arithmetic.preferenceExamples(n: 30, seed: 0)).write(to: url)
+        let tokenizer = try TokenizerFiles.byteTokenizer()
+        let data = try PreferenceData.load(from: url, tokenizer: tokenizer)
+        XCTAssertEqual(data.pairs.count, 30)
+        XCTAssertEqual(data.format, .standard)
+        XCTAssertEqual(data.paddingId, 256)
+        XCTAssertTrue(data.startupLines[0].contains("30 example(s)"))
+        let plan = try BatchPlan(exampleCount: data.pairs.count, batchSize: 4, worldSize: 2, rank: 1, seed: 0,
+                                 groupByLength: data.rowLengths)
+        let rows = data.rows(for: plan.batches(epoch: 0)[0])
+        XCTAssertEqual(rows.rows, 8)
+        XCTAssertEqual(rows.inputIds.count, 8 * rows.seqLen)
+        // Every row scores its answer digits and the EOS.
+        for row in 0..<8 { XCTAssertTrue((2...3).contains(rows.completionTokenCounts[row])) }
+
+        try DatasetWriter.jsonLines(DemoTask.arithmetic.supervisedExamples(n: 10, seed: 0, wrongShare: 0)).write(to: url)
+        let supervised = try SupervisedData.load(from: url, tokenizer: tokenizer)
+        XCTAssertEqual(supervised.rows(for: [0, 1, 2]).rows, 3)
+        XCTAssertThrowsError(try PreferenceData.load(from: url, tokenizer: tokenizer))
     }
 }
