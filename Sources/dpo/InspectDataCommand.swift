@@ -37,6 +37,9 @@ struct InspectDataCommand: ParsableCommand {
     @Option(help: "Key of the chosen field.") var chosenKey = "chosen"
     @Option(help: "Key of the rejected field.") var rejectedKey = "rejected"
     @Flag(help: "Skip invalid records instead of failing.") var skipInvalid = false
+    @Flag(help: "Instead of one example: load and encode the whole file and print counts, lengths and timings.")
+    var summary = false
+    @Option(help: "With --summary: pairs per batch for the batching timing.") var batchSize = 4
 
     func run() throws {
         guard (tokenizer == nil) != (model == nil) else {
@@ -57,6 +60,13 @@ struct InspectDataCommand: ParsableCommand {
                                       truncation: truncationMode, chatTemplate: template)
         let readOptions = DatasetReadOptions(
             keys: DatasetKeys(prompt: promptKey, chosen: chosenKey, rejected: rejectedKey), skipInvalid: skipInvalid)
+        if summary {
+            for line in try DatasetSummary.describe(file: URL(fileURLWithPath: data), tokenizer: loaded, options: options,
+                                                    readOptions: readOptions, batchSize: batchSize) {
+                print(line)
+            }
+            return
+        }
         for line in try ExampleInspection.describe(file: URL(fileURLWithPath: data), index: index, tokenizer: loaded,
                                                    options: options, readOptions: readOptions) {
             print(line)
