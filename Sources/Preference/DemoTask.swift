@@ -1,4 +1,5 @@
 import Foundation
+import Tokenization
 
 // MARK: - Built-in demo tasks
 
@@ -57,22 +58,42 @@ public enum DemoTask: String, CaseIterable, Sendable {
     // MARK: - Training data
 
     /// Preference pairs: chosen is the correct answer, rejected a wrong one (off by 1 to 10, never negative).
-    public func preferenceExamples(n: Int, seed: Int) -> [PreferenceExample] {
+    /// `conversational` writes them as one user message and one assistant message each (for ChatML training).
+    public func preferenceExamples(n: Int, seed: Int, conversational: Bool = false) -> [PreferenceExample] {
         var random = SeededRandom(seed: UInt64(bitPattern: Int64(seed)))
         return Self.draw(n, from: Self.operands(heldOut: false), random: &random).map { a, b in
-            .standard(prompt: Self.prompt(a, b), chosen: String(a + b), rejected: String(Self.wrongAnswer(a + b, &random)))
+            let (prompt, chosen, rejected) = (Self.prompt(a, b), String(a + b), String(Self.wrongAnswer(a + b, &random)))
+            guard conversational else { return .standard(prompt: prompt, chosen: chosen, rejected: rejected) }
+            return .conversational(prompt: [ChatMessage(role: "user", content: prompt)],
+                                   chosen: [ChatMessage(role: "assistant", content: chosen)],
+                                   rejected: [ChatMessage(role: "assistant", content: rejected)])
         }
     }
 
+    /// The token ids a model is prompted with for a task prompt, exactly as training rows begin:
+    /// the plain prompt (no BOS), or with `conversational` the chat template's rendering of one user
+    /// message with the generation prompt.
+    public func promptIds(for prompt: String, tokenizer: any Tokenizer, conversational: Bool,
+                          chatTemplate: ChatTemplate? = nil) throws -> [Int32] {
+        guard conversational else { return tokenizer.encode(prompt) }
+        let template = chatTemplate ?? tokenizer.chatTemplate
+        let bos = tokenizer.bosTokenId.flatMap(tokenizer.idToToken)
+        return tokenizer.encode(try template.render([ChatMessage(role: "user", content: prompt)],
+                                                    addGenerationPrompt: true, bosToken: bos))
+    }
+
     /// Supervised examples; a `wrongShare` fraction (0...1) of them has a wrong answer.
-    public func supervisedExamples(n: Int, seed: Int, wrongShare: Double) -> [SupervisedExample] {
+    /// `conversational` writes `{"messages": [user, assistant]}` records.
+    public func supervisedExamples(n: Int, seed: Int, wrongShare: Double, conversational: Bool = false) -> [SupervisedExample] {
         var random = SeededRandom(seed: UInt64(bitPattern: Int64(seed)))
         let wrongCount = Int((Double(n) * min(1, max(0, wrongShare))).rounded())
         let wrongPositions = Set(random.permutation(n).prefix(wrongCount))
         return Self.draw(n, from: Self.operands(heldOut: false), random: &random).enumerated().map { position, operands in
             let (a, b) = operands
             let answer = wrongPositions.contains(position) ? Self.wrongAnswer(a + b, &random) : a + b
-            return .promptCompletion(prompt: Self.prompt(a, b), completion: String(answer))
+            guard conversational else { return .promptCompletion(prompt: Self.prompt(a, b), completion: String(answer)) }
+            return .messages([ChatMessage(role: "user", content: Self.prompt(a, b)),
+                              ChatMessage(role: "assistant", content: String(answer))])
         }
     }
 

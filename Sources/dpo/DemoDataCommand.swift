@@ -14,14 +14,15 @@ struct DemoDataCommand: ParsableCommand {
     @Option(help: "Output JSON Lines file.") var out: String
     @Flag(help: "Write {\"prompt\", \"completion\"} lines for the sft stage instead of preference pairs.") var sft = false
     @Option(help: "With --sft: share (0...1) of examples whose completion is wrong.") var wrongShare = 0.0
+    @Flag(help: "Write chat messages (user prompt, assistant answer) instead of plain strings.") var conversational = false
 
     func run() throws {
         guard n > 0 else { throw ValidationError("--n must be positive") }
         guard (0...1).contains(wrongShare) else { throw ValidationError("--wrong-share must be between 0 and 1") }
         let demoTask = try DemoTask.named(task)
         let data = sft
-            ? try DatasetWriter.jsonLines(demoTask.supervisedExamples(n: n, seed: seed, wrongShare: wrongShare))
-            : try DatasetWriter.jsonLines(demoTask.preferenceExamples(n: n, seed: seed))
+            ? try DatasetWriter.jsonLines(demoTask.supervisedExamples(n: n, seed: seed, wrongShare: wrongShare, conversational: conversational))
+            : try DatasetWriter.jsonLines(demoTask.preferenceExamples(n: n, seed: seed, conversational: conversational))
         let url = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try data.write(to: url, options: .atomic)

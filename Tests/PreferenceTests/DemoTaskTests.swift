@@ -62,6 +62,26 @@ final class DemoTaskTests: XCTestCase {
         XCTAssertThrowsError(try DemoTask.named("chess"))
     }
 
+    func testConversationalVariantAndPromptIdsMatchTrainingRows() throws {
+        let tokenizer = try TokenizerFiles.byteTokenizer()
+        let examples = task.preferenceExamples(n: 5, seed: 2, conversational: true)
+        let plain = task.preferenceExamples(n: 5, seed: 2)
+        let encoder = try PreferenceEncoder(tokenizer: tokenizer)
+        for (example, plainExample) in zip(examples, plain) {
+            guard case .conversational(let prompt, let chosen, _) = example,
+                  case .standard(let plainPrompt, let plainChosen, _) = plainExample else { return XCTFail() }
+            XCTAssertEqual(prompt, [ChatMessage(role: "user", content: plainPrompt)])
+            XCTAssertEqual(chosen, [ChatMessage(role: "assistant", content: plainChosen)])
+            guard case .encoded(let pair) = try encoder.encode(example, index: 0).outcome,
+                  case .encoded(let plainPair) = try encoder.encode(plainExample, index: 0).outcome else { return XCTFail() }
+            XCTAssertEqual(try task.promptIds(for: plainPrompt, tokenizer: tokenizer, conversational: true), pair.prompt)
+            XCTAssertEqual(try task.promptIds(for: plainPrompt, tokenizer: tokenizer, conversational: false), plainPair.prompt)
+        }
+        let messages = task.supervisedExamples(n: 3, seed: 0, wrongShare: 0, conversational: true)
+        guard case .messages(let list) = messages[0] else { return XCTFail() }
+        XCTAssertEqual(list.map(\.role), ["user", "assistant"])
+    }
+
     func testWrittenFileReadsBack() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString).jsonl")
         defer { try? FileManager.default.removeItem(at: url) }
