@@ -104,7 +104,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
 
     /// Normalises, pre-tokenises and BPE-encodes text that holds no added token.
     private func encodeOrdinaryText(_ original: String, into ids: inout [Int32]) {
-        var text = definition.normalizeNFC ? original.precomposedStringWithCanonicalMapping : original
+        // Every scalar below U+0300 has NFC_Quick_Check=Yes, so such text is already NFC.
+        let needsNormalization = definition.normalizeNFC && original.unicodeScalars.contains { $0.value >= 0x300 }
+        var text = needsNormalization ? original.precomposedStringWithCanonicalMapping : original
         if text.isEmpty { return }
         if definition.addPrefixSpace && !text.hasPrefix(" ") { text = " " + text }
         let scalars = Array(text.unicodeScalars)
