@@ -14,6 +14,9 @@ struct DPOCommand: ParsableCommand {
             TokenizeCommand.self,
             InspectDataCommand.self,
             DemoDataCommand.self,
+            InitCommand.self,
+            GenerateCommand.self,
+            ScoreCommand.self,
         ]
     )
 }
