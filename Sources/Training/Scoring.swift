@@ -26,10 +26,49 @@ public enum TaskScoring {
         public var conversational = false
         /// New tokens per answer; the task's answers are short.
         public var maxNewTokens = 8
+        /// Held-out prompts (never trained on) or the training prompts.
+        public var split: Split = .heldOut
 
         public init(task: DemoTask, n: Int) {
             self.task = task
             self.n = n
+        }
+    }
+
+    /// Which prompts of the task are scored.
+    public enum Split: String, CaseIterable, Codable, Sendable {
+        /// Prompts no training file of the task holds (`DemoTask.heldOutPrompts`).
+        case heldOut = "held-out"
+        /// The prompts training files are drawn from.
+        case train
+    }
+
+    /// The prompts of `split`, `n` of them (whole shuffled passes: distinct while `n` <= their count).
+    public static func prompts(_ p: Parameters) -> [String] {
+        switch p.split {
+        case .heldOut:
+            return p.task.heldOutPrompts(n: p.n, seed: p.seed)
+        case .train:
+            let trainPrompts = trainingPrompts(p.task)
+            var random = SeededRandom(seed: UInt64(bitPattern: Int64(p.seed)) ^ 0x7241_1E55)
+            var drawn: [String] = []
+            while drawn.count < p.n {
+                for index in random.permutation(trainPrompts.count) where drawn.count < p.n { drawn.append(trainPrompts[index]) }
+            }
+            return drawn
+        }
+    }
+
+    /// Every prompt of the task that is not held out, in a fixed order.
+    public static func trainingPrompts(_ task: DemoTask) -> [String] {
+        switch task {
+        case .arithmetic:
+            let heldOut = Set(task.heldOutPrompts(n: task.heldOutPromptCount, seed: 0))
+            var prompts: [String] = []
+            for a in 0...DemoTask.largestOperand {
+                for b in 0...DemoTask.largestOperand where !heldOut.contains("\(a)+\(b)=") { prompts.append("\(a)+\(b)=") }
+            }
+            return prompts
         }
     }
 
@@ -57,7 +96,7 @@ public enum TaskScoring {
         var stopTokens = Set(model.config.eosTokenIds.map(Int32.init))
         if let eos = tokenizer.eosTokenId { stopTokens.insert(eos) }
         var answers: [Answer] = []
-        for prompt in p.task.heldOutPrompts(n: p.n, seed: p.seed) {
+        for prompt in prompts(p) {
             let ids = try p.task.promptIds(for: prompt, tokenizer: tokenizer, conversational: p.conversational)
             if let bad = ids.first(where: { Int($0) >= model.config.vocabSize }) {
                 throw TaskScoringError.model("the tokenizer gives id \(bad) but the model's vocab_size is \(model.config.vocabSize): "

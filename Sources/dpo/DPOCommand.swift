@@ -17,6 +17,8 @@ struct DPOCommand: ParsableCommand {
             InitCommand.self,
             GenerateCommand.self,
             ScoreCommand.self,
+            DemoCommand.self,
+            ExperimentCommand.self,
         ]
     )
 }

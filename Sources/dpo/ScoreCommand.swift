@@ -26,6 +26,9 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "Seed choosing and ordering the held-out prompts.")
     var seed: Int = 0
 
+    @Option(help: ArgumentHelp("Which prompts: held-out (never in training files) or train.", valueName: "held-out|train"))
+    var split: String = "held-out"
+
     @Flag(help: "Prompt through the model's chat template (for models trained on conversational data).")
     var conversational = false
 
@@ -36,12 +39,16 @@ struct ScoreCommand: ParsableCommand {
         guard DemoTask(rawValue: task) != nil else {
             throw ValidationError("--task \(task): expected one of \(DemoTask.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard TaskScoring.Split(rawValue: split) != nil else {
+            throw ValidationError("--split \(split): expected held-out or train")
+        }
         guard n > 0 else { throw ValidationError("--n must be positive, got \(n)") }
     }
 
     func run() throws {
         var parameters = TaskScoring.Parameters(task: DemoTask(rawValue: task)!, n: n)
         parameters.seed = seed
+        parameters.split = TaskScoring.Split(rawValue: split)!
         parameters.conversational = conversational
         let (loaded, tokenizer) = try TaskScoring.loadModel(model)
         if verbose {
