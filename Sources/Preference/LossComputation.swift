@@ -77,7 +77,8 @@ public enum PreferenceLoss {
         _ logps: PairLogps, options: PreferenceLossOptions, normalizer: LossNormalizer
     ) throws -> PreferenceLossResult {
         let pairs = logps.pairCount
-        let usesReference = !options.referenceFree
+        // sft and --reference-free take the reference log-probs as 0.
+        let usesReference = options.needsReference
         guard logps.policyRejected.count == pairs, logps.chosenTokens.count == pairs,
             logps.rejectedTokens.count == pairs
         else {

@@ -202,11 +202,12 @@ public final class DPOTrainer {
         // files read as if the run had never stopped.
         var sink: MetricsSink?
         if isPrimary {
-            let previous = try? MetricsLog.read(outputURL.appendingPathComponent("metrics.jsonl"))
-            do { sink = try makeMetricsSink(outputURL) } catch { throw TrainingError.output("cannot open the metrics files: \(error)") }
-            if restored != nil, let previous {
-                for record in previous.records where record.step <= startStep { try sink?.log(step: record.step, metrics: record.metrics) }
-            }
+            do {
+                sink = try makeMetricsSink(outputURL)
+                for record in state.logHistory {
+                    try sink?.log(step: record.step, metrics: Array(zip(record.names, record.values)).map { (name: $0.0, value: $0.1) })
+                }
+            } catch { throw TrainingError.output("cannot open the metrics files in \(outputURL.path): \(error)") }
         }
         defer { try? sink?.close() }
 
@@ -407,9 +408,7 @@ public final class DPOTrainer {
     }
 
     private func logMetrics(_ metrics: [(name: String, value: Double)], step: Int, sink: MetricsSink?, state: inout TrainerState) throws {
-        var record: [String: Double] = ["step": Double(step)]
-        for (name, value) in metrics { record[name] = value }
-        state.logHistory.append(record)
+        state.logHistory.append(TrainerState.LogRecord(step: step, names: metrics.map(\.name), values: metrics.map(\.value)))
         guard isPrimary, let sink else { return }
         do { try sink.log(step: step, metrics: metrics) } catch {
             throw TrainingError.output("cannot write metrics: \(error)")

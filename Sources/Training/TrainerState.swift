@@ -24,8 +24,15 @@ public struct TrainerState: Codable, Equatable, Sendable {
     /// run logs exactly what the uninterrupted one would.
     public var pendingMetricSums: [Double] = []
     public var pendingSteps: Int = 0
-    /// Every logged record so far: "step" plus the metrics.
-    public var logHistory: [[String: Double]] = []
+    /// Every logged record so far, in order (replayed into the metrics sink on resume).
+    public var logHistory: [LogRecord] = []
+
+    /// One logged step: metric names and values in the order they were logged.
+    public struct LogRecord: Codable, Equatable, Sendable {
+        public var step: Int
+        public var names: [String]
+        public var values: [Double]
+    }
 
     public init() {}
 
