@@ -347,7 +347,8 @@ public final class DPOTrainer {
             if isPrimary, let onProgress {
                 let now = clock.now - loopStart
                 let seconds = Double(now.components.seconds) + Double(now.components.attoseconds) * 1e-18
-                let value = Dictionary(lastMetrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+                // This rank's view of this step (the logged metrics are the all-rank ones).
+                let value = Dictionary(stepSums.metrics(options: p.loss).map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
                 onProgress(ProgressSnapshot(
                     step: step, totalSteps: totalSteps, epoch: state.epoch, loss: value["loss"] ?? .nan,
                     rewardAccuracy: value["rewards/accuracies"] ?? .nan, rewardMargin: value["rewards/margins"] ?? .nan,
