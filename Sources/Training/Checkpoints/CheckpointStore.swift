@@ -103,10 +103,20 @@ public struct CheckpointStore: Sendable {
         var removed: [URL] = []
         for step in steps.dropFirst(keep) {
             let url = outputDirectory.appendingPathComponent(Self.checkpointName(step: step))
-            try FileManager.default.removeItem(at: url)
+            try remove(url)
             removed.append(url)
         }
         return removed
+    }
+
+    /// Removes a checkpoint directory without ever leaving a torn one under its name: it is
+    /// first renamed to a temporary name (atomic), then deleted file by file.
+    public func remove(_ url: URL) throws {
+        let doomed = outputDirectory.appendingPathComponent(
+            "\(Self.temporaryPrefix)delete-\(url.lastPathComponent)-\(ProcessInfo.processInfo.processIdentifier)")
+        if FileManager.default.fileExists(atPath: doomed.path) { try FileManager.default.removeItem(at: doomed) }
+        try FileManager.default.moveItem(at: url, to: doomed)
+        try FileManager.default.removeItem(at: doomed)
     }
 
     /// Cleans what an interrupted save left: temporaries are removed; a checkpoint moved
