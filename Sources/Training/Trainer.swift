@@ -38,8 +38,11 @@ public final class DPOTrainer {
     public var onMessage: ((String) -> Void)?
     /// Called on rank 0 after every optimizer step.
     public var onProgress: ((ProgressSnapshot) -> Void)?
-    /// Creates the metrics sink on rank 0 (default: metrics.jsonl + TensorBoard in OUT).
-    public var makeMetricsSink: (URL) throws -> MetricsSink = { try FanOutMetricsSink.standard(outputDirectory: $0) }
+    /// Creates the metrics sink on rank 0 from (OUT, the step a resumed run continues from);
+    /// default: metrics.jsonl (keeping its lines up to that step) + TensorBoard in OUT.
+    public var makeMetricsSink: (URL, Int?) throws -> MetricsSink = {
+        try FanOutMetricsSink.standard(outputDirectory: $0, resumingFromStep: $1)
+    }
     /// Test hook: called with (step, gradients) after the reduction, before unscaling;
     /// used to inject non-finite values. Never set by the CLI.
     public var gradientHook: ((Int, UnsafeMutableBufferPointer<Float>) -> Void)?
@@ -198,16 +201,13 @@ public final class DPOTrainer {
         }
         referenceWeights = nil
 
-        // 6. Metrics sink (rank 0). A resumed run rewrites the history up to its step, so the
-        // files read as if the run had never stopped.
+        // 6. Metrics sink (rank 0). A resumed run keeps the logged lines up to its checkpoint
+        // (later ones belong to steps that run again), so metrics.jsonl reads as if it never stopped.
         var sink: MetricsSink?
         if isPrimary {
-            do {
-                sink = try makeMetricsSink(outputURL)
-                for record in state.logHistory {
-                    try sink?.log(step: record.step, metrics: Array(zip(record.names, record.values)).map { (name: $0.0, value: $0.1) })
-                }
-            } catch { throw TrainingError.output("cannot open the metrics files in \(outputURL.path): \(error)") }
+            do { sink = try makeMetricsSink(outputURL, restored == nil ? nil : startStep) } catch {
+                throw TrainingError.output("cannot open the metrics files in \(outputURL.path): \(error)")
+            }
         }
         defer { try? sink?.close() }
 

@@ -12,6 +12,7 @@ struct DPOCommand: ParsableCommand {
             TrainCommand.self,
             LogpsCommand.self,
             EvalCommand.self,
+            PlotCommand.self,
         ]
     )
 }

@@ -78,7 +78,7 @@ final class TrainerSandbox {
     func train(_ p: TrainingParameters, configure: ((DPOTrainer) -> Void)? = nil) throws -> (TrainingSummary, MemoryMetricsSink) {
         let sink = MemoryMetricsSink()
         let trainer = DPOTrainer(parameters: p, communicator: SingleProcessCommunicator())
-        trainer.makeMetricsSink = { _ in sink }
+        trainer.makeMetricsSink = { _, _ in sink }
         trainer.shouldStop = { false }
         configure?(trainer)
         return (try trainer.run(), sink)

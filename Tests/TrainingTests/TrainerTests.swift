@@ -179,9 +179,10 @@ final class TrainerTests: XCTestCase {
             let straightLoss = straightSink.series("loss")
             let resumedLoss = resumedSink.series("loss")
             XCTAssertEqual(straightLoss.count, 10)
-            XCTAssertEqual(straightLoss, resumedLoss, "\(precision): same metrics, history replayed into the sink on resume")
-            XCTAssertEqual(straightSink.series("rewards/margins"), resumedSink.series("rewards/margins"))
-            XCTAssertEqual(straightSink.series("grad_norm"), resumedSink.series("grad_norm"))
+            XCTAssertEqual(resumedSink.records.first?.step, 6, "the resumed run logs from the step after the checkpoint")
+            XCTAssertEqual(Array(straightLoss.suffix(5)), resumedLoss, "\(precision): same metrics after resume")
+            XCTAssertEqual(Array(straightSink.series("rewards/margins").suffix(5)), resumedSink.series("rewards/margins"))
+            XCTAssertEqual(Array(straightSink.series("grad_norm").suffix(5)), resumedSink.series("grad_norm"))
         }
     }
 
