@@ -1,6 +1,6 @@
 """Generates OptimizerTorchFixtureValues.swift: torch AdamW/SGD trajectories and transformers schedules.
 
-Run: /work/venv/bin/python Tests/TrainingTests/OptimizerTorchFixture.py   (torch, transformers)
+Run: /work/venv/bin/python Tests/TrainingTests/Fixtures/OptimizerTorchFixture.py   (torch, transformers)
 
 The parameters mirror ParameterLayout of a 1-layer LLaMA with hidden 2, intermediate 2, vocab 3,
 tied embeddings (40 floats); norm weights go in a param group without weight decay, as the
@@ -94,6 +94,7 @@ lines.append("    ]")
 lines.append("    /// (total steps, transformers' warmup steps for warmup_ratio 0.1)")
 lines.append("    static let warmupFromRatio: [(Int, Int)] = [" + ", ".join("(%d, %d)" % p for p in warmup_from_ratio) + "]")
 lines.append("}")
-path = __file__.replace("OptimizerTorchFixture.py", "OptimizerTorchFixtureValues.swift")
+import os
+path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "OptimizerTorchFixtureValues.swift")
 open(path, "w").write("\n".join(lines) + "\n")
 print("wrote", path)
