@@ -77,8 +77,10 @@ public enum PreferenceLoss {
         _ logps: PairLogps, options: PreferenceLossOptions, normalizer: LossNormalizer
     ) throws -> PreferenceLossResult {
         let pairs = logps.pairCount
-        // sft and --reference-free take the reference log-probs as 0.
-        let usesReference = options.needsReference
+        // --reference-free takes the reference log-probs as 0; so does sft when given none
+        // (its loss ignores them; with them, its rewards are reported against them, as TRL's).
+        let referenceGiven = logps.referenceChosen.count == pairs && logps.referenceRejected.count == pairs
+        let usesReference = options.needsReference || (!options.referenceFree && options.kind == .sft && referenceGiven)
         guard logps.policyRejected.count == pairs, logps.chosenTokens.count == pairs,
             logps.rejectedTokens.count == pairs
         else {
