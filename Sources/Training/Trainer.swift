@@ -68,7 +68,9 @@ public final class DPOTrainer {
         let store = CheckpointStore(outputDirectory: outputURL)
 
         // 1. Inputs, all checked before anything is written to OUT.
-        let (config, initialWeights) = try TrainingInputs.loadModel(p.modelDirectory, flag: "--model")
+        let loaded = try TrainingInputs.loadModel(p.modelDirectory, flag: "--model")
+        let config = loaded.config
+        var initialWeights = loaded.weights
         var referenceWeights: [Float]?
         if p.loss.needsReference {
             if let referenceDirectory = p.referenceModelDirectory,
@@ -162,6 +164,7 @@ public final class DPOTrainer {
 
         // 5. Weights, optimizer, models.
         var master = restored?.masterWeights ?? initialWeights
+        initialWeights = []  // master now holds the only copy (no second 4-bytes-per-parameter array)
         let optimizer = FlatOptimizer(options: p.optimizer, layout: ParameterLayout(config: config))
         var state = restored?.state ?? TrainerState()
         if let restored {
