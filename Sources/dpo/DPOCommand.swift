@@ -12,6 +12,7 @@ struct DPOCommand: ParsableCommand {
             TrainCommand.self,
             LogpsCommand.self,
             EvalCommand.self,
+            BenchCommand.self,
             PlotCommand.self,
         ]
     )
