@@ -64,6 +64,13 @@ public final class DPOTrainer {
         try p.validate()
         BLAS.ensureBestCore()
         let worldSize = communicator.size
+        if worldSize > 1 {
+            // A different binary or configuration on one rank would silently train something else.
+            try communicator.verifySameRun([
+                ("binary", RunFingerprint.executable()),
+                ("configuration", String(decoding: try TrainingCheckpoint.encodedParameters(p), as: UTF8.self)),
+            ])
+        }
         let outputURL = URL(fileURLWithPath: p.outputDirectory)
         let store = CheckpointStore(outputDirectory: outputURL)
 
@@ -131,6 +138,10 @@ public final class DPOTrainer {
                     + "of \(globalBatch) pairs; each step sees the same pairs as before (the split across ranks and micro-steps differs)")
                 p.gradAccum = accum
             }
+            if !saved.dataFingerprint.isEmpty && saved.dataFingerprint != Self.dataFingerprint(train.pairs) {
+                message("warning: --data \(p.dataFile) (as encoded now) differs from the data \(resumeURL.lastPathComponent) was trained on; "
+                    + "the run continues, but not as the uninterrupted run would have")
+            }
             restored = contents
             message("resuming from \(resumeURL.path) at step \(saved.globalStep)")
         }
@@ -173,10 +184,13 @@ public final class DPOTrainer {
             state.lossScaler = DynamicLossScaler(enabled: p.precision == .fp16)
         }
         state.seed = p.seed
+        state.dataFingerprint = Self.dataFingerprint(train.pairs)
         state.worldSize = worldSize
         state.batchPairs = p.batchPairs
         state.gradAccum = p.gradAccum
         let startStep = state.globalStep
+        // Ranks start bit-identical whatever each one read from disk.
+        if worldSize > 1 { master.withUnsafeMutableBufferPointer { communicator.broadcastParameters($0) } }
 
         let policy: LlamaModel
         do { policy = try LlamaModel(config: config, precision: p.precision, trainable: true) } catch {
@@ -398,6 +412,20 @@ public final class DPOTrainer {
 
     // MARK: - Helpers
 
+    /// SHA-256 (prefix) of every encoded token of the training pairs, kept in the trainer
+    /// state so a resume on changed data or encoding is noticed.
+    static func dataFingerprint(_ pairs: [EncodedPair]) -> String {
+        var hasher = SHA256()
+        for pair in pairs {
+            for part in [pair.prompt, pair.chosen, pair.rejected] {
+                var count = Int64(part.count)
+                withUnsafeBytes(of: &count) { hasher.update($0) }
+                part.withUnsafeBytes { hasher.update($0) }
+            }
+        }
+        return hasher.finalize().prefix(12).map { String(format: "%02x", $0) }.joined()
+    }
+
     /// A tokenizer whose ids exceed the model's vocabulary would index past the embedding.
     static func checkTokenIds(_ pairs: [EncodedPair], vocabSize: Int, file: String, flag: String) throws {
         for pair in pairs {
@@ -425,6 +453,10 @@ public final class DPOTrainer {
         state: TrainerState, parameters p: TrainingParameters
     ) throws -> URL {
         var url = store.outputDirectory.appendingPathComponent(name)
+        if communicator.size > 1 {
+            // Ranks whose weights drifted apart (a bug, bad memory) stop the job instead of saving.
+            try master.withUnsafeBufferPointer { try communicator.checkConsistency($0, step: step) }
+        }
         var failure: Error?
         if isPrimary {
             do {

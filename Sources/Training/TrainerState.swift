@@ -13,6 +13,8 @@ public struct TrainerState: Codable, Equatable, Sendable {
     /// The data order is a pure function of (seed, epoch, world size, per-rank batch), so this
     /// seed *is* the random state; the trainer has no other randomness.
     public var seed: Int = 0
+    /// SHA-256 prefix of the encoded training pairs (a resume on other data is reported).
+    public var dataFingerprint: String = ""
     /// The batch geometry the state was written with (for resuming at another world size).
     public var worldSize: Int = 1
     public var batchPairs: Int = 1
@@ -38,6 +40,7 @@ public struct TrainerState: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case globalStep = "global_step", epoch, epochIndex = "epoch_index", batchInEpoch = "batch_in_epoch", seed
+        case dataFingerprint = "data_fingerprint"
         case worldSize = "world_size", batchPairs = "batch_pairs", gradAccum = "grad_accum"
         case lossScaler = "loss_scaler", trainTokens = "train_tokens", pendingMetricSums = "pending_metric_sums"
         case pendingSteps = "pending_steps", logHistory = "log_history"
