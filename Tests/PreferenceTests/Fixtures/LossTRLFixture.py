@@ -1,6 +1,6 @@
 """Generates LossTRLFixtureTests.swift: TRL DPOTrainer loss values and gradients on fixed log-probs.
 
-Run: /work/venv/bin/python Tests/PreferenceTests/LossTRLFixture.py   (needs torch and trl; tested with trl 1.16.0)
+Run: /work/venv/bin/python Tests/PreferenceTests/Fixtures/LossTRLFixture.py   (needs torch and trl; tested with trl 1.16.0)
 
 TRL 1.x computes its loss inside DPOTrainer._compute_loss from a model's per-token log-probs.
 This script calls that method on a stand-in trainer (only the attributes it reads) and a
@@ -170,7 +170,8 @@ def main():
         out.append("            logpsChosen: %r, logpsRejected: %r)," % (m["logps/chosen"], m["logps/rejected"]))
     out.append("    ]")
     out.append("}")
-    path = __file__.replace("LossTRLFixture.py", "LossTRLFixtureTests.swift")
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "LossTRLFixtureTests.swift")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
     print("wrote", path)
