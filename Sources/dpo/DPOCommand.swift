@@ -14,6 +14,9 @@ struct DPOCommand: ParsableCommand {
             EvalCommand.self,
             BenchCommand.self,
             PlotCommand.self,
+            TokenizeCommand.self,
+            InspectDataCommand.self,
+            DemoDataCommand.self,
         ]
     )
 }
