@@ -328,6 +328,44 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(summary.finalStep, 3)
     }
 
+    /// --save-every writes checkpoints, --keep-checkpoints rotates them, final/ stays; --eval-every
+    /// logs eval_ metrics on schedule and at the end; OUT holds what issue 3 lists.
+    func testCheckpointCadenceRotationAndEvaluation() throws {
+        let sandbox = try TrainerSandbox()
+        let data = try sandbox.writePairs("train.jsonl", TrainerSandbox.arithmetic)
+        var p = sandbox.parameters(data: data)
+        p.evalDataFile = data.path
+        p.batchPairs = 1
+        p.maxSteps = 7
+        p.saveEvery = 2
+        p.keepCheckpoints = 2
+        p.evalEvery = 3
+        p.logEvery = 2
+        let (summary, sink) = try sandbox.train(p)
+        let out = URL(fileURLWithPath: p.outputDirectory)
+        let names = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
+        XCTAssertEqual(names, ["checkpoint-4", "checkpoint-6", "final", "train_config.json"], "\(names)")
+        XCTAssertEqual(summary.savedDirectory?.lastPathComponent, "final")
+        for name in ["checkpoint-6", "final"] {
+            let directory = out.appendingPathComponent(name)
+            let manifest = try CheckpointStore.verify(directory)
+            XCTAssertEqual(
+                Set(manifest.files.keys),
+                ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "trainer_state.json", "optimizer.safetensors", "train_config.json"])
+        }
+        let evalSteps = sink.records.filter { $0.metrics.first?.name == "eval_loss" }.map(\.step)
+        XCTAssertEqual(evalSteps, [3, 6, 7])
+        let trainSteps = sink.records.filter { $0.metrics.first?.name == "loss" }.map(\.step)
+        XCTAssertEqual(trainSteps, [2, 4, 6, 7])
+        let state = try TrainerState.decode(
+            Data(contentsOf: out.appendingPathComponent("final/trainer_state.json")), source: "final")
+        XCTAssertEqual(state.globalStep, 7)
+        XCTAssertEqual(state.epochIndex, 1)
+        XCTAssertEqual(state.batchInEpoch, 3)
+        XCTAssertEqual(state.logHistory.count, 7)
+    }
+
     /// Resuming at another batch geometry keeps the global batch by adjusting --grad-accum, or says why it cannot.
     func testResumeWithAnotherGeometryKeepsTheGlobalBatch() throws {
         let sandbox = try TrainerSandbox()
