@@ -9,6 +9,7 @@ struct DPOCommand: ParsableCommand {
         abstract: "Direct Preference Optimization for LLaMA-architecture models on CPUs, data-parallel over MPI.",
         subcommands: [
             // Subcommands are registered here, one line each.
+            MPICheckCommand.self,
         ]
     )
 }
