@@ -19,11 +19,12 @@ import Foundation
 /// same order. Open MPI advances non-blocking collectives only inside MPI calls, so every
 /// `groupReady` also tests the buckets in flight (`progress()` does that alone).
 ///
-/// fp16 on the wire: each bucket is multiplied by 1/worldSize and rounded to binary16
-/// before the sum (halving the bytes; pre-dividing keeps the sum in range), and widened
-/// back to fp32 afterwards. An inf/NaN on any rank propagates through the sum; after the
-/// last bucket the ranks also agree on the flag with one tiny all-reduce, so
-/// `nonFinite` is the same everywhere and the loss scaler skips the step together.
+/// Each bucket is multiplied by 1/worldSize before its sum (as DDP does), checking for
+/// inf/NaN in the same pass. fp16 on the wire: the pre-divided bucket is rounded to
+/// binary16 (halving the bytes; pre-dividing keeps the sum in range) and widened back to
+/// fp32 afterwards, checking the sum. After the last bucket the ranks agree on the flag
+/// with one tiny all-reduce, so `nonFinite` is the same everywhere and the loss scaler
+/// skips the step together.
 ///
 /// The gradient buffer must outlive the reducer and must not be touched between a
 /// bucket's start and `finish()`. Only the thread that created the communicator may call it.
@@ -158,6 +159,10 @@ public final class GradientReducer {
         }
         switch wireType {
         case .fp32:
+            // Pre-divide, as DDP does: the pass runs during backward, and a sum of N terms
+            // of at most max|g|/N each cannot overflow, so a finite input gives a finite mean.
+            let bad = dpo_f32_scale_checked(slice.baseAddress, slice.count, 1 / Float(communicator.size))
+            localNonFinite = localNonFinite || bad != 0
             states[index] = .inFlight(communicator.startAllReduceSum(slice))
         case .fp16:
             let wireSlice = UnsafeMutableBufferPointer(rebasing: wire[range])
@@ -168,16 +173,11 @@ public final class GradientReducer {
 
     /// The bucket's sum has arrived: turn it into the mean in the fp32 gradients.
     private func complete(_ index: Int) {
+        states[index] = .reduced
+        guard wireType == .fp16 else { return }  // fp32 was pre-divided in place
         let range = buckets[index].range
         let slice = UnsafeMutableBufferPointer(rebasing: gradients[range])
-        let bad: Int32
-        switch wireType {
-        case .fp32:
-            bad = dpo_f32_scale_checked(slice.baseAddress, slice.count, 1 / Float(communicator.size))
-        case .fp16:
-            bad = dpo_f16_to_f32_checked(UnsafeMutableBufferPointer(rebasing: wire[range]).baseAddress, slice.baseAddress, slice.count)
-        }
+        let bad = dpo_f16_to_f32_checked(UnsafeMutableBufferPointer(rebasing: wire[range]).baseAddress, slice.baseAddress, slice.count)
         localNonFinite = localNonFinite || bad != 0
-        states[index] = .reduced
     }
 }

@@ -10,6 +10,7 @@ struct DPOCommand: ParsableCommand {
         subcommands: [
             // Subcommands are registered here, one line each.
             MPICheckCommand.self,
+            BenchAllreduceCommand.self,
         ]
     )
 }
