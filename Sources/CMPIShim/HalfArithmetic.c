@@ -121,6 +121,11 @@ static int half_level(void) {
 
 int dpo_mpi_half_uses_f16c(void) { return half_level() > 0; }
 
+void dpo_mpi_half_force_portable(int portable) {
+    level = -1;
+    if (portable) level = 0;
+}
+
 // MARK: - Entry points
 
 void dpo_f16_sum_into(const uint16_t *in, uint16_t *inout, size_t count) {

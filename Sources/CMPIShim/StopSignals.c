@@ -32,6 +32,14 @@ int dpo_stop_signals_install(void) {
     return 0;
 }
 
+void dpo_stop_signals_uninstall(void) {
+    struct sigaction fallback;
+    memset(&fallback, 0, sizeof fallback);
+    fallback.sa_handler = SIG_DFL;
+    int signals[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
+    for (unsigned i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaction(signals[i], &fallback, NULL);
+}
+
 int dpo_stop_signal_received(void) { return stop_signal; }
 
 void dpo_stop_signal_reset(void) { stop_signal = 0; }

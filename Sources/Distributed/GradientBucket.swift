@@ -11,6 +11,11 @@ public struct GradientBucket: Equatable, Sendable {
     /// Groups with elements in this bucket, in the order backward finishes them (descending).
     public let groups: [Int]
 
+    public init(range: Range<Int>, groups: [Int]) {
+        self.range = range
+        self.groups = groups
+    }
+
     /// Buckets of at most `maxElements` elements over `groupRanges` (sorted ascending,
     /// non-overlapping; group g's gradients become final in the order last...first).
     /// Groups that are not adjacent in the buffer never share a bucket.

@@ -15,6 +15,9 @@ public enum ShutdownSignal {
         }
     }
 
+    /// Restores the default actions (a signal ends the process again).
+    public static func uninstall() { dpo_stop_signals_uninstall() }
+
     /// True once this process has received a stop signal.
     public static var requested: Bool { dpo_stop_signal_received() != 0 }
 

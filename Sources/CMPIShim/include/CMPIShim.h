@@ -82,6 +82,8 @@ int dpo_f16_to_f32_checked(const uint16_t *src, float *dst, size_t count);
 int dpo_f32_scale_checked(float *buffer, size_t count, float scale);
 /// 1 when F16C/AVX-512 paths are in use.
 int dpo_mpi_half_uses_f16c(void);
+/// Tests: 1 = use the portable loops from now on, 0 = choose by CPU again.
+void dpo_mpi_half_force_portable(int portable);
 
 // MARK: - Processors (no MPI)
 
@@ -93,6 +95,8 @@ int dpo_affinity_core_count(void);
 /// Installs handlers for SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 that record the signal
 /// (a second SIGINT/SIGTERM restores the default action and re-raises it). 0 on success.
 int dpo_stop_signals_install(void);
+/// Restores the default action of those signals.
+void dpo_stop_signals_uninstall(void);
 /// The last stop signal received, 0 if none.
 int dpo_stop_signal_received(void);
 void dpo_stop_signal_reset(void);
