@@ -69,16 +69,21 @@ static void to_half_f16c(const float *src, uint16_t *dst, size_t n, float scale)
 
 __attribute__((target("f16c,avx")))
 static int to_float_f16c(const uint16_t *src, float *dst, size_t n) {
+    // A half is inf/NaN when its exponent bits are all ones: compare in the same pass.
+    const __m128i exponent = _mm_set1_epi16(0x7c00);
+    __m128i bad = _mm_setzero_si128();
     size_t i = 0;
-    uint16_t bad = 0;
     for (; i + 8 <= n; i += 8) {
         __m128i h = _mm_loadu_si128((const __m128i *)(src + i));
+        bad = _mm_or_si128(bad, _mm_cmpeq_epi16(_mm_and_si128(h, exponent), exponent));
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
     }
-    for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
-    // A half is inf/NaN when its exponent bits are all ones; a plain loop the compiler vectorises.
-    for (size_t j = 0; j < n; j++) bad |= (uint16_t)((src[j] & 0x7c00) == 0x7c00);
-    return bad != 0;
+    int any = _mm_movemask_epi8(bad) != 0;
+    for (; i < n; i++) {
+        dst[i] = _cvtsh_ss(src[i]);
+        any |= (src[i] & 0x7c00) == 0x7c00;
+    }
+    return any;
 }
 
 __attribute__((target("avx512f")))

@@ -56,7 +56,7 @@ final class MPIJobTests: XCTestCase {
     func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: Double = 30,
              whileRunning: ((String, Process) -> Void)? = nil) throws -> Outcome {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("mpijob-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
