@@ -6,6 +6,8 @@ public enum DistributedError: Error, CustomStringConvertible, Equatable {
     case weightsDiverged(step: Int, ranks: [Int])
     /// Ranks run a different binary or configuration than rank 0.
     case runMismatch(part: String, ranks: [Int])
+    /// srun started several tasks but gave them no MPI world (no PMI/PMIx variables).
+    case launcherWithoutMPI(tasks: Int)
     /// A gradient reducer was given group ranges it cannot use.
     case invalidGroups(String)
 
@@ -20,6 +22,9 @@ public enum DistributedError: Error, CustomStringConvertible, Equatable {
         case let .runMismatch(part, ranks):
             return "rank(s) \(ranks.map(String.init).joined(separator: ", ")) run a different \(part) than rank 0; "
                 + "every rank must start the same dpo binary with the same configuration (rebuild and copy it to every host)"
+        case let .launcherWithoutMPI(tasks):
+            return "srun started \(tasks) tasks without an MPI interface, so each would train alone as rank 0; "
+                + "use `srun --mpi=pmix` (see `srun --mpi=list`) or launch/slurm.sbatch"
         case let .invalidGroups(message):
             return "gradient groups: \(message)"
         }

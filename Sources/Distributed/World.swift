@@ -16,6 +16,10 @@ public enum World {
     /// an MPI singleton init costs ~0.4 s here and starts helper processes).
     public static func initialize(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Communicator {
         if launchedByMPI(environment: environment) { return try MPICommunicator() }
+        // srun without an MPI plugin starts N copies that would each train alone as rank 0.
+        if let tasks = environment["SLURM_STEP_NUM_TASKS"].flatMap(Int.init), tasks > 1 {
+            throw DistributedError.launcherWithoutMPI(tasks: tasks)
+        }
         return SingleProcessCommunicator()
     }
 

@@ -65,6 +65,11 @@ final class SingleProcessCommunicatorTests: XCTestCase {
         XCTAssertTrue(World.launchedByMPI(environment: ["PMI_RANK": "0"]))
         let communicator = try World.initialize(environment: [:])
         XCTAssertTrue(communicator is SingleProcessCommunicator)
+        XCTAssertThrowsError(try World.initialize(environment: ["SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "1"])) {
+            XCTAssertEqual($0 as? DistributedError, .launcherWithoutMPI(tasks: 4))
+            XCTAssertTrue("\($0)".contains("srun --mpi=pmix"))
+        }
+        XCTAssertTrue(try World.initialize(environment: ["SLURM_STEP_NUM_TASKS": "1"]) is SingleProcessCommunicator)
     }
 
     func testWorldRunRethrowsInOneRankWorld() {
