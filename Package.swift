@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PreferenceTests", dependencies: ["Preference", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["dpo", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -9,6 +9,8 @@ struct DPOCommand: ParsableCommand {
         abstract: "Direct Preference Optimization for LLaMA-architecture models on CPUs, data-parallel over MPI.",
         subcommands: [
             // Subcommands are registered here, one line each.
+            BenchCommand.self,
+            PlotCommand.self,
             MPICheckCommand.self,
             BenchAllreduceCommand.self,
         ]

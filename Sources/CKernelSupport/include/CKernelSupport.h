@@ -39,6 +39,25 @@ void dpo_f32_to_f16(const float *src, uint16_t *dst, size_t count);
 void dpo_bf16_to_f32(const uint16_t *src, float *dst, size_t count);
 void dpo_f32_to_bf16(const float *src, uint16_t *dst, size_t count);
 
+// Vectorised exp loops (AVX-512 where present, portable expf otherwise); VectorMath.c.
+
+/// 1 when the AVX-512 exp is used.
+int dpo_cpu_has_avx512_exp(void);
+/// y[i] = exp(x[i]) (relative error ~2 ulp; 0 below ~-103, +inf above ~88.7).
+void dpo_vexp(const float *x, float *y, size_t n);
+/// Largest of x[0..<n] (-inf when n == 0).
+float dpo_row_max(const float *x, size_t n);
+/// y[i] = scale * exp(x[i] - shift) when y is not NULL (y may equal x); returns sum exp(x[i] - shift).
+float dpo_shifted_exp(const float *x, float *y, size_t n, float shift, float scale);
+/// In-place max-subtracted softmax of one row.
+void dpo_softmax_row(float *row, size_t n);
+/// log(sum exp(row[i])), max-subtracted.
+float dpo_logsumexp(const float *row, size_t n);
+/// out = silu(gate) * up.
+void dpo_swiglu_forward(const float *gate, const float *up, float *out, size_t n);
+/// dup = dout * silu(gate); dgate = dout * up * s * (1 + gate * (1 - s)), s = sigmoid(gate).
+void dpo_swiglu_backward(const float *gate, const float *up, const float *dout, float *dgate, float *dup, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,93 @@
+import CKernelSupport
+import Foundation
+
+/// Float32 log-softmax over the vocabulary, gathered at the label: the LM head and the
+/// per-token log-prob in one kernel, applied only to the positions that have a label.
+///
+///   hidden `[positions, hiddenSize]` (final-normed states of the labelled positions)
+///   weight `[vocab, hiddenSize]` (LM head), targets `[positions]` (each in 0..<vocab)
+///   logps, logSumExp `[positions]`
+///
+/// Logits are produced `chunkRows` positions at a time into `scratch` (`chunkRows * vocab`
+/// floats), so no `[positions, vocab]` tensor is ever alive; backward recomputes each chunk's
+/// logits from the saved log-sum-exp (exact in float32, one extra LM-head product).
+public enum LabelLogProbs {
+    /// Positions per logits chunk (the scratch is `chunkRows * vocab` floats).
+    public static let chunkRows = 128
+
+    // MARK: - Forward
+
+    public static func forward(
+        hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+        logps: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
+        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>
+    ) {
+        var start = 0
+        while start < positions {
+            let rows = min(chunkRows, positions - start)
+            Linear.forward(x: hidden + start * hiddenSize, weight: weight, y: scratch,
+                           tokens: rows, inFeatures: hiddenSize, outFeatures: vocab)
+            Parallel.forChunks(rows, minimumChunk: 8) { range in
+                for i in range {
+                    let row = scratch + i * vocab
+                    let lse = logSumExpOfRow(row, vocab)
+                    logSumExp[start + i] = lse
+                    logps[start + i] = row[Int(targets[start + i])] - lse
+                }
+            }
+            start += rows
+        }
+    }
+
+    @inline(__always)
+    static func logSumExpOfRow(_ row: UnsafePointer<Float>, _ count: Int) -> Float {
+        dpo_logsumexp(row, count)
+    }
+
+    // MARK: - Backward
+
+    /// From `dLogps`, overwrites `dHidden` `[positions, hiddenSize]` and accumulates `dWeight += dlogits^T hidden`,
+    /// where `dlogits = dLogp * (onehot(target) - softmax)`.
+    public static func backward(
+        hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+        logSumExp: UnsafePointer<Float>, dLogps: UnsafePointer<Float>,
+        dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
+        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>
+    ) {
+        var start = 0
+        while start < positions {
+            let rows = min(chunkRows, positions - start)
+            Linear.forward(x: hidden + start * hiddenSize, weight: weight, y: scratch,
+                           tokens: rows, inFeatures: hiddenSize, outFeatures: vocab)
+            Parallel.forChunks(rows, minimumChunk: 8) { range in
+                for i in range {
+                    let row = scratch + i * vocab
+                    let lse = logSumExp[start + i], d = dLogps[start + i]
+                    _ = dpo_shifted_exp(row, row, vocab, lse, -d)  // row = -d * softmax
+                    row[Int(targets[start + i])] += d
+                }
+            }
+            Linear.backward(x: hidden + start * hiddenSize, weight: weight, dy: scratch,
+                            dx: dHidden + start * hiddenSize, dWeight: dWeight,
+                            tokens: rows, inFeatures: hiddenSize, outFeatures: vocab, overwriteInput: true)
+            start += rows
+        }
+    }
+
+    // MARK: - Naive oracle
+
+    /// Full logits and a Double log-softmax per position.
+    public static func forwardNaive(hidden: [Float], weight: [Float], targets: [Int32], hiddenSize: Int, vocab: Int) -> [Float] {
+        targets.indices.map { n in
+            var logits = [Double](repeating: 0, count: vocab)
+            for v in 0..<vocab {
+                var s: Double = 0
+                for j in 0..<hiddenSize { s += Double(hidden[n * hiddenSize + j]) * Double(weight[v * hiddenSize + j]) }
+                logits[v] = s
+            }
+            let m = logits.max()!
+            let lse = m + log(logits.reduce(0) { $0 + exp($1 - m) })
+            return Float(logits[Int(targets[n])] - lse)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+
+/// Rotary position embeddings in the Hugging Face LLaMA convention (`rotate_half`):
+/// `inv_freq[i] = theta^(-2i/d)`, angle = position * inv_freq[i], cos/sin duplicated over
+/// both halves of a head, `out = q * cos + rotate_half(q) * sin` with
+/// `rotate_half(q) = [-q[d/2..<d], q[0..<d/2]]`.
+public struct Rotary {
+    public let headDim: Int
+    public let maxPositions: Int
+    /// `cosTable[p * half + i]`, `sinTable[p * half + i]` for position p, frequency i.
+    public private(set) var cosTable: [Float]
+    public private(set) var sinTable: [Float]
+
+    /// Tables for positions `0..<maxPositions`, computed as transformers does in float32
+    /// (float32 inverse frequencies and angles, float32 cos/sin of those angles).
+    public init(headDim: Int, theta: Float, maxPositions: Int) {
+        self.headDim = headDim
+        self.maxPositions = maxPositions
+        let half = headDim / 2
+        var cosTable = [Float](repeating: 0, count: maxPositions * half)
+        var sinTable = cosTable
+        for i in 0..<half {
+            let invFreq: Float = 1 / powf(theta, Float(2 * i) / Float(headDim))
+            for p in 0..<maxPositions {
+                let angle = Float(p) * invFreq
+                cosTable[p * half + i] = Float(cos(Double(angle)))
+                sinTable[p * half + i] = Float(sin(Double(angle)))
+            }
+        }
+        self.cosTable = cosTable
+        self.sinTable = sinTable
+    }
+
+    // MARK: - Forward
+
+    /// Rotates every head of `x` in place. x `[rows * seqLen, heads * headDim]` with rows `stride`
+    /// apart (default `heads * headDim`); the token at index `r * seqLen + t` has position `startPosition + t`.
+    public func forward(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int = 0, stride: Int? = nil) {
+        rotate(x, rows: rows, seqLen: seqLen, heads: heads, startPosition: startPosition, stride: stride ?? heads * headDim, sinSign: 1)
+    }
+
+    // MARK: - Backward
+
+    /// The transpose rotation applied in place to the gradient (rotation by -angle).
+    public func backward(_ dx: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int = 0, stride: Int? = nil) {
+        rotate(dx, rows: rows, seqLen: seqLen, heads: heads, startPosition: startPosition, stride: stride ?? heads * headDim, sinSign: -1)
+    }
+
+    private func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int, stride width: Int, sinSign: Float) {
+        let half = headDim / 2
+        precondition(startPosition + seqLen <= maxPositions, "position past the rotary table")
+        cosTable.withUnsafeBufferPointer { cosBuffer in
+            sinTable.withUnsafeBufferPointer { sinBuffer in
+                let cosBase = cosBuffer.baseAddress!, sinBase = sinBuffer.baseAddress!
+                Parallel.forChunks(rows * seqLen, minimumChunk: 64) { range in
+                    for token in range {
+                        let position = startPosition + token % seqLen
+                        let c = cosBase + position * half, s = sinBase + position * half
+                        for h in 0..<heads {
+                            let v = x + token * width + h * headDim
+                            for i in 0..<half {
+                                let a = v[i], b = v[i + half]
+                                let sn = sinSign * s[i]
+                                v[i] = a * c[i] - b * sn
+                                v[i + half] = b * c[i] + a * sn
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: - Naive oracle
+
+    /// Literal transcription of transformers' `apply_rotary_pos_emb` for one head vector.
+    public func forwardNaive(_ v: [Float], position: Int) -> [Float] {
+        let half = headDim / 2
+        var cosFull = [Float](repeating: 0, count: headDim), sinFull = cosFull
+        for i in 0..<headDim {
+            cosFull[i] = cosTable[position * half + i % half]
+            sinFull[i] = sinTable[position * half + i % half]
+        }
+        let rotated = (0..<headDim).map { i in i < half ? -v[i + half] : v[i - half] }
+        return (0..<headDim).map { i in v[i] * cosFull[i] + rotated[i] * sinFull[i] }
+    }
+}

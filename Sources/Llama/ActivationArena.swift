@@ -1,0 +1,197 @@
+import Kernels
+
+/// Every buffer one forward/backward needs, allocated for a capacity (tokens per batch and
+/// attention rows x seqLen^2) and reused by every batch that fits, so batches padded to
+/// different lengths do not allocate in the hot loop; it only grows.
+///
+/// Saved activations (what backward reads) go through `SavedActivations`, which keeps them
+/// in float32 or binary16 by precision; everything else here is float32 scratch.
+/// N = rows * seqLen, H = hidden, F = intermediate, Q = heads*headDim, K = kvHeads*headDim.
+final class ActivationArena {
+    struct Capacity: Equatable {
+        /// rows * seqLen.
+        var tokens: Int
+        /// rows * seqLen * seqLen (one attention matrix per row and head).
+        var attentionCells: Int
+        var saving: Bool
+
+        init(rows: Int, seqLen: Int, saving: Bool) {
+            tokens = rows * seqLen
+            attentionCells = rows * seqLen * seqLen
+            self.saving = saving
+        }
+
+        /// Whether an arena of this capacity can run a batch that needs `other`.
+        func holds(_ other: Capacity) -> Bool {
+            other.tokens <= tokens && other.attentionCells <= attentionCells && (saving || !other.saving)
+        }
+
+        func union(_ other: Capacity) -> Capacity {
+            var c = self
+            c.tokens = max(tokens, other.tokens)
+            c.attentionCells = max(attentionCells, other.attentionCells)
+            c.saving = saving || other.saving
+            return c
+        }
+    }
+
+    let capacity: Capacity
+    let saved: SavedActivations
+    /// The batch shape being run now (set by `use`).
+    private(set) var rows = 0, seqLen = 0
+
+    // MARK: Forward scratch (float32)
+    /// Normalised stream `[N, H]` (input of q/k/v, gate/up, LM head).
+    let normed: FloatBuffer
+    /// SwiGLU output `[N, F]`.
+    let mlpHidden: FloatBuffer
+    /// 1/rms of each RMSNorm input: `2L + 1` rows of capacity-N (input norm of layer l at 2l,
+    /// post-attention at 2l+1, final at 2L).
+    let rstd: FloatBuffer
+    /// Labelled positions' final normed states `[N, H]`, their log-sum-exp and log-probs `[N]`.
+    let labelledHidden: FloatBuffer
+    let logSumExp: FloatBuffer
+    let labelLogps: FloatBuffer
+    /// Logits chunk of the LM head `[LabelLogProbs.chunkRows, V]`.
+    let logitsChunk: FloatBuffer
+
+    // MARK: Backward scratch (float32, only when saving)
+    let dStream, dNormed: FloatBuffer?
+    let dMLPHidden, dGateUp: FloatBuffer?
+    let dQKV, dAttention: FloatBuffer?
+    let attentionScratch: FloatBuffer?
+    let dLabelledHidden, dLabelLogps: FloatBuffer?
+
+    init(config c: LlamaConfig, capacity: Capacity, precision: Precision) {
+        self.capacity = capacity
+        let n = capacity.tokens
+        let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
+        saved = SavedActivations(config: c, tokens: n, attentionCells: capacity.attentionCells,
+                                 layers: L, saving: capacity.saving, precision: precision)
+        normed = FloatBuffer(count: n * h)
+        mlpHidden = FloatBuffer(count: n * f)
+        rstd = FloatBuffer(count: (2 * L + 1) * n)
+        labelledHidden = FloatBuffer(count: n * h)
+        logSumExp = FloatBuffer(count: n)
+        labelLogps = FloatBuffer(count: n)
+        logitsChunk = FloatBuffer(count: min(LabelLogProbs.chunkRows, n) * c.vocabSize)
+        func backwardBuffer(_ count: Int) -> FloatBuffer? { capacity.saving ? FloatBuffer(count: count) : nil }
+        dStream = backwardBuffer(n * h)
+        dNormed = backwardBuffer(n * h)
+        dMLPHidden = backwardBuffer(n * f)
+        dGateUp = backwardBuffer(n * 2 * f)
+        dQKV = backwardBuffer(n * (q + 2 * k))
+        dAttention = backwardBuffer(n * q)
+        attentionScratch = backwardBuffer(capacity.attentionCells * c.numKeyValueHeads)
+        dLabelledHidden = backwardBuffer(n * h)
+        dLabelLogps = backwardBuffer(n)
+    }
+
+    /// Points the arena at a batch shape that fits its capacity.
+    func use(rows: Int, seqLen: Int) {
+        precondition(capacity.holds(Capacity(rows: rows, seqLen: seqLen, saving: false)))
+        self.rows = rows
+        self.seqLen = seqLen
+        saved.setActive(tokens: rows * seqLen, attentionCells: rows * seqLen * seqLen)
+    }
+
+    /// `rstd` row of norm `index` (see `rstd`).
+    func rstd(_ index: Int) -> UnsafeMutablePointer<Float> { rstd.pointer + index * capacity.tokens }
+}
+
+/// The activations backward reads, per layer, in the precision's storage type.
+///
+/// Forward computes each into `buffer(kind, layer)` (float32) and calls `commit`; backward
+/// reads it back with `restore` (a float32 pointer). Under fp32 the buffer *is* the saved
+/// slot; under fp16 it is a shared float32 work buffer per kind, and commit/restore convert
+/// the active part to and from binary16 slots. Without saving, every layer shares the work buffer.
+final class SavedActivations {
+    enum Kind: Int, CaseIterable {
+        /// Residual stream entering layer l `[N, H]` (slot L is the final norm's input).
+        case layerInput
+        /// Rotated queries, rotated keys and values side by side `[N, Q + 2K]` (one matmul
+        /// against the stacked [q_proj; k_proj; v_proj]).
+        case qkv
+        /// Attention softmax weights `[rows, heads, T, T]`.
+        case probs
+        /// Attention output before o_proj `[N, Q]`.
+        case attention
+        /// Stream after the attention residual `[N, H]`.
+        case middle
+        /// MLP gate and up projections side by side `[N, 2F]` (one matmul against [gate_proj; up_proj]).
+        case gateUp
+    }
+
+    let saving: Bool
+    let precision: Precision
+    /// Values per slot at capacity (slot strides), and for the active batch.
+    private let capacityCounts: [Int]
+    private var activeCounts: [Int]
+    private let widths: [Int]
+    private var work: [FloatBuffer] = []
+    private var full: [FloatBuffer] = []
+    private var half: [HalfBuffer] = []
+
+    init(config c: LlamaConfig, tokens n: Int, attentionCells: Int, layers: Int, saving: Bool, precision: Precision) {
+        self.saving = saving
+        self.precision = precision
+        let widths = Kind.allCases.map { widthsFor(c, $0) }
+        self.widths = widths
+        capacityCounts = Kind.allCases.map { ($0 == .probs ? attentionCells : n) * widths[$0.rawValue] }
+        activeCounts = capacityCounts
+        let slotsPerKind = Kind.allCases.map { $0 == .layerInput ? layers + 1 : layers }
+        for kind in Kind.allCases {
+            let count = capacityCounts[kind.rawValue], slots = slotsPerKind[kind.rawValue]
+            if saving && precision == .fp32 {
+                full.append(FloatBuffer(count: count * slots))
+            } else {
+                work.append(FloatBuffer(count: count))
+                if saving { half.append(HalfBuffer(count: count * slots)) }
+            }
+        }
+    }
+
+    /// Sets how many values of each slot the current batch uses.
+    func setActive(tokens: Int, attentionCells: Int) {
+        activeCounts = Kind.allCases.map { $0 == .probs ? attentionCells * widths[$0.rawValue] : tokens * widths[$0.rawValue] }
+    }
+
+    /// Where forward computes `kind` of `layer` (float32).
+    func buffer(_ kind: Kind, _ layer: Int) -> UnsafeMutablePointer<Float> {
+        if saving && precision == .fp32 { return full[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue] }
+        return work[kind.rawValue].pointer
+    }
+
+    /// Stores the computed buffer of `kind`/`layer` for backward (a conversion under fp16).
+    func commit(_ kind: Kind, _ layer: Int) {
+        guard saving, precision == .fp16 else { return }
+        let slot = half[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue]
+        Half.fromFloat(work[kind.rawValue].pointer, slot, count: activeCounts[kind.rawValue])
+    }
+
+    /// The saved value of `kind`/`layer` as float32.
+    func restore(_ kind: Kind, _ layer: Int) -> UnsafeMutablePointer<Float> {
+        precondition(saving, "backward needs a forward with saveForBackward: true")
+        if precision == .fp32 { return full[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue] }
+        let destination = work[kind.rawValue].pointer
+        Half.toFloat(half[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue], destination,
+                     count: activeCounts[kind.rawValue])
+        return destination
+    }
+
+    /// Bytes held (for memory reports).
+    var byteCount: Int {
+        full.reduce(0) { $0 + $1.count * 4 } + work.reduce(0) { $0 + $1.count * 4 } + half.reduce(0) { $0 + $1.count * 2 }
+    }
+}
+
+/// Values per token (per attention cell for probs) of each saved kind.
+private func widthsFor(_ c: LlamaConfig, _ kind: SavedActivations.Kind) -> Int {
+    switch kind {
+    case .layerInput, .middle: return c.hiddenSize
+    case .attention: return c.qDim
+    case .qkv: return c.qDim + 2 * c.kvDim
+    case .probs: return c.numAttentionHeads
+    case .gateUp: return 2 * c.intermediateSize
+    }
+}

@@ -1,0 +1,113 @@
+import Kernels
+
+extension LlamaModel {
+    // MARK: - Public backward
+
+    /// Accumulates (+=) dLoss/dParameters (flat float32, layout order) from dLoss/dTokenLogps
+    /// `[rows*seqLen]` of the last `forward(_, saveForBackward: true)`.
+    /// Calls `groupFinished(g)` as each parameter group's gradient becomes final: L+1, L, ..., 1, 0.
+    public func backward(dTokenLogps: UnsafeBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>,
+                         groupFinished: ((Int) -> Void)?) {
+        guard let batch = lastBatch, let arena, arena.capacity.saving, arena.rows == batch.rows, arena.seqLen == batch.seqLen else {
+            preconditionFailure("backward needs a preceding forward(_, saveForBackward: true)")
+        }
+        let c = config, n = batch.rows * batch.seqLen, h = c.hiddenSize, L = c.numHiddenLayers
+        precondition(dTokenLogps.count == n, "backward: dTokenLogps has \(dTokenLogps.count) values, batch has \(n)")
+        precondition(gradients.count == layout.totalCount, "backward: gradients has \(gradients.count) values, layout has \(layout.totalCount)")
+        let grad = gradients.baseAddress!
+        let saved = arena.saved
+        let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!.pointer
+
+        // LM head and final norm (group L + 1; a tied head's gradient lands in the embedding, group 0).
+        let final = saved.restore(.layerInput, L)
+        let finalNorm = normWeight(finalNormOffset)
+        RMSNorm.apply(x: final, weight: finalNorm, rstd: arena.rstd(2 * L), output: arena.normed.pointer, tokens: n, hidden: h)
+        let indices = labelledIndices
+        gatherRows(arena.normed.pointer, indices, into: arena.labelledHidden.pointer, width: h)
+        let dLabelLogps = arena.dLabelLogps!.pointer
+        for (m, p) in indices.enumerated() { dLabelLogps[m] = dTokenLogps[p] }
+        let head = matrix(lmHeadOffset, count: c.vocabSize * h)
+        labelledTargets.withUnsafeBufferPointer { t in
+            LabelLogProbs.backward(hidden: arena.labelledHidden.pointer, weight: head, targets: t.baseAddress!,
+                                   logSumExp: arena.logSumExp.pointer, dLogps: dLabelLogps,
+                                   dHidden: arena.dLabelledHidden!.pointer, dWeight: grad + lmHeadOffset,
+                                   positions: indices.count, hiddenSize: h, vocab: c.vocabSize,
+                                   scratch: arena.logitsChunk.pointer)
+        }
+        dNormed.update(repeating: 0, count: n * h)
+        for (m, p) in indices.enumerated() {
+            (dNormed + p * h).update(from: arena.dLabelledHidden!.pointer + m * h, count: h)
+        }
+        RMSNorm.backward(x: final, weight: normWeight(finalNormOffset), rstd: arena.rstd(2 * L), dOutput: dNormed,
+                         dx: dStream, dWeight: grad + finalNormOffset, tokens: n, hidden: h, accumulate: false)
+        groupFinished?(L + 1)
+
+        // Decoder layers in reverse.
+        batch.lengths.withUnsafeBufferPointer { lengths in
+            for layer in stride(from: L - 1, through: 0, by: -1) {
+                layerBackward(layer, rows: batch.rows, seqLen: batch.seqLen, lengths: lengths.baseAddress!,
+                              arena: arena, gradients: grad)
+                groupFinished?(1 + layer)
+            }
+        }
+
+        // Embedding (group 0).
+        batch.inputIds.withUnsafeBufferPointer { ids in
+            Embedding.backward(ids: ids.baseAddress!, dOutput: dStream, dTable: grad + embedOffset, tokens: n, hidden: h)
+        }
+        groupFinished?(0)
+    }
+
+    // MARK: - Layers
+
+    /// Mirror of `layerForward`: on entry `dStream` is dLoss/d(layerInput[layer + 1]),
+    /// on exit dLoss/d(layerInput[layer]); parameter gradients accumulate into `gradients`.
+    func layerBackward(_ layer: Int, rows: Int, seqLen: Int, lengths: UnsafePointer<Int>,
+                       arena: ActivationArena, gradients grad: UnsafeMutablePointer<Float>) {
+        let c = config, n = rows * seqLen, h = c.hiddenSize, f = c.intermediateSize
+        let qw = c.qDim, kw = c.kvDim
+        let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
+        let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!.pointer
+        let dMLPHidden = arena.dMLPHidden!.pointer, dGateUp = arena.dGateUp!.pointer
+
+        // MLP block.
+        let gateUp = saved.restore(.gateUp, layer)
+        SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
+        Linear.backward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), dy: dStream,
+                        dx: dMLPHidden, dWeight: grad + o.down, tokens: n, inFeatures: f, outFeatures: h, overwriteInput: true)
+        SwiGLU.backward(gateUp: gateUp, dOutput: dMLPHidden, dGateUp: dGateUp, rows: n, width: f)
+        let middle = saved.restore(.middle, layer)
+        let postNorm = normWeight(o.postNorm)
+        RMSNorm.apply(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), output: normed, tokens: n, hidden: h)
+        // gate_proj and up_proj as one stacked [2F, H] weight (adjacent in the layout).
+        Linear.backward(x: normed, weight: matrix(o.gate, count: 2 * f * h), dy: dGateUp, dx: dNormed, dWeight: grad + o.gate,
+                        tokens: n, inFeatures: h, outFeatures: 2 * f, overwriteInput: true)
+        RMSNorm.backward(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), dOutput: dNormed,
+                         dx: dStream, dWeight: grad + o.postNorm, tokens: n, hidden: h, accumulate: true)
+
+        // Attention block (dStream is now dLoss/d(middle)).
+        let attention = saved.restore(.attention, layer)
+        let dAttention = arena.dAttention!.pointer
+        Linear.backward(x: attention, weight: matrix(o.output, count: h * qw), dy: dStream, dx: dAttention,
+                        dWeight: grad + o.output, tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
+        let qkvWidth = qw + 2 * kw
+        let qkv = saved.restore(.qkv, layer)
+        let probs = saved.restore(.probs, layer)
+        let shape = Attention.Shape(rows: rows, seqLen: seqLen, heads: c.numAttentionHeads,
+                                    kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
+        let dQKV = arena.dQKV!.pointer
+        Attention.backward(q: qkv, k: qkv + qw, v: qkv + qw + kw, lengths: lengths, probs: probs, dOutput: dAttention,
+                           dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: arena.attentionScratch!.pointer, shape: shape)
+        rotary.backward(dQKV, rows: rows, seqLen: seqLen, heads: c.numAttentionHeads, stride: qkvWidth)
+        rotary.backward(dQKV + qw, rows: rows, seqLen: seqLen, heads: c.numKeyValueHeads, stride: qkvWidth)
+
+        let input = saved.restore(.layerInput, layer)
+        let inputNorm = normWeight(o.inputNorm)
+        RMSNorm.apply(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), output: normed, tokens: n, hidden: h)
+        // q_proj, k_proj, v_proj as one stacked [Q + 2K, H] weight.
+        Linear.backward(x: normed, weight: matrix(o.query, count: qkvWidth * h), dy: dQKV, dx: dNormed, dWeight: grad + o.query,
+                        tokens: n, inFeatures: h, outFeatures: qkvWidth, overwriteInput: true)
+        RMSNorm.backward(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), dOutput: dNormed,
+                         dx: dStream, dWeight: grad + o.inputNorm, tokens: n, hidden: h, accumulate: true)
+    }
+}

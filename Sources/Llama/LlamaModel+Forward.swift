@@ -1,0 +1,135 @@
+import Kernels
+
+extension LlamaModel {
+    // MARK: - Public forward
+
+    /// Per-token log-probs `[rows*seqLen]` (float32 log-softmax at the target); 0 where target < 0.
+    /// With `saveForBackward`, keeps what `backward` needs (trainable models only).
+    public func forward(_ batch: TokenRows, saveForBackward: Bool) -> [Float] {
+        precondition(!saveForBackward || trainable, "forward(saveForBackward:) on a model made with trainable: false")
+        validate(batch)
+        let arena = prepareArena(rows: batch.rows, seqLen: batch.seqLen, saving: saveForBackward)
+        runStack(batch, arena: arena)
+
+        // LM head + log-softmax only at the labelled positions.
+        let c = config, h = c.hiddenSize, n = batch.rows * batch.seqLen
+        var indices: [Int] = [], targets: [Int32] = []
+        indices.reserveCapacity(n); targets.reserveCapacity(n)
+        for p in 0..<n where batch.targetIds[p] >= 0 { indices.append(p); targets.append(batch.targetIds[p]) }
+        gatherRows(arena.normed.pointer, indices, into: arena.labelledHidden.pointer, width: h)
+        let head = matrix(lmHeadOffset, count: c.vocabSize * h)
+        targets.withUnsafeBufferPointer { t in
+            LabelLogProbs.forward(hidden: arena.labelledHidden.pointer, weight: head, targets: t.baseAddress!,
+                                  logps: arena.labelLogps.pointer, logSumExp: arena.logSumExp.pointer,
+                                  positions: indices.count, hiddenSize: h, vocab: c.vocabSize,
+                                  scratch: arena.logitsChunk.pointer)
+        }
+        var result = [Float](repeating: 0, count: n)
+        for (m, p) in indices.enumerated() { result[p] = arena.labelLogps.pointer[m] }
+
+        if saveForBackward {
+            lastBatch = batch
+            labelledIndices = indices
+            labelledTargets = targets
+        } else {
+            lastBatch = nil
+        }
+        return result
+    }
+
+    /// Full logits `[rows*seqLen, vocab]` (for tests and evaluation; allocates the result).
+    public func logits(_ batch: TokenRows) -> [Float] {
+        validate(batch)
+        let arena = prepareArena(rows: batch.rows, seqLen: batch.seqLen, saving: false)
+        lastBatch = nil
+        runStack(batch, arena: arena)
+        let c = config, n = batch.rows * batch.seqLen
+        var out = [Float](repeating: 0, count: n * c.vocabSize)
+        let head = matrix(lmHeadOffset, count: c.vocabSize * c.hiddenSize)
+        out.withUnsafeMutableBufferPointer { o in
+            Linear.forward(x: arena.normed.pointer, weight: head, y: o.baseAddress!,
+                           tokens: n, inFeatures: c.hiddenSize, outFeatures: c.vocabSize)
+        }
+        return out
+    }
+
+    // MARK: - Layers
+
+    /// Embedding, every decoder layer, final norm: leaves the final normed states in
+    /// `arena.normed` and (when saving) every activation backward needs.
+    func runStack(_ batch: TokenRows, arena: ActivationArena) {
+        let c = config, n = batch.rows * batch.seqLen, h = c.hiddenSize
+        let saved = arena.saved
+        ensureRotary(positions: batch.seqLen)
+        let stream0 = saved.buffer(.layerInput, 0)
+        batch.inputIds.withUnsafeBufferPointer { ids in
+            if let weights32 {
+                Embedding.forward(ids: ids.baseAddress!, table: weights32.pointer + embedOffset, output: stream0, tokens: n, hidden: h)
+            } else {
+                Embedding.forward(ids: ids.baseAddress!, table: weights16!.pointer + embedOffset, output: stream0, tokens: n, hidden: h)
+            }
+        }
+        batch.lengths.withUnsafeBufferPointer { lengths in
+            for layer in 0..<c.numHiddenLayers {
+                layerForward(layer, rows: batch.rows, seqLen: batch.seqLen, lengths: lengths.baseAddress!, arena: arena)
+            }
+        }
+        let final = saved.buffer(.layerInput, c.numHiddenLayers)
+        saved.commit(.layerInput, c.numHiddenLayers)
+        RMSNorm.forward(x: final, weight: normWeight(finalNormOffset), output: arena.normed.pointer,
+                        rstd: arena.rstd(2 * c.numHiddenLayers), tokens: n, hidden: h, eps: c.rmsNormEps)
+    }
+
+    /// One decoder layer: reads `layerInput[layer]`, writes `layerInput[layer + 1]`.
+    func layerForward(_ layer: Int, rows: Int, seqLen: Int, lengths: UnsafePointer<Int>, arena: ActivationArena) {
+        let c = config, n = rows * seqLen, h = c.hiddenSize, f = c.intermediateSize
+        let qw = c.qDim, kw = c.kvDim
+        let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
+
+        // Attention block: x_mid = x + o_proj(attention(rope(q), rope(k), v)) on rmsnorm(x).
+        let input = saved.buffer(.layerInput, layer)
+        saved.commit(.layerInput, layer)
+        RMSNorm.forward(x: input, weight: normWeight(o.inputNorm), output: normed, rstd: arena.rstd(2 * layer),
+                        tokens: n, hidden: h, eps: c.rmsNormEps)
+        // q | k | v per token from the stacked [q_proj; k_proj; v_proj] (adjacent in the layout).
+        let qkvWidth = qw + 2 * kw
+        let qkv = saved.buffer(.qkv, layer)
+        Linear.forward(x: normed, weight: matrix(o.query, count: qkvWidth * h), y: qkv, tokens: n, inFeatures: h, outFeatures: qkvWidth)
+        let query = qkv, key = qkv + qw, value = qkv + qw + kw
+        rotary.forward(query, rows: rows, seqLen: seqLen, heads: c.numAttentionHeads, stride: qkvWidth)
+        rotary.forward(key, rows: rows, seqLen: seqLen, heads: c.numKeyValueHeads, stride: qkvWidth)
+        saved.commit(.qkv, layer)
+
+        let shape = Attention.Shape(rows: rows, seqLen: seqLen, heads: c.numAttentionHeads,
+                                    kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
+        let probs = saved.buffer(.probs, layer), attention = saved.buffer(.attention, layer)
+        Attention.forward(q: query, k: key, v: value, lengths: lengths, probs: probs, output: attention, shape: shape)
+        saved.commit(.probs, layer); saved.commit(.attention, layer)
+
+        let middle = saved.buffer(.middle, layer)
+        middle.update(from: input, count: n * h)
+        Linear.forward(x: attention, weight: matrix(o.output, count: h * qw), y: middle,
+                       tokens: n, inFeatures: qw, outFeatures: h, beta: 1)
+        saved.commit(.middle, layer)
+
+        // MLP block: x_out = x_mid + down(silu(gate(rmsnorm(x_mid))) * up(rmsnorm(x_mid))).
+        RMSNorm.forward(x: middle, weight: normWeight(o.postNorm), output: normed, rstd: arena.rstd(2 * layer + 1),
+                        tokens: n, hidden: h, eps: c.rmsNormEps)
+        let gateUp = saved.buffer(.gateUp, layer)
+        Linear.forward(x: normed, weight: matrix(o.gate, count: 2 * f * h), y: gateUp, tokens: n, inFeatures: h, outFeatures: 2 * f)
+        saved.commit(.gateUp, layer)
+        SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
+
+        let next = saved.buffer(.layerInput, layer + 1)
+        next.update(from: middle, count: n * h)
+        Linear.forward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), y: next,
+                       tokens: n, inFeatures: f, outFeatures: h, beta: 1)
+    }
+
+    // MARK: - Helpers
+
+    /// `destination[m, :] = source[indices[m], :]`.
+    func gatherRows(_ source: UnsafePointer<Float>, _ indices: [Int], into destination: UnsafeMutablePointer<Float>, width: Int) {
+        for (m, p) in indices.enumerated() { (destination + m * width).update(from: source + p * width, count: width) }
+    }
+}

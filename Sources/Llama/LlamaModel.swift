@@ -1,0 +1,186 @@
+import Kernels
+
+/// A configuration the model cannot run (inconsistent shapes).
+public struct LlamaModelError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A LLaMA-architecture causal LM with hand-written forward and backward.
+///
+/// Weights live in one flat buffer in `ParameterLayout` order (float32 under `.fp32`,
+/// binary16 under `.fp16`). `forward` gives per-token label log-probs; `backward` mirrors it
+/// and accumulates parameter gradients into a caller-owned flat float32 buffer, reporting
+/// each parameter group as soon as its gradient is final. A model made with
+/// `trainable: false` (a frozen reference) holds only its weights and forward scratch.
+public final class LlamaModel {
+    public let config: LlamaConfig
+    public let layout: ParameterLayout
+    public let precision: Precision
+    public let trainable: Bool
+
+    // MARK: Weights
+    /// Working weights, layout order: exactly one of the two is non-nil.
+    let weights32: FloatBuffer?
+    let weights16: HalfBuffer?
+    /// Float32 copy of one matrix at a time under fp16 (the largest entry, [gate; up] or [q; k; v]), and of norm weights.
+    let matrixScratch: FloatBuffer?
+    let normScratch: FloatBuffer?
+
+    // MARK: Offsets
+    struct LayerOffsets {
+        var inputNorm, query, key, value, output, postNorm, gate, up, down: Int
+    }
+    let layerOffsets: [LayerOffsets]
+    let embedOffset: Int
+    let finalNormOffset: Int
+    /// embed_tokens when tied, lm_head otherwise.
+    let lmHeadOffset: Int
+
+    var rotary: Rotary
+
+    // MARK: Per-batch state
+    var arena: ActivationArena?
+    /// What backward needs to know about the last forward.
+    var lastBatch: TokenRows?
+    var labelledIndices: [Int] = []
+    var labelledTargets: [Int32] = []
+
+    public init(config: LlamaConfig, precision: Precision, trainable: Bool) throws {
+        let c = config
+        guard c.hiddenSize > 0, c.intermediateSize > 0, c.numHiddenLayers > 0, c.vocabSize > 0,
+              c.numAttentionHeads > 0, c.numKeyValueHeads > 0, c.headDim > 0 else {
+            throw LlamaModelError("config: hidden_size, intermediate_size, num_hidden_layers, vocab_size, num_attention_heads, num_key_value_heads and head_dim must all be positive")
+        }
+        guard c.numAttentionHeads % c.numKeyValueHeads == 0 else {
+            throw LlamaModelError("config: num_attention_heads (\(c.numAttentionHeads)) must be a multiple of num_key_value_heads (\(c.numKeyValueHeads))")
+        }
+        guard c.headDim % 2 == 0 else {
+            throw LlamaModelError("config: head_dim (\(c.headDim)) must be even for rotary embeddings")
+        }
+        self.config = c
+        self.layout = ParameterLayout(config: c)
+        self.precision = precision
+        self.trainable = trainable
+        let total = layout.totalCount
+        if precision == .fp32 {
+            weights32 = FloatBuffer(count: total); weights16 = nil
+            matrixScratch = nil; normScratch = nil
+        } else {
+            weights32 = nil; weights16 = HalfBuffer(count: total)
+            // The largest matrix used at once: any entry, or the stacked [gate_proj; up_proj].
+            matrixScratch = FloatBuffer(count: max(layout.entries.map(\.count).max() ?? 0, 2 * c.intermediateSize * c.hiddenSize,
+                                                   (c.qDim + 2 * c.kvDim) * c.hiddenSize))
+            normScratch = FloatBuffer(count: c.hiddenSize)
+        }
+        layerOffsets = (0..<c.numHiddenLayers).map { [layout] i in
+            let p = "model.layers.\(i)."
+            return LayerOffsets(
+                inputNorm: layout.entry(p + "input_layernorm.weight").offset,
+                query: layout.entry(p + "self_attn.q_proj.weight").offset,
+                key: layout.entry(p + "self_attn.k_proj.weight").offset,
+                value: layout.entry(p + "self_attn.v_proj.weight").offset,
+                output: layout.entry(p + "self_attn.o_proj.weight").offset,
+                postNorm: layout.entry(p + "post_attention_layernorm.weight").offset,
+                gate: layout.entry(p + "mlp.gate_proj.weight").offset,
+                up: layout.entry(p + "mlp.up_proj.weight").offset,
+                down: layout.entry(p + "mlp.down_proj.weight").offset)
+        }
+        // gate_proj and up_proj are adjacent in the layout: one [2F, H] matmul computes both.
+        // q_proj, k_proj, v_proj are adjacent too: one [Q + 2K, H] matmul.
+        for o in layerOffsets {
+            precondition(o.up == o.gate + c.intermediateSize * c.hiddenSize, "layout: up_proj must follow gate_proj")
+            precondition(o.key == o.query + c.qDim * c.hiddenSize && o.value == o.key + c.kvDim * c.hiddenSize,
+                         "layout: q_proj, k_proj, v_proj must be adjacent")
+        }
+        embedOffset = layout.entry("model.embed_tokens.weight").offset
+        finalNormOffset = layout.entry("model.norm.weight").offset
+        lmHeadOffset = c.tieWordEmbeddings ? embedOffset : layout.entry("lm_head.weight").offset
+        rotary = Rotary(headDim: c.headDim, theta: c.ropeTheta, maxPositions: max(c.maxPositionEmbeddings, 1))
+        BLAS.ensureBestCore()
+    }
+
+    // MARK: - Weights in and out
+
+    /// Replaces the working weights (float32, layout order; rounded to binary16 under fp16).
+    public func loadWeights(_ flat: UnsafeBufferPointer<Float>) {
+        precondition(flat.count == layout.totalCount, "loadWeights: \(flat.count) values, layout has \(layout.totalCount)")
+        guard let base = flat.baseAddress else { return }
+        if let weights32 {
+            weights32.pointer.update(from: base, count: flat.count)
+        } else if let weights16 {
+            Parallel.forChunks(flat.count, minimumChunk: 1 << 16) { range in
+                Half.fromFloat(base + range.lowerBound, weights16.pointer + range.lowerBound, count: range.count)
+            }
+        }
+    }
+
+    /// Writes the working weights (float32, layout order).
+    public func copyWeights(into flat: UnsafeMutableBufferPointer<Float>) {
+        precondition(flat.count == layout.totalCount, "copyWeights: \(flat.count) values, layout has \(layout.totalCount)")
+        guard let base = flat.baseAddress else { return }
+        if let weights32 {
+            base.update(from: weights32.pointer, count: flat.count)
+        } else if let weights16 {
+            Half.toFloat(weights16.pointer, base, count: flat.count)
+        }
+    }
+
+    /// Bytes held by the working weights.
+    public var weightBytes: Int { layout.totalCount * (precision == .fp32 ? 4 : 2) }
+
+    /// Float32 view of the matrix at `offset` (a conversion into scratch under fp16;
+    /// valid until the next `matrix` call).
+    @inline(__always)
+    func matrix(_ offset: Int, count: Int) -> UnsafeMutablePointer<Float> {
+        if let weights32 { return weights32.pointer + offset }
+        precondition(count <= matrixScratch!.count, "matrix of \(count) values exceeds the conversion scratch")
+        let scratch = matrixScratch!.pointer
+        Parallel.forChunks(count, minimumChunk: 1 << 16) { range in
+            Half.toFloat(weights16!.pointer + offset + range.lowerBound, scratch + range.lowerBound, count: range.count)
+        }
+        return scratch
+    }
+
+    /// Float32 view of a norm weight `[H]` (valid until the next `normWeight` call).
+    @inline(__always)
+    func normWeight(_ offset: Int) -> UnsafeMutablePointer<Float> {
+        if let weights32 { return weights32.pointer + offset }
+        Half.toFloat(weights16!.pointer + offset, normScratch!.pointer, count: config.hiddenSize)
+        return normScratch!.pointer
+    }
+
+    // MARK: - Arena
+
+    /// The arena, grown only when this batch does not fit (a saving arena also runs
+    /// non-saving forwards; a later backward then refuses, since `lastBatch` is cleared).
+    func prepareArena(rows: Int, seqLen: Int, saving: Bool) -> ActivationArena {
+        let needed = ActivationArena.Capacity(rows: rows, seqLen: seqLen, saving: saving)
+        if let arena, arena.capacity.holds(needed) {
+            arena.use(rows: rows, seqLen: seqLen)
+            return arena
+        }
+        let capacity = arena.map { $0.capacity.union(needed) } ?? needed
+        arena = nil  // release the old buffers before allocating the larger ones
+        let fresh = ActivationArena(config: config, capacity: capacity, precision: precision)
+        fresh.use(rows: rows, seqLen: seqLen)
+        arena = fresh
+        return fresh
+    }
+
+    func ensureRotary(positions: Int) {
+        if positions > rotary.maxPositions {
+            rotary = Rotary(headDim: config.headDim, theta: config.ropeTheta, maxPositions: positions)
+        }
+    }
+
+    func validate(_ batch: TokenRows) {
+        let n = batch.rows * batch.seqLen
+        precondition(batch.rows > 0 && batch.seqLen > 0, "TokenRows: empty batch")
+        precondition(batch.inputIds.count == n && batch.targetIds.count == n && batch.lengths.count == batch.rows,
+                     "TokenRows: inputIds/targetIds must hold rows*seqLen = \(n) ids and lengths \(batch.rows) values")
+        let vocab = Int32(config.vocabSize)
+        precondition(batch.inputIds.allSatisfy { $0 >= 0 && $0 < vocab }, "TokenRows: an input id is outside 0..<\(vocab)")
+        precondition(batch.targetIds.allSatisfy { $0 < vocab }, "TokenRows: a target id is >= vocab \(vocab)")
+    }
+}

@@ -1,0 +1,23 @@
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as TFRecord files use it.
+public enum CRC32C {
+    /// 256-entry lookup table, one byte per step.
+    static let table: [UInt32] = (0..<256).map { index -> UInt32 in
+        var crc = UInt32(index)
+        for _ in 0..<8 { crc = (crc & 1) != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+        return crc
+    }
+
+    /// CRC-32C of `bytes` (initial value and final xor 0xFFFFFFFF).
+    public static func checksum<Bytes: Sequence>(_ bytes: Bytes) -> UInt32 where Bytes.Element == UInt8 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        return crc ^ 0xFFFF_FFFF
+    }
+
+    /// The TFRecord "masked" CRC: rotate right by 15 and add a constant, so a CRC stored in
+    /// data that is itself checksummed does not degenerate.
+    public static func masked<Bytes: Sequence>(_ bytes: Bytes) -> UInt32 where Bytes.Element == UInt8 {
+        let crc = checksum(bytes)
+        return ((crc >> 15) | (crc << 17)) &+ 0xA282_EAD8
+    }
+}
