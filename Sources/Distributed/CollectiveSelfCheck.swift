@@ -114,8 +114,8 @@ public enum CollectiveSelfCheck {
         return ""
     }
 
-    /// Each addition of two halves is correctly rounded, so a sum over N ranks is within
-    /// (N-1) half-ulps of the running partial sums of the exact (double) sum.
+    /// Each addition of two halves is correctly rounded: on 2 ranks the result is exactly the
+    /// half nearest the exact sum; on N ranks within (N-1) roundings of the partial sums.
     static func checkHalfSum(_ check: String, _ result: [UInt16], size: Int, value: (Int, Int) -> UInt16) throws {
         for i in result.indices {
             var exact = 0.0, magnitude = 0.0
@@ -123,6 +123,13 @@ public enum CollectiveSelfCheck {
                 let v = Double(float(fromHalf: value(r, i)))
                 exact += v
                 magnitude += abs(v)
+            }
+            if size == 2 {
+                // One addition, correctly rounded: exactly the half nearest the exact sum.
+                if result[i] != Float16(exact).bitPattern {
+                    throw fail(check, "element \(i) is \(float(fromHalf: result[i])), the correctly rounded sum is \(Float16(exact))")
+                }
+                continue
             }
             let got = Double(float(fromHalf: result[i]))
             let tolerance = Double(size - 1) * magnitude * 0x1p-11 + 0x1p-25
