@@ -11,6 +11,9 @@ struct DPOCommand: ParsableCommand {
             // Subcommands are registered here, one line each.
             BenchCommand.self,
             PlotCommand.self,
+            TokenizeCommand.self,
+            InspectDataCommand.self,
+            DemoDataCommand.self,
             MPICheckCommand.self,
             BenchAllreduceCommand.self,
         ]

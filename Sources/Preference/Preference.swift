@@ -1,1 +1,0 @@
-// The Preference layer; see ../../README.md and DESIGN.md for what it holds.

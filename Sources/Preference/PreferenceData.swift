@@ -1,0 +1,96 @@
+import Foundation
+import Tokenization
+
+// MARK: - A preference file, ready to batch
+
+/// A preference file read, encoded and ready to batch: what the trainer holds for the `dpo` stages.
+///
+///     let data = try PreferenceData.load(from: url, tokenizer: tokenizer, encoding: options)
+///     let plan = try BatchPlan(exampleCount: data.pairs.count, batchSize: pairsPerRank, worldSize: W, rank: r,
+///                              seed: seed, groupByLength: groupByLength ? data.rowLengths : nil)
+///     for indices in plan.batches(epoch: epoch) { let rows = data.rows(for: indices) ... }
+public struct PreferenceData: Sendable {
+    public var file: String
+    public var format: DatasetFormat
+    /// The template used for conversational examples.
+    public var template: ChatTemplate
+    public var pairs: [EncodedPair]
+    public var report: EncodingReport
+    /// Records skipped with `skipInvalid`.
+    public var skipped: [DataError]
+    public var paddingId: Int32
+    /// Lines to print at start: template, skipped records, drops, truncations, the mismatch warning.
+    public var startupLines: [String]
+
+    /// Reads and encodes `url`. Throws `DataError` for bad records (unless skipped), `EncodingError` for setup
+    /// problems, and `BatchPlanError.noExamples` when nothing is left to train on.
+    public static func load(from url: URL, tokenizer: any Tokenizer, encoding: EncodingOptions = EncodingOptions(),
+                            reading: DatasetReadOptions = DatasetReadOptions()) throws -> PreferenceData {
+        let dataset = try DatasetReader.readPreferences(from: url, options: reading)
+        let encoder = try PreferenceEncoder(tokenizer: tokenizer, options: encoding)
+        let (pairs, report) = try encoder.encode(dataset.examples)
+        guard !pairs.isEmpty else { throw BatchPlanError.noExamples }
+        return PreferenceData(
+            file: url.path, format: dataset.format, template: encoder.template, pairs: pairs, report: report,
+            skipped: dataset.skipped, paddingId: tokenizer.paddingId,
+            startupLines: startupLines(file: url.path, format: dataset.format, tokenizer: tokenizer, encoding: encoding,
+                                       examples: dataset.examples.count, skipped: dataset.skipped, report: report))
+    }
+
+    /// The 2B rows of the pairs at `indices` (chosen rows first), padded to the longest.
+    public func rows(for indices: [Int]) -> EncodedRows {
+        EncodedRows(pairs: indices.map { pairs[$0] }, paddingId: paddingId)
+    }
+
+    /// Longest row length of each pair, for `BatchPlan(groupByLength:)`.
+    public var rowLengths: [Int] { pairs.map(\.longestRowLength) }
+
+    static func startupLines(file: String, format: DatasetFormat, tokenizer: any Tokenizer, encoding: EncodingOptions,
+                             examples: Int, skipped: [DataError], report: EncodingReport) -> [String] {
+        var lines = ["data: \(file): \(examples) example(s), format \(format.rawValue)"]
+        if format != .standard && format != .standardImplicitPrompt && format != .promptCompletion {
+            lines.append(ChatTemplate.recognitionSummary(source: (tokenizer as? BPETokenizer)?.chatTemplateSource,
+                                                         override: encoding.chatTemplate))
+        }
+        if !skipped.isEmpty {
+            lines.append("skipped \(skipped.count) invalid record(s); first: \(skipped[0].description)")
+        }
+        return lines + report.summaryLines
+    }
+}
+
+// MARK: - A supervised file, ready to batch
+
+/// A supervised (`sft` stage) file read, encoded and ready to batch; rows follow the same convention.
+public struct SupervisedData: Sendable {
+    public var file: String
+    public var format: DatasetFormat
+    public var template: ChatTemplate
+    public var sequences: [EncodedSequence]
+    public var report: EncodingReport
+    public var skipped: [DataError]
+    public var paddingId: Int32
+    public var startupLines: [String]
+
+    public static func load(from url: URL, tokenizer: any Tokenizer, encoding: EncodingOptions = EncodingOptions(),
+                            reading: DatasetReadOptions = DatasetReadOptions()) throws -> SupervisedData {
+        let dataset = try DatasetReader.readSupervised(from: url, options: reading)
+        let encoder = try SupervisedEncoder(tokenizer: tokenizer, options: encoding)
+        let (sequences, report) = try encoder.encode(dataset.examples)
+        guard !sequences.isEmpty else { throw BatchPlanError.noExamples }
+        return SupervisedData(
+            file: url.path, format: dataset.format, template: encoder.template, sequences: sequences, report: report,
+            skipped: dataset.skipped, paddingId: tokenizer.paddingId,
+            startupLines: PreferenceData.startupLines(file: url.path, format: dataset.format, tokenizer: tokenizer,
+                                                      encoding: encoding, examples: dataset.examples.count,
+                                                      skipped: dataset.skipped, report: report))
+    }
+
+    /// The rows of the sequences at `indices`, padded to the longest.
+    public func rows(for indices: [Int]) -> EncodedRows {
+        EncodedRows(sequences: indices.map { sequences[$0] }, paddingId: paddingId)
+    }
+
+    /// Length of each sequence, for `BatchPlan(groupByLength:)`.
+    public var rowLengths: [Int] { sequences.map(\.tokens.count) }
+}

@@ -1,0 +1,220 @@
+import Foundation
+
+// MARK: - Byte-level BPE
+
+/// Byte-level BPE as Hugging Face `tokenizers` runs it: added tokens are matched first
+/// (leftmost-longest), the rest is NFC-normalised (when the file says so), split into pre-tokens,
+/// spelled as bytes, and each pre-token is merged by rank (lowest rank, leftmost first).
+/// BPE results are cached per pre-token.
+public final class BPETokenizer: Tokenizer, @unchecked Sendable {
+    public let vocabularySize: Int
+    public let bosTokenId: Int32?
+    public let eosTokenId: Int32?
+    public let padTokenId: Int32?
+    public let chatTemplate: ChatTemplate
+    /// The `chat_template` text of `tokenizer_config.json`, if any.
+    public let chatTemplateSource: String?
+    /// Where the tokenizer was read from.
+    public let sourcePath: String
+
+    private let definition: TokenizerDefinition
+    /// Token string of each id (model vocabulary and added tokens), [vocabularySize].
+    private let tokenOfId: [String?]
+    private let specialIds: Set<Int32>
+    /// Id of each single-byte token, [256].
+    private let byteIds: [Int32?]
+    /// Id of each vocabulary entry by its bytes (for `ignore_merges`).
+    private let idOfBytes: [[UInt8]: Int32]
+    /// (left id << 32 | right id) -> (rank, merged id).
+    private let mergeTable: [UInt64: (rank: Int32, merged: Int32)]
+    private let unknownId: Int32?
+    private let addedTokenMatcher: AddedTokenMatcher
+    private let cacheLock = NSLock()
+    private var cache: [[UInt8]: [Int32]] = [:]
+    private static let cacheCapacity = 200_000
+    private static let longestCachedWord = 256
+
+    /// Builds a tokenizer from the contents of `tokenizer.json` and, optionally, `tokenizer_config.json`
+    /// and `special_tokens_map.json`; `sourcePath` names the file in errors.
+    public init(tokenizerJSON: Data, tokenizerConfigJSON: Data?, specialTokensMapJSON: Data?, sourcePath: String) throws {
+        let definition = try TokenizerDefinition(
+            tokenizerJSON: tokenizerJSON, tokenizerConfigJSON: tokenizerConfigJSON,
+            specialTokensMapJSON: specialTokensMapJSON, path: sourcePath)
+        self.definition = definition
+        self.sourcePath = sourcePath
+
+        var largestId: Int32 = -1
+        for id in definition.vocabulary.values { largestId = max(largestId, id) }
+        for token in definition.addedTokens { largestId = max(largestId, token.id) }
+        vocabularySize = Int(largestId) + 1
+        var tokenOfId = [String?](repeating: nil, count: vocabularySize)
+        var idOfBytes = [[UInt8]: Int32]()
+        for (token, id) in definition.vocabulary {
+            tokenOfId[Int(id)] = token
+            if let bytes = ByteLevelAlphabet.decode(token) { idOfBytes[bytes] = id }
+        }
+        for token in definition.addedTokens { tokenOfId[Int(token.id)] = token.content }
+        self.tokenOfId = tokenOfId
+        self.idOfBytes = idOfBytes
+        specialIds = Set(definition.addedTokens.filter(\.special).map(\.id))
+        byteIds = (0..<256).map { definition.vocabulary[String(ByteLevelAlphabet.characterOfByte[$0])] }
+
+        var mergeTable = [UInt64: (rank: Int32, merged: Int32)]()
+        mergeTable.reserveCapacity(definition.merges.count)
+        for (rank, (left, right)) in definition.merges.enumerated() {
+            guard let leftId = definition.vocabulary[left], let rightId = definition.vocabulary[right],
+                  let mergedId = definition.vocabulary[left + right] else {
+                throw TokenizerError.malformed(path: sourcePath, problem: "merge \(rank) '\(left) \(right)' uses a token missing from the vocabulary")
+            }
+            let key = UInt64(UInt32(leftId)) << 32 | UInt64(UInt32(rightId))
+            if mergeTable[key] == nil { mergeTable[key] = (Int32(rank), mergedId) }
+        }
+        self.mergeTable = mergeTable
+        unknownId = definition.unknownToken.flatMap { definition.vocabulary[$0] }
+        addedTokenMatcher = AddedTokenMatcher(tokens: definition.addedTokens)
+
+        func resolve(_ token: String?, _ name: String) throws -> Int32? {
+            guard let token else { return nil }
+            guard let id = definition.addedTokens.first(where: { $0.content == token })?.id ?? definition.vocabulary[token] else {
+                throw TokenizerError.malformed(path: sourcePath, problem: "\(name) '\(token)' is not in the vocabulary")
+            }
+            return id
+        }
+        bosTokenId = try resolve(definition.bosToken, "bos_token")
+        eosTokenId = try resolve(definition.eosToken, "eos_token")
+        padTokenId = try resolve(definition.padToken, "pad_token")
+        chatTemplateSource = definition.chatTemplateSource
+        chatTemplate = ChatTemplate.recognise(definition.chatTemplateSource)
+    }
+
+    // MARK: - Encoding
+
+    public func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32] {
+        var ids = [Int32]()
+        if addSpecialTokens { ids += definition.postProcessorPrefix }
+        for segment in addedTokenMatcher.split(text, includeSpecial: parseSpecialTokens) {
+            switch segment {
+            case .added(let id): ids.append(id)
+            case .text(let substring): encodeOrdinaryText(String(substring), into: &ids)
+            }
+        }
+        if addSpecialTokens { ids += definition.postProcessorSuffix }
+        return ids
+    }
+
+    /// Normalises, pre-tokenises and BPE-encodes text that holds no added token.
+    private func encodeOrdinaryText(_ original: String, into ids: inout [Int32]) {
+        // Every scalar below U+0300 has NFC_Quick_Check=Yes, so such text is already NFC.
+        let needsNormalization = definition.normalizeNFC && original.unicodeScalars.contains { $0.value >= 0x300 }
+        var text = needsNormalization ? original.precomposedStringWithCanonicalMapping : original
+        if text.isEmpty { return }
+        if definition.addPrefixSpace && !text.hasPrefix(" ") { text = " " + text }
+        let scalars = Array(text.unicodeScalars)
+        let bytes = Array(text.utf8)
+        // Byte offset of each scalar, [scalars.count + 1].
+        var byteOffset = [Int](repeating: 0, count: scalars.count + 1)
+        var offset = 0
+        for (index, scalar) in scalars.enumerated() {
+            byteOffset[index] = offset
+            offset += UTF8.width(scalar)
+        }
+        byteOffset[scalars.count] = offset
+
+        // Pieces as scalar ranges, refined by each split stage.
+        var pieces: [Range<Int>] = [0..<scalars.count]
+        for case .split(let pattern) in definition.preTokenizerStages {
+            var refined = [Range<Int>]()
+            for piece in pieces {
+                let pieceScalars = Array(scalars[piece])
+                let classes = pieceScalars.map(ScalarClass.of)
+                var start = piece.lowerBound
+                for end in pattern.pieceEnds(pieceScalars, classes) {
+                    refined.append(start..<(piece.lowerBound + end))
+                    start = piece.lowerBound + end
+                }
+            }
+            pieces = refined
+        }
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        for piece in pieces where !piece.isEmpty {
+            let wordBytes = bytes[byteOffset[piece.lowerBound]..<byteOffset[piece.upperBound]]
+            if mergeTable.isEmpty && !definition.ignoreMerges {
+                for byte in wordBytes {
+                    if let id = byteIds[Int(byte)] { ids.append(id) } else if let unknownId { ids.append(unknownId) }
+                }
+                continue
+            }
+            let word = Array(wordBytes)
+            if word.count > Self.longestCachedWord {
+                ids += mergeWord(word)
+                continue
+            }
+            if let cached = cache[word] {
+                ids += cached
+                continue
+            }
+            let result = mergeWord(word)
+            if cache.count >= Self.cacheCapacity { cache.removeAll(keepingCapacity: true) }
+            cache[word] = result
+            ids += result
+        }
+    }
+
+    /// BPE of one pre-token's bytes: start from single bytes, merge the lowest-ranked adjacent pair
+    /// (leftmost on ties) until no pair has a merge.
+    private func mergeWord(_ word: [UInt8]) -> [Int32] {
+        if definition.ignoreMerges, let whole = idOfBytes[word] { return [whole] }
+        var symbols = [Int32]()
+        symbols.reserveCapacity(word.count)
+        for byte in word {
+            if let id = byteIds[Int(byte)] { symbols.append(id) } else if let unknownId { symbols.append(unknownId) }
+        }
+        while symbols.count > 1 {
+            var bestRank = Int32.max
+            var bestPosition = -1
+            var bestMerged: Int32 = 0
+            for position in 0..<(symbols.count - 1) {
+                let key = UInt64(UInt32(symbols[position])) << 32 | UInt64(UInt32(symbols[position + 1]))
+                if let merge = mergeTable[key], merge.rank < bestRank {
+                    bestRank = merge.rank
+                    bestPosition = position
+                    bestMerged = merge.merged
+                }
+            }
+            if bestPosition < 0 { break }
+            symbols[bestPosition] = bestMerged
+            symbols.remove(at: bestPosition + 1)
+        }
+        return symbols
+    }
+
+    // MARK: - Decoding and lookup
+
+    public func decode(_ ids: [Int32], skipSpecialTokens: Bool) -> String {
+        var tokens = [String]()
+        for id in ids {
+            guard id >= 0, Int(id) < tokenOfId.count, let token = tokenOfId[Int(id)] else { continue }
+            if skipSpecialTokens && specialIds.contains(id) { continue }
+            tokens.append(token)
+        }
+        guard definition.byteLevelDecoder else { return tokens.joined(separator: " ") }
+        var bytes = [UInt8]()
+        for token in tokens {
+            if let tokenBytes = ByteLevelAlphabet.decode(token) { bytes += tokenBytes } else { bytes += Array(token.utf8) }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public func tokenToId(_ token: String) -> Int32? {
+        if let added = definition.addedTokens.first(where: { $0.content == token }) { return added.id }
+        return definition.vocabulary[token]
+    }
+
+    public func idToToken(_ id: Int32) -> String? {
+        guard id >= 0, Int(id) < tokenOfId.count else { return nil }
+        return tokenOfId[Int(id)]
+    }
+
+    public func isSpecialToken(_ id: Int32) -> Bool { specialIds.contains(id) }
+}

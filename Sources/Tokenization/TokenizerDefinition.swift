@@ -1,0 +1,245 @@
+import Foundation
+
+// MARK: - What a tokenizer.json says, checked
+
+/// The parts of a Hugging Face `tokenizer.json` (plus `tokenizer_config.json`) that byte-level BPE uses,
+/// read and checked. Anything outside the supported subset is refused by name with `TokenizerError.unsupported`.
+struct TokenizerDefinition {
+    /// One entry of `added_tokens`.
+    struct AddedToken {
+        var id: Int32
+        var content: String
+        var special: Bool
+        var singleWord: Bool
+        var leftStrip: Bool
+        var rightStrip: Bool
+    }
+
+    /// One splitting step of the pre-tokenizer.
+    enum PreTokenizerStage {
+        case split(PreTokenizationPattern)
+    }
+
+    var vocabulary: [String: Int32] = [:]
+    /// (left, right) token strings in priority order.
+    var merges: [(String, String)] = []
+    var unknownToken: String?
+    var ignoreMerges = false
+    var addedTokens: [AddedToken] = []
+    var normalizeNFC = false
+    var addPrefixSpace = false
+    var preTokenizerStages: [PreTokenizerStage] = []
+    var byteLevelDecoder = false
+    /// Ids the post-processor puts before and after a single sequence.
+    var postProcessorPrefix: [Int32] = []
+    var postProcessorSuffix: [Int32] = []
+    var bosToken: String?
+    var eosToken: String?
+    var padToken: String?
+    var chatTemplateSource: String?
+
+    // MARK: - Parsing
+
+    init(tokenizerJSON: Data, tokenizerConfigJSON: Data?, specialTokensMapJSON: Data?, path: String) throws {
+        guard let root = try? JSONSerialization.jsonObject(with: tokenizerJSON) as? [String: Any] else {
+            throw TokenizerError.malformed(path: path, problem: "not a JSON object")
+        }
+        try parseModel(root["model"], path: path)
+        try parseAddedTokens(root["added_tokens"], path: path)
+        try parseNormalizer(root["normalizer"], path: path)
+        if let preTokenizer = root["pre_tokenizer"], !(preTokenizer is NSNull) {
+            try parsePreTokenizer(preTokenizer, path: path, isFirst: true)
+        }
+        try parseDecoder(root["decoder"], path: path)
+        if let processor = root["post_processor"], !(processor is NSNull) {
+            try parsePostProcessor(processor, path: path)
+        }
+        if let truncation = root["truncation"], !(truncation is NSNull) {
+            throw TokenizerError.unsupported(path: path, component: "truncation", what: "set in tokenizer.json")
+        }
+        if let padding = root["padding"], !(padding is NSNull) {
+            throw TokenizerError.unsupported(path: path, component: "padding", what: "set in tokenizer.json")
+        }
+        for data in [specialTokensMapJSON, tokenizerConfigJSON].compactMap({ $0 }) {
+            guard let config = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw TokenizerError.malformed(path: path, problem: "tokenizer_config.json or special_tokens_map.json is not a JSON object")
+            }
+            if let value = Self.tokenString(config["bos_token"]) { bosToken = value }
+            if let value = Self.tokenString(config["eos_token"]) { eosToken = value }
+            if let value = Self.tokenString(config["pad_token"]) { padToken = value }
+            if let template = config["chat_template"] as? String {
+                chatTemplateSource = template
+            } else if let templates = config["chat_template"] as? [[String: Any]] {
+                let chosen = templates.first { ($0["name"] as? String) == "default" } ?? templates.first
+                chatTemplateSource = chosen?["template"] as? String
+            }
+        }
+    }
+
+    private static func tokenString(_ value: Any?) -> String? {
+        if let text = value as? String { return text }
+        if let object = value as? [String: Any] { return object["content"] as? String }
+        return nil
+    }
+
+    private mutating func parseModel(_ value: Any?, path: String) throws {
+        guard let model = value as? [String: Any] else {
+            throw TokenizerError.malformed(path: path, problem: "no 'model' object")
+        }
+        let type = model["type"] as? String ?? "BPE"
+        guard type == "BPE" else { throw TokenizerError.unsupported(path: path, component: "model", what: type) }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
+            if let prefix = model[key] as? String, !prefix.isEmpty {
+                throw TokenizerError.unsupported(path: path, component: "BPE option", what: "\(key)=\(prefix)")
+            }
+        }
+        if let dropout = model["dropout"] as? Double, dropout > 0 {
+            throw TokenizerError.unsupported(path: path, component: "BPE option", what: "dropout=\(dropout)")
+        }
+        if let fallback = model["byte_fallback"] as? Bool, fallback {
+            throw TokenizerError.unsupported(path: path, component: "BPE option", what: "byte_fallback=true")
+        }
+        ignoreMerges = model["ignore_merges"] as? Bool ?? false
+        unknownToken = model["unk_token"] as? String
+        guard let vocab = model["vocab"] as? [String: Any] else {
+            throw TokenizerError.malformed(path: path, problem: "model.vocab is not an object")
+        }
+        vocabulary.reserveCapacity(vocab.count)
+        for (token, id) in vocab {
+            guard let number = id as? Int, number >= 0, number < Int(Int32.max) else {
+                throw TokenizerError.malformed(path: path, problem: "model.vocab['\(token)'] is not a token id")
+            }
+            vocabulary[token] = Int32(number)
+        }
+        let rawMerges = model["merges"] as? [Any] ?? []
+        merges.reserveCapacity(rawMerges.count)
+        for (index, merge) in rawMerges.enumerated() {
+            if let text = merge as? String {
+                let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+                guard parts.count == 2 else {
+                    throw TokenizerError.malformed(path: path, problem: "merge \(index) '\(text)' is not two tokens separated by one space")
+                }
+                merges.append((String(parts[0]), String(parts[1])))
+            } else if let pair = merge as? [String], pair.count == 2 {
+                merges.append((pair[0], pair[1]))
+            } else {
+                throw TokenizerError.malformed(path: path, problem: "merge \(index) is neither \"a b\" nor [\"a\", \"b\"]")
+            }
+        }
+    }
+
+    private mutating func parseAddedTokens(_ value: Any?, path: String) throws {
+        guard let list = value as? [[String: Any]] else { return }
+        for entry in list {
+            guard let id = entry["id"] as? Int, let content = entry["content"] as? String, !content.isEmpty else {
+                throw TokenizerError.malformed(path: path, problem: "an added_tokens entry lacks id or content")
+            }
+            addedTokens.append(AddedToken(
+                id: Int32(id), content: content, special: entry["special"] as? Bool ?? false,
+                singleWord: entry["single_word"] as? Bool ?? false, leftStrip: entry["lstrip"] as? Bool ?? false,
+                rightStrip: entry["rstrip"] as? Bool ?? false))
+        }
+    }
+
+    private mutating func parseNormalizer(_ value: Any?, path: String) throws {
+        guard let value, !(value is NSNull) else { return }
+        guard let normalizer = value as? [String: Any], let type = normalizer["type"] as? String else {
+            throw TokenizerError.malformed(path: path, problem: "normalizer has no type")
+        }
+        switch type {
+        case "NFC": normalizeNFC = true
+        case "Sequence":
+            for member in normalizer["normalizers"] as? [Any] ?? [] { try parseNormalizer(member, path: path) }
+        default: throw TokenizerError.unsupported(path: path, component: "normalizer", what: type)
+        }
+    }
+
+    private mutating func parsePreTokenizer(_ value: Any, path: String, isFirst: Bool) throws {
+        guard let preTokenizer = value as? [String: Any], let type = preTokenizer["type"] as? String else {
+            throw TokenizerError.malformed(path: path, problem: "pre_tokenizer has no type")
+        }
+        switch type {
+        case "Sequence":
+            let members = preTokenizer["pretokenizers"] as? [Any] ?? []
+            for (index, member) in members.enumerated() {
+                try parsePreTokenizer(member, path: path, isFirst: isFirst && index == 0)
+            }
+        case "ByteLevel":
+            if preTokenizer["add_prefix_space"] as? Bool ?? false {
+                guard isFirst else {
+                    throw TokenizerError.unsupported(path: path, component: "pre_tokenizer",
+                                                     what: "ByteLevel with add_prefix_space after another pre-tokenizer")
+                }
+                addPrefixSpace = true
+            }
+            if preTokenizer["use_regex"] as? Bool ?? true { preTokenizerStages.append(.split(.gpt2)) }
+        case "Split":
+            let behavior = preTokenizer["behavior"] as? String ?? "Isolated"
+            guard behavior == "Isolated" else {
+                throw TokenizerError.unsupported(path: path, component: "Split behavior", what: behavior)
+            }
+            if preTokenizer["invert"] as? Bool ?? false {
+                throw TokenizerError.unsupported(path: path, component: "Split option", what: "invert=true")
+            }
+            let pattern = preTokenizer["pattern"] as? [String: Any] ?? [:]
+            if let regex = pattern["Regex"] as? String {
+                do { preTokenizerStages.append(.split(try PreTokenizationPattern.from(regex: regex))) } catch {
+                    throw TokenizerError.unsupported(path: path, component: "Split regex", what: regex)
+                }
+            } else if let literal = pattern["String"] as? String {
+                let escaped = NSRegularExpression.escapedPattern(for: literal)
+                preTokenizerStages.append(.split(.other(try NSRegularExpression(pattern: escaped))))
+            } else {
+                throw TokenizerError.malformed(path: path, problem: "Split pre-tokenizer has no Regex or String pattern")
+            }
+        default:
+            throw TokenizerError.unsupported(path: path, component: "pre_tokenizer", what: type)
+        }
+    }
+
+    private mutating func parseDecoder(_ value: Any?, path: String) throws {
+        guard let value, !(value is NSNull) else { return }
+        guard let decoder = value as? [String: Any], let type = decoder["type"] as? String else {
+            throw TokenizerError.malformed(path: path, problem: "decoder has no type")
+        }
+        switch type {
+        case "ByteLevel": byteLevelDecoder = true
+        case "Sequence":
+            for member in decoder["decoders"] as? [Any] ?? [] { try parseDecoder(member, path: path) }
+        default: throw TokenizerError.unsupported(path: path, component: "decoder", what: type)
+        }
+    }
+
+    private mutating func parsePostProcessor(_ value: Any, path: String) throws {
+        guard let processor = value as? [String: Any], let type = processor["type"] as? String else {
+            throw TokenizerError.malformed(path: path, problem: "post_processor has no type")
+        }
+        switch type {
+        case "ByteLevel": break  // only adjusts offsets
+        case "Sequence":
+            for member in processor["processors"] as? [Any] ?? [] { try parsePostProcessor(member, path: path) }
+        case "TemplateProcessing":
+            let specialTokens = processor["special_tokens"] as? [String: [String: Any]] ?? [:]
+            var seenSequence = false
+            for item in processor["single"] as? [[String: Any]] ?? [] {
+                if let special = item["SpecialToken"] as? [String: Any], let name = special["id"] as? String {
+                    guard let ids = specialTokens[name]?["ids"] as? [Int] else {
+                        throw TokenizerError.malformed(path: path, problem: "TemplateProcessing names '\(name)' without ids")
+                    }
+                    if seenSequence { postProcessorSuffix += ids.map(Int32.init) } else { postProcessorPrefix += ids.map(Int32.init) }
+                } else if item["Sequence"] != nil {
+                    seenSequence = true
+                }
+            }
+        case "RobertaProcessing", "BertProcessing":
+            guard let cls = processor["cls"] as? [Any], let sep = processor["sep"] as? [Any],
+                  let clsId = cls.last as? Int, let sepId = sep.last as? Int else {
+                throw TokenizerError.malformed(path: path, problem: "\(type) lacks cls/sep")
+            }
+            postProcessorPrefix.append(Int32(clsId))
+            postProcessorSuffix.append(Int32(sepId))
+        default:
+            throw TokenizerError.unsupported(path: path, component: "post_processor", what: type)
+        }
+    }
+}
