@@ -17,6 +17,8 @@ struct DPOCommand: ParsableCommand {
             TokenizeCommand.self,
             InspectDataCommand.self,
             DemoDataCommand.self,
+            MPICheckCommand.self,
+            BenchAllreduceCommand.self,
         ]
     )
 }
