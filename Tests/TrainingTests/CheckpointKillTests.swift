@@ -7,6 +7,7 @@ import XCTest
 /// that every checkpoint left behind verifies (a torn one is never named checkpoint-<step>).
 final class CheckpointKillTests: XCTestCase {
     static let childDirectoryVariable = "DPO_TEST_SAVE_LOOP_DIR"
+    static let readyFileVariable = "DPO_TEST_SAVE_LOOP_READY"
 
     /// Child mode (when the variable is set): save checkpoints in a loop until killed.
     /// Parent mode: one save of the same kind, verified (so the test asserts something either way).
@@ -18,6 +19,9 @@ final class CheckpointKillTests: XCTestCase {
             while Date() < deadline {
                 try Self.saveNumbered(store, name: step % 3 == 0 ? "final" : CheckpointStore.checkpointName(step: step), step: step)
                 try store.rotate(keep: 2)
+                if step == 1, let ready = ProcessInfo.processInfo.environment[Self.readyFileVariable] {
+                    FileManager.default.createFile(atPath: ready, contents: nil)  // the parent starts its random timer now
+                }
                 step += 1
             }
             return
@@ -55,18 +59,25 @@ final class CheckpointKillTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var random = SystemRandomNumberGenerator()
+        let ready = directory.deletingLastPathComponent().appendingPathComponent("\(directory.lastPathComponent).ready")
+        defer { try? FileManager.default.removeItem(at: ready) }
         var killsDuringSave = 0
-        for trial in 0..<25 {
+        for trial in 0..<15 {
             let child = Process()
             child.executableURL = executable
             child.arguments = ["TrainingTests.CheckpointKillTests/testSaveLoopChild"]
             var environment = ProcessInfo.processInfo.environment
             environment[Self.childDirectoryVariable] = directory.path
+            environment[Self.readyFileVariable] = ready.path
             child.environment = environment
             child.standardOutput = FileHandle.nullDevice
             child.standardError = FileHandle.nullDevice
+            try? FileManager.default.removeItem(at: ready)
             try child.run()
-            usleep(UInt32.random(in: 30_000...250_000, using: &random))
+            // Wait until the child is saving (process start-up varies with load), then kill at a random moment.
+            let startDeadline = Date().addingTimeInterval(30)
+            while !FileManager.default.fileExists(atPath: ready.path) && child.isRunning && Date() < startDeadline { usleep(5_000) }
+            usleep(UInt32.random(in: 0...150_000, using: &random))
             kill(child.processIdentifier, SIGKILL)
             child.waitUntilExit()
             XCTAssertEqual(child.terminationReason, .uncaughtSignal, "trial \(trial): the child was killed, not finished")
