@@ -40,8 +40,8 @@ public enum Attention {
     ) {
         BLAS.ensureBestCore()
         let group = s.heads / s.kvHeads, T = s.seqLen
-        Parallel.withSingleThreadedBLAS {
-            Parallel.forEach(s.rows * s.heads) { job in
+        Parallel.withSingleThreadedBLAS { workers in
+            Parallel.forEach(s.rows * s.heads, workers: workers) { job in
                 let r = job / s.heads, h = job % s.heads, g = h / group
                 let length = max(0, min(lengths[r], T))
                 attendHead(
@@ -108,9 +108,9 @@ public enum Attention {
     ) {
         BLAS.ensureBestCore()
         let group = s.heads / s.kvHeads, T = s.seqLen, hd = s.headDim
-        Parallel.withSingleThreadedBLAS {
+        Parallel.withSingleThreadedBLAS { workers in
             // One job per (row, kv head): it alone writes that key/value head's gradients.
-            Parallel.forEach(s.rows * s.kvHeads) { job in
+            Parallel.forEach(s.rows * s.kvHeads, workers: workers) { job in
                 let r = job / s.kvHeads, g = job % s.kvHeads
                 let length = max(0, min(lengths[r], T))
                 let ks = s.keyStride, qs = s.queryStride

@@ -2,13 +2,13 @@ import Foundation
 
 /// Splitting non-BLAS loops over the threads the process was given (`BLAS.threads`).
 public enum Parallel {
-    /// Runs `body(i)` for every `i` in `0..<count`, over `BLAS.threads` workers when that is
-    /// more than one (DispatchQueue.concurrentPerform), inline otherwise. `body` must only
+    /// Runs `body(i)` for every `i` in `0..<count`, over `workers` (default `BLAS.threads`)
+    /// threads when that is more than one (DispatchQueue.concurrentPerform), inline otherwise. `body` must only
     /// write memory that no other index writes.
     @inline(__always)
-    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+    public static func forEach(_ count: Int, workers: Int? = nil, _ body: (Int) -> Void) {
         if count <= 0 { return }
-        if count == 1 || BLAS.threads <= 1 {
+        if count == 1 || (workers ?? BLAS.threads) <= 1 {
             for i in 0..<count { body(i) }
         } else {
             DispatchQueue.concurrentPerform(iterations: count, execute: body)
@@ -30,13 +30,14 @@ public enum Parallel {
         }
     }
 
-    /// Runs `body` with OpenBLAS restricted to one thread, restoring the count afterwards:
-    /// used around loops that already run BLAS calls on several workers at once.
-    public static func withSingleThreadedBLAS<T>(_ body: () -> T) -> T {
+    /// Runs `body(workers)` with OpenBLAS restricted to one thread, restoring the count
+    /// afterwards: for loops that run BLAS calls on several workers at once. `workers` is the
+    /// thread count before the switch (pass it to `forEach`, which would otherwise see 1).
+    public static func withSingleThreadedBLAS<T>(_ body: (_ workers: Int) -> T) -> T {
         let threads = BLAS.threads
-        if threads <= 1 { return body() }
+        if threads <= 1 { return body(threads) }
         BLAS.threads = 1
         defer { BLAS.threads = threads }
-        return body()
+        return body(threads)
     }
 }

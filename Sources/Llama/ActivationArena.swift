@@ -166,7 +166,10 @@ final class SavedActivations {
     func commit(_ kind: Kind, _ layer: Int) {
         guard saving, precision == .fp16 else { return }
         let slot = half[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue]
-        Half.fromFloat(work[kind.rawValue].pointer, slot, count: activeCounts[kind.rawValue])
+        let source = work[kind.rawValue].pointer
+        Parallel.forChunks(activeCounts[kind.rawValue], minimumChunk: 1 << 16) { range in
+            Half.fromFloat(source + range.lowerBound, slot + range.lowerBound, count: range.count)
+        }
     }
 
     /// The saved value of `kind`/`layer` as float32.
@@ -174,8 +177,10 @@ final class SavedActivations {
         precondition(saving, "backward needs a forward with saveForBackward: true")
         if precision == .fp32 { return full[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue] }
         let destination = work[kind.rawValue].pointer
-        Half.toFloat(half[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue], destination,
-                     count: activeCounts[kind.rawValue])
+        let slot = half[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue]
+        Parallel.forChunks(activeCounts[kind.rawValue], minimumChunk: 1 << 16) { range in
+            Half.toFloat(slot + range.lowerBound, destination + range.lowerBound, count: range.count)
+        }
         return destination
     }
 

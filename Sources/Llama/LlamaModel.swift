@@ -7,6 +7,7 @@ public struct LlamaModelError: Error, CustomStringConvertible {
 }
 
 /// A LLaMA-architecture causal LM with hand-written forward and backward.
+/// Not thread-safe: one caller at a time (its kernels use all of `BLAS.threads` themselves).
 ///
 /// Weights live in one flat buffer in `ParameterLayout` order (float32 under `.fp32`,
 /// binary16 under `.fp16`). `forward` gives per-token label log-probs; `backward` mirrors it

@@ -95,7 +95,9 @@ public struct ModelBenchmark {
         let p = parameters, c = p.config
         let core = BLAS.ensureBestCore()
         let (sgemm, sgemmPerCPU) = Self.singleCoreSgemmGFLOPS()
+        let previousThreads = BLAS.threads
         BLAS.threads = p.threads
+        defer { BLAS.threads = previousThreads }
         let model = try LlamaModel(config: c, precision: p.precision, trainable: true)
         var random = SplitMix64(seed: 1)
         let weights = ParameterLayout(config: c).entries.flatMap { entry -> [Float] in

@@ -133,4 +133,27 @@ final class AttentionTests: XCTestCase {
             XCTAssertEqual(Array(rotatedFused[(t * width)..<(t * width + qw)]), Array(q[(t * qw)..<((t + 1) * qw)]))
         }
     }
+
+    /// Two workers (one job per row and head, single-threaded BLAS inside) give exactly the
+    /// single-threaded results.
+    func testTwoThreadsMatchOneThread() {
+        let (q, k, v) = inputs(seed: 21)
+        let previous = BLAS.threads
+        defer { BLAS.threads = previous }
+        var random = TestRandom(seed: 22)
+        let dOutput = random.array(shape.rows * shape.seqLen * shape.queryWidth)
+        func both() -> [Float] {
+            let (output, probs) = run(q, k, v)
+            var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+            var scratch = [Float](repeating: 0, count: shape.backwardScratchCount)
+            Attention.backward(q: q, k: k, v: v, lengths: lengths, probs: probs, dOutput: dOutput,
+                               dq: &dq, dk: &dk, dv: &dv, scratch: &scratch, shape: shape)
+            return output + dq + dk + dv
+        }
+        BLAS.threads = 1
+        let serial = both()
+        BLAS.threads = 2
+        XCTAssertEqual(both(), serial)
+        XCTAssertEqual(BLAS.threads, 2, "the thread count is restored after the kernel")
+    }
 }

@@ -1,6 +1,7 @@
 import XCTest
 import TestSupport
 @testable import Llama
+import Kernels
 
 final class ModelForwardTests: XCTestCase {
     /// forward's log-probs equal a Double log-softmax of `logits` at each target; 0 where target < 0.
@@ -85,5 +86,23 @@ final class ModelForwardTests: XCTestCase {
         XCTAssertThrowsError(try LlamaModel(config: config, precision: .fp32, trainable: true)) { error in
             XCTAssertTrue("\(error)".contains("num_key_value_heads"))
         }
+    }
+
+    /// Two threads (parallel attention jobs, element-wise chunks, threaded BLAS) agree with one
+    /// thread: log-probs and gradients within 1e-5 x the largest magnitude.
+    func testTwoThreadsAgreeWithOne() throws {
+        let config = ModelTestSupport.config(tied: false)
+        let model = try ModelTestSupport.model(config, weights: ModelTestSupport.weights(ParameterLayout(config: config), seed: 38))
+        let batch = ModelTestSupport.batch(vocab: config.vocabSize, seed: 39)
+        let w = batch.targetIds.map { $0 >= 0 ? Float(1) : 0 }
+        let previous = BLAS.threads
+        defer { BLAS.threads = previous }
+        BLAS.threads = 1
+        let serial = ModelTestSupport.gradient(model, batch, w).gradient
+        let serialLogps = model.forward(batch, saveForBackward: false)
+        BLAS.threads = 2
+        let parallel = ModelTestSupport.gradient(model, batch, w).gradient
+        XCTAssertLessThanOrEqual(maxAbsDifference(model.forward(batch, saveForBackward: false), serialLogps), 1e-5)
+        XCTAssertLessThanOrEqual(maxAbsDifference(parallel, serial), 1e-5 * maxAbs(serial))
     }
 }
