@@ -56,7 +56,7 @@ struct DemoCommand: ParsableCommand {
             if let ranks, ranks != communicator.size {
                 throw DemoError.invalidOption(
                     "--ranks \(ranks) but this process is one of \(communicator.size) rank(s); start it with "
-                        + (ranks == 1 ? "no launcher" : "mpirun -np \(ranks) (or ./launch/local.sh \(ranks))"))
+                        + (ranks == 1 ? "no launcher" : "./launch/local.sh -n \(ranks) -- demo ... (or mpirun -np \(ranks) dpo demo ...)"))
             }
             let demo = DemoRun(parameters: parameters, communicator: communicator)
             guard communicator.isPrimary else {

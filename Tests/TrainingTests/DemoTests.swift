@@ -91,5 +91,28 @@ final class DemoTests: XCTestCase {
         }
         let decoded = try JSONDecoder().decode(DemoReport.self, from: Data(contentsOf: out.appendingPathComponent("demo_report.json")))
         XCTAssertEqual(decoded.dpo.heldOutAccuracy, report.dpo.heldOutAccuracy)
+        try checkMetricFiles(of: out.appendingPathComponent("dpo"))
+    }
+
+    /// metrics.jsonl and the TensorBoard event file of the DPO run hold the TRL tags at the same steps
+    /// (read back by the test's own event-file reader).
+    private func checkMetricFiles(of run: URL) throws {
+        let log = try MetricsLog.read(run.appendingPathComponent("metrics.jsonl"))
+        let trainNames = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
+                          "logps/rejected", "logits/chosen", "logits/rejected", "grad_norm", "learning_rate", "epoch"]
+        let evalNames = ["eval_loss", "eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/accuracies", "eval_rewards/margins"]
+        for name in trainNames + evalNames { XCTAssertTrue(log.names.contains(name), "metrics.jsonl lacks \(name)") }
+        let directory = run.appendingPathComponent("tensorboard")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("events.out.tfevents.") }
+        XCTAssertEqual(files.count, 1)
+        let events = try EventFileReader.events(directory.appendingPathComponent(files[0]))
+        var tagsByStep: [Int64: Set<String>] = [:]
+        for event in events { tagsByStep[event.step, default: []].formUnion(event.scalars.map(\.tag)) }
+        for record in log.records {
+            let tags = tagsByStep[Int64(record.step)] ?? []
+            for (name, _) in record.metrics { XCTAssertTrue(tags.contains(name), "step \(record.step): TensorBoard lacks \(name)") }
+        }
+        let lastStep = Int64(log.records.last!.step)
+        XCTAssertEqual(tagsByStep.keys.max(), lastStep)
     }
 }
