@@ -85,10 +85,12 @@ public enum Experiment: String, CaseIterable, Sendable {
             let betas = p.quick ? [0.1, 1.0] : [0.1, 0.5, 1.0]
             table = ExperimentTable(
                 experiment: rawValue,
-                caption: "pi(rejected) during training (logps/rejected as each loss sees it: summed for DPO, per-token mean for IPO). "
-                    + "DPO keeps pushing the rejected log-prob down whatever beta; IPO's squared loss stops at a log-ratio gap of 1/(2 beta).",
-                columns: ["beta", "logps/rejected at start", "logps/rejected at end", "pi(rejected) at end", "margin at end", "held-out task acc"],
-                decimals: [2, 3, 3, 5, 3, 3])
+                caption: "pi(rejected) during training: logps/rejected is the summed log-prob of the rejected answers of the training "
+                    + "batches. DPO keeps pushing it down whatever beta; IPO's squared loss (on per-token means) stops once the "
+                    + "log-ratio gap reaches 1/(2 beta), so it settles higher for a larger beta.",
+                columns: ["beta", "logps/rejected at start", "logps/rejected at end", "log10 pi(rejected) at end", "margin at end",
+                          "held-out task acc"],
+                decimals: [2, 3, 3, 2, 3, 3])
             var series: [PlotSeries] = []
             for (lossIndex, loss) in [PreferenceLossKind.sigmoid, .ipo].enumerated() {
                 for (betaIndex, beta) in betas.enumerated() {
@@ -101,13 +103,13 @@ public enum Experiment: String, CaseIterable, Sendable {
                     }
                     let (steps, rejected) = run.log.series("logps/rejected")
                     let last = run.log.records.last { $0["rewards/margins"] != nil }
-                    table.append(name, [beta, rejected.first, rejected.last, rejected.last.map { exp($0) }, last?["rewards/margins"],
+                    table.append(name, [beta, rejected.first, rejected.last, rejected.last.map { $0 / log(10) }, last?["rewards/margins"],
                                         run.scores.heldOutAccuracy])
                     series.append(PlotSeries(name: name, x: steps, y: rejected.map { exp($0) }, colorIndex: betaIndex, dashed: lossIndex == 1))
                 }
             }
             panels = [
-                PlotPanel(title: "pi(rejected) = exp(logps/rejected): DPO solid, IPO dashed, one colour per beta", series: series),
+                PlotPanel(title: "pi(rejected): DPO solid, IPO dashed", series: series),
                 PlotPanel(title: "logps/rejected", series: series.map {
                     PlotSeries(name: $0.name, x: $0.x, y: $0.y.map { log(max($0, 1e-30)) }, colorIndex: $0.colorIndex, dashed: $0.dashed)
                 }),
