@@ -76,7 +76,7 @@ public struct DemoReport: Codable, Sendable {
         let dpoSteps = Double(dpoRun.log.records.last?.step ?? 1)
         var panels = MetricsPlot.figure(runs: [dpoRun], title: nil).panels
         panels.insert(MetricsPlot.panel("sft loss (NLL per chosen token)", runs: [sftRun], metrics: [("loss", nil)], smoothing: 0), at: 0)
-        panels.append(PlotPanel(title: "task accuracy (greedy), before -> after DPO", xLabel: "DPO step", series: [
+        panels.append(PlotPanel(title: "task accuracy (greedy): SFT -> DPO", xLabel: "DPO step", series: [
             PlotSeries(name: "held-out prompts", x: [0, dpoSteps], y: [sft.heldOutAccuracy, dpo.heldOutAccuracy], colorIndex: 0),
             PlotSeries(name: "training prompts", x: [0, dpoSteps], y: [sft.trainAccuracy, dpo.trainAccuracy], colorIndex: 1, dashed: true),
         ]))
