@@ -76,7 +76,7 @@ public enum Experiment: String, CaseIterable, Sendable {
                 drifts.append((beta, drift(run.scores, index: 0), drift(run.scores, index: 1)))
             }
             panels = MetricsPlot.figure(runs: metricRuns).panels
-            panels.append(PlotPanel(title: "drift from the reference on held-out pairs (nats)", xLabel: "log10 beta", series: [
+            panels.append(PlotPanel(title: "drift from reference (nats)", xLabel: "log10 beta", series: [
                 PlotSeries(name: "chosen", x: drifts.map { log10($0.0) }, y: drifts.map(\.1), colorIndex: 0),
                 PlotSeries(name: "rejected", x: drifts.map { log10($0.0) }, y: drifts.map(\.2), colorIndex: 1, dashed: true),
             ]))
