@@ -29,7 +29,8 @@ dpo_mpi_environment
 
 start=$(date +%s)
 echo "== building dpo (release)" >&2
-swift build -c release --product dpo >&2
+# The same flags as launch/test.sh, so running one after the other builds once.
+swift build -c release -Xswiftc -enable-testing --product dpo >&2
 echo "== built in $(( $(date +%s) - start )) s; running the demo on $ranks rank(s)" >&2
 DPO_BIN="$DPO_ROOT/.build/release/dpo" "$DPO_ROOT/launch/local.sh" -n "$ranks" -- demo --ranks "$ranks" "${demo_args[@]}"
 echo "== demo.sh finished in $(( $(date +%s) - start )) s (build included)" >&2
