@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --ranks) ranks="${2:-}"; shift 2 ;;
         --ranks=*) ranks="${1#--ranks=}"; shift ;;
-        -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) demo_args+=("$1"); shift ;;
     esac
 done
