@@ -75,6 +75,41 @@ final class FuzzDatasetTests: XCTestCase {
         }
     }
 
+    // MARK: - Bugs the fuzzing found (kept as direct regression tests)
+
+    /// Every pair dropped by truncation gave `BatchPlanError.noExamples`, which named no file.
+    func testNothingLeftNamesTheFile() throws {
+        let url = directory.appendingPathComponent("dropped.jsonl")
+        try Data((Self.preferenceLines[0] + "\n" + Self.supervisedLines[0]).utf8).write(to: url)
+        let tight = EncodingOptions(maxLength: 3, maxPromptLength: 3)
+        XCTAssertThrowsError(try PreferenceData.load(from: url, tokenizer: TokenizerFiles.byteTokenizer(), encoding: tight,
+                                                     reading: DatasetReadOptions(skipInvalid: true))) { error in
+            XCTAssertTrue("\(error)".contains("dropped.jsonl") && "\(error)".contains("--max-length"), "\(error)")
+        }
+        let sft = directory.appendingPathComponent("dropped-sft.jsonl")
+        try Data(Self.supervisedLines[0].utf8).write(to: sft)
+        XCTAssertThrowsError(try SupervisedData.load(from: sft, tokenizer: TokenizerFiles.byteTokenizer(), encoding: tight)) { error in
+            XCTAssertTrue("\(error)".contains("dropped-sft.jsonl"), "\(error)")
+        }
+    }
+
+    /// A conversational completion that does not start with an assistant turn gave
+    /// `EncodingError.templateNotPrefix` naming only the example's index, not the file or line.
+    func testTemplateMismatchNamesFileAndLine() throws {
+        let url = directory.appendingPathComponent("roles.jsonl")
+        try Data((Self.preferenceLines[1] + "\n\n" + #"{"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "user", "content": "x"}], "rejected": [{"role": "assistant", "content": "y"}]}"#).utf8).write(to: url)
+        XCTAssertThrowsError(try PreferenceData.load(from: url, tokenizer: TokenizerFiles.byteTokenizer())) { error in
+            XCTAssertTrue("\(error)".contains("roles.jsonl") && "\(error)".contains("line or element 3"), "\(error)")
+        }
+        let sft = directory.appendingPathComponent("roles-sft.jsonl")
+        try Data(#"{"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}"#.utf8).write(to: sft)
+        do {
+            _ = try SupervisedData.load(from: sft, tokenizer: TokenizerFiles.byteTokenizer())
+        } catch {
+            XCTAssertTrue("\(error)".contains("roles-sft.jsonl"), "\(error)")
+        }
+    }
+
     // MARK: - Tests
 
     func testMutatedPreferenceFiles() throws {
