@@ -64,6 +64,69 @@ final class FuzzTokenizerTests: XCTestCase {
         _ = tokenizer.tokenToId("<|im_end|>")
     }
 
+    /// Token ids at the edges in every place a tokenizer.json gives one: added tokens, vocabulary
+    /// entries, TemplateProcessing and RobertaProcessing post-processors. Found by reading the loader
+    /// while writing the fuzzer (random mutations rarely land on these exact values): a negative added
+    /// token id indexed before the id table (the test process crashed with SIGSEGV), an id past Int32
+    /// was narrowed unchecked, a vocabulary id of 2147483646 allocated a 32 GB id table, and a
+    /// post-processor id outside the vocabulary was emitted by `encode` (the model's embedding lookup
+    /// would read past its table).
+    func testTokenIdsAtTheEdges() throws {
+        let edges: [Int] = [-1, -2_147_483_648, 2_147_483_646, 2_147_483_647, 2_147_483_648, 1_000_000_000_000_000, 5_000, 599, 0]
+        let run = FuzzRun(kind: "token ids at the edges")
+        for name in ["byte", "gpt2_style", "llama3_style"] {
+            let original = try Data(contentsOf: Self.fixtures.appendingPathComponent(name).appendingPathComponent("tokenizer.json"))
+            let document = try XCTUnwrap(JSONSerialization.jsonObject(with: original) as? [String: Any])
+            var edits: [(String, ([String: Any], Int) -> [String: Any])] = []
+            edits.append(("added token id", { document, id in
+                var document = document
+                var added = document["added_tokens"] as? [[String: Any]] ?? []
+                if added.isEmpty { added = [["content": "<x>", "special": true]] }
+                added[0]["id"] = id
+                document["added_tokens"] = added
+                return document
+            }))
+            edits.append(("vocabulary id", { document, id in
+                var document = document
+                var model = document["model"] as! [String: Any]
+                var vocabulary = model["vocab"] as! [String: Any]
+                vocabulary[vocabulary.keys.sorted()[0]] = id
+                model["vocab"] = vocabulary
+                document["model"] = model
+                return document
+            }))
+            edits.append(("TemplateProcessing id", { document, id in
+                var document = document
+                document["post_processor"] = [
+                    "type": "TemplateProcessing",
+                    "single": [["SpecialToken": ["id": "<s>", "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
+                    "special_tokens": ["<s>": ["id": "<s>", "ids": [id], "tokens": ["<s>"]]],
+                ] as [String: Any]
+                return document
+            }))
+            edits.append(("RobertaProcessing id", { document, id in
+                var document = document
+                document["post_processor"] = ["type": "RobertaProcessing", "cls": ["<s>", id], "sep": ["</s>", 1]] as [String: Any]
+                return document
+            }))
+            for (what, edit) in edits {
+                for id in edges {
+                    let caseDirectory = directory.appendingPathComponent("\(name)-\(what.replacingOccurrences(of: " ", with: "-"))\(id)")
+                    try FileManager.default.createDirectory(at: caseDirectory, withIntermediateDirectories: true)
+                    try JSONSerialization.data(withJSONObject: edit(document, id)).write(to: caseDirectory.appendingPathComponent("tokenizer.json"))
+                    run.run("\(name): \(what) \(id)", fileName: caseDirectory.lastPathComponent) {
+                        exercise(try loadTokenizer(from: caseDirectory), run)
+                    }
+                    try? FileManager.default.removeItem(at: caseDirectory)
+                }
+            }
+        }
+        print(run.finish())
+        XCTAssertEqual(run.failures, [], run.failures.prefix(20).joined(separator: "\n"))
+        XCTAssertGreaterThan(run.loaded, 10)
+        XCTAssertGreaterThan(run.refused, 40)
+    }
+
     func testMutatedTokenizerFiles() throws {
         let fixtures = try fixtureFiles()
         var documents: [String: FuzzJSON] = [:]
