@@ -352,6 +352,13 @@ final class FuzzConfigSafetensorsTests: XCTestCase {
         let validConfig = [UInt8](try Data(contentsOf: source.appendingPathComponent("config.json")))
         let configDocument = FuzzJSON.parse(validConfig)!
         let validWeights = Self.split([UInt8](try Data(contentsOf: source.appendingPathComponent("model.safetensors"))))
+        // The same weights in shards of about 300 bytes, with model.safetensors.index.json.
+        let sharded = directory.appendingPathComponent("sharded")
+        try ModelDirectory.save(config: config, weights: weights, to: sharded, dtype: .fp32, maxShardBytes: 300)
+        let shardFiles = try FileManager.default.contentsOfDirectory(atPath: sharded.path).filter { $0.hasSuffix(".safetensors") }
+        let validIndex = [UInt8](try Data(contentsOf: sharded.appendingPathComponent("model.safetensors.index.json")))
+        let indexDocument = FuzzJSON.parse(validIndex)!
+        XCTAssertGreaterThan(shardFiles.count, 2)
         var mutator = Mutator(seed: 0x5EED_D12)
         let run = FuzzRun(kind: "model directory")
         for index in 0..<1_000 {
@@ -360,6 +367,36 @@ final class FuzzConfigSafetensorsTests: XCTestCase {
             var configBytes = validConfig
             var weightBytes = Self.fileBytes(header: validWeights.header.bytes, data: validWeights.data)
             let description: String
+            if mutator.chance(1, in: 5) {
+                // A sharded directory: the index or one shard mutated.
+                var indexBytes = validIndex
+                let mutatedShard = mutator.pick(shardFiles)
+                var shardBytes = [UInt8](try Data(contentsOf: sharded.appendingPathComponent(mutatedShard)))
+                if mutator.chance(1, in: 2) {
+                    if mutator.chance(3, in: 4) {
+                        let result = mutator.mutateJSON(indexDocument)
+                        (indexBytes, description) = (result.json.bytes, "index: " + result.description)
+                    } else {
+                        let result = mutator.mutateBytes(validIndex)
+                        (indexBytes, description) = (result.bytes, "index bytes: " + result.description)
+                    }
+                } else {
+                    let result = mutatedSafetensors(Self.split(shardBytes), others: [], &mutator)
+                    (shardBytes, description) = (result.0, "shard \(mutatedShard): " + result.1)
+                }
+                try Data(configBytes).write(to: caseDirectory.appendingPathComponent("config.json"))
+                try Data(indexBytes).write(to: caseDirectory.appendingPathComponent("model.safetensors.index.json"))
+                for shard in shardFiles {
+                    let bytes = shard == mutatedShard ? shardBytes : [UInt8](try Data(contentsOf: sharded.appendingPathComponent(shard)))
+                    try Data(bytes).write(to: caseDirectory.appendingPathComponent(shard))
+                }
+                run.run(description, fileName: caseDirectory.lastPathComponent) {
+                    let (loaded, flat) = try ModelDirectory.load(caseDirectory)
+                    if flat.count != ParameterLayout(config: loaded).totalCount { run.fail("sharded: \(flat.count) weights loaded") }
+                }
+                try? FileManager.default.removeItem(at: caseDirectory)
+                continue
+            }
             if mutator.chance(1, in: 3) {
                 let result = mutator.mutateJSON(configDocument)
                 (configBytes, description) = (result.json.bytes, "config: " + result.description)

@@ -28,6 +28,7 @@ public final class FuzzRun {
     public private(set) var failures: [String] = []
     private let startResident: Int
     private let startTime: Double
+    private let startCPU: Double
 
     public init(kind: String, caseTimeLimit: Double = 2, residentGrowthLimit: Int = 256 << 20) {
         self.kind = kind
@@ -35,6 +36,7 @@ public final class FuzzRun {
         self.residentGrowthLimit = residentGrowthLimit
         startResident = peakResidentBytes()
         startTime = monotonicSeconds()
+        startCPU = processCPUSeconds()
     }
 
     /// Runs one case. `body` loads the mutated input (and uses what it loaded); a thrown error is a
@@ -83,7 +85,8 @@ public final class FuzzRun {
             failures.append("\(kind): peak resident set grew by \(growth >> 20) MB (limit \(residentGrowthLimit >> 20) MB)")
         }
         return "\(kind): \(cases) cases, \(loaded) loaded, \(refused) refused, "
-            + String(format: "%.1f s, slowest case %.3f s, ", monotonicSeconds() - startTime, slowestCase)
+            + String(format: "%.1f s (%.1f s CPU), slowest case %.3f s, ", monotonicSeconds() - startTime,
+                     processCPUSeconds() - startCPU, slowestCase)
             + "peak RSS growth \(max(growth, 0) >> 20) MB"
     }
 }
@@ -98,6 +101,19 @@ public func peakResidentBytes() -> Int {
     getrusage(RUSAGE_SELF, &usage)
     return Int(usage.ru_maxrss)
     #endif
+}
+
+/// User + system CPU seconds of the process so far (`getrusage`): the fuzz cost without the waiting
+/// a busy machine adds to the wall-clock time.
+public func processCPUSeconds() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// Seconds on a monotonic clock.
