@@ -135,7 +135,7 @@ final class FuzzTokenizerTests: XCTestCase {
         }
         var mutator = Mutator(seed: 0x5EED_70C)
         let run = FuzzRun(kind: "tokenizer.json / tokenizer_config.json")
-        for index in 0..<2_000 {
+        for index in 0..<1_500 {
             let fixture = mutator.pick(fixtures)
             // Mostly tokenizer.json; one case in five mutates tokenizer_config.json when there is one.
             let fileName = fixture.files["tokenizer_config.json"] != nil && mutator.chance(1, in: 5)
