@@ -39,7 +39,7 @@ public struct DemoEvaluation: Codable, Equatable, Sendable {
         let trainResult = try TaskScoring.score(model: model, tokenizer: tokenizer, train)
 
         let pairs = try TrainingInputs.loadPairs(heldOutPairsFile, flag: "held-out pairs", tokenizer: tokenizer,
-                                                 encoding: EncodingOptions(maxLength: 32, maxPromptLength: 16), skipInvalid: false).pairs
+                                                 encoding: EncodingOptions(maxLength: 32, maxPromptLength: 16)).pairs
         let scores = PreferenceEvaluator.score(model: model, pairs: pairs, batchPairs: 16, paddingId: tokenizer.paddingId, average: false)
         let logps = scores.map { [Double($0.chosenLogps), Double($0.rejectedLogps)] }
         let count = Double(max(scores.count, 1))
