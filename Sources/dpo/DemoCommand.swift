@@ -19,6 +19,9 @@ struct DemoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Output directory (must be empty, missing, or an earlier demo's).", valueName: "dir"))
     var out: String = "runs/demo"
 
+    @Flag(help: "Exit with status 1 when DPO does not raise the held-out task accuracy (used by CI).")
+    var requireImprovement = false
+
     @Flag(help: "A shortened demo (for CI) that still shows the improvement.")
     var quick = false
 
@@ -76,6 +79,11 @@ struct DemoCommand: ParsableCommand {
             print("", to: &errorStream)
             for line in report.lines { print(line) }
             print("report: \(out)/demo_report.md, plots: \(out)/plots/demo.png, runs: \(out)/sft, \(out)/dpo")
+            if requireImprovement && !(report.heldOutAccuracyGain > 0) {
+                throw DemoError.noImprovement(
+                    String(format: "held-out task accuracy went from %.1f%% to %.1f%%: DPO did not improve the task score",
+                           report.sft.heldOutAccuracy * 100, report.dpo.heldOutAccuracy * 100))
+            }
         }
     }
 }

@@ -72,11 +72,14 @@ public struct DemoParameters: Sendable {
 public enum DemoError: Error, CustomStringConvertible, LocalizedError, Equatable {
     case invalidOption(String)
     case output(String)
+    /// `--require-improvement` and the task score did not rise.
+    case noImprovement(String)
 
     public var description: String {
         switch self {
         case .invalidOption(let m): return "invalid option: \(m)"
         case .output(let m): return "output directory: \(m)"
+        case .noImprovement(let m): return m
         }
     }
 
