@@ -1,0 +1,231 @@
+import Foundation
+import Preference
+import TestSupport
+import XCTest
+
+@testable import Training
+
+/// Faults under MPI with the real trainer (`dpo train` on 2 ranks): a rank killed, a rank
+/// that throws, a stop signal to the launcher, NaN on one rank, weights that drift apart,
+/// a different configuration on one rank, an unwritable or full output directory.
+/// Faults are injected through DPO_FAULT_INJECT (see FaultInjection.swift). Every job must
+/// end within 30 seconds; one that does not is killed and the test fails.
+final class FaultToleranceTests: XCTestCase {
+    /// A failed job: ended in time, non-zero status, every `expected` text in its output.
+    func assertFailed(_ outcome: MPIJob.Outcome, saying expected: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertFalse(outcome.timedOut, "the job hung:\n\(outcome.output)", file: file, line: line)
+        XCTAssertLessThan(outcome.seconds, 30, file: file, line: line)
+        XCTAssertNotEqual(outcome.status, 0, "the job should have failed:\n\(outcome.output)", file: file, line: line)
+        for text in expected {
+            XCTAssertTrue(outcome.output.contains(text), "missing '\(text)' in:\n\(outcome.output)", file: file, line: line)
+        }
+    }
+
+    /// The checkpoints left in OUT are complete (their manifests verify) and the newest is at `step`.
+    func assertNewestCheckpoint(_ out: URL, step: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let store = CheckpointStore(outputDirectory: out)
+        var skipped: [String] = []
+        let newest = store.newestComplete(skipped: &skipped)
+        XCTAssertEqual(skipped, [], file: file, line: line)
+        XCTAssertEqual(newest?.manifest.step, step, file: file, line: line)
+        if let newest { XCTAssertNoThrow(try CheckpointStore.verify(newest.url), file: file, line: line) }
+        let names = try FileManager.default.contentsOfDirectory(atPath: out.path)
+        XCTAssertFalse(names.contains { $0.hasPrefix(".tmp-") }, "a torn save was left: \(names)", file: file, line: line)
+    }
+
+    let saving = ["--batch-pairs", "2", "--max-steps", "8", "--save-every", "1", "--lr", "1e-3"]
+
+    // MARK: - Ranks that die or fail
+
+    /// SIGKILL of rank 1 before step 4: mpirun ends the job, names rank 1 and the signal;
+    /// checkpoint-3 (saved before rank 1 died: every rank waits for rank 0's save) is complete.
+    func testKilledRankEndsTheJobAndKeepsTheLastCheckpoint() throws {
+        let job = try TrainingJobSandbox()
+        let outcome = try job.train(ranks: 2, out: "killed", saving, faults: "kill:rank=1:step=4")
+        assertFailed(outcome, saying: ["rank 1", "signal 9"])
+        try assertNewestCheckpoint(job.out("killed"), step: 3)
+        // And the run continues from it.
+        let resumed = try job.trainSucceeding(ranks: 2, out: "killed", saving + ["--resume", "auto"])
+        XCTAssertTrue(resumed.output.contains("at step 3"), resumed.output)
+    }
+
+    /// A rank that throws at step 3: every rank ends, the message names rank 1 and the error.
+    func testThrowingRankEndsTheJobWithItsRankAndError() throws {
+        let job = try TrainingJobSandbox()
+        let outcome = try job.train(ranks: 2, out: "threw", saving, faults: "throw:rank=1:step=3")
+        assertFailed(outcome, saying: ["rank 1: injected fault (DPO_FAULT_INJECT): rank 1 throws at step 3"])
+        try assertNewestCheckpoint(job.out("threw"), step: 2)
+    }
+
+    /// No rank can run out of data before another: the sampler pads every epoch to a
+    /// multiple of the ranks, so all ranks get the same number of non-empty batches, for
+    /// every data size, rank count and batch size (the trainer's step count comes from it).
+    func testNoRankRunsOutOfDataBeforeAnother() throws {
+        for examples in 1...23 {
+            for worldSize in 1...5 {
+                for batch in 1...4 {
+                    let plans = try (0..<worldSize).map {
+                        try BatchPlan(exampleCount: examples, batchSize: batch, worldSize: worldSize, rank: $0, seed: 7)
+                    }
+                    for epoch in 0..<2 {
+                        let batches = plans.map { $0.batches(epoch: epoch) }
+                        let label = "\(examples) examples, \(worldSize) ranks, batch \(batch), epoch \(epoch)"
+                        XCTAssertEqual(Set(plans.map(\.stepsPerEpoch)).count, 1, label)
+                        XCTAssertTrue(batches.allSatisfy { $0.count == plans[0].stepsPerEpoch && $0.allSatisfy { !$0.isEmpty } }, label)
+                        XCTAssertEqual(Set(batches.joined().joined()), Set(0..<examples), "\(label): every example is seen")
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: - Stop signal
+
+    /// SIGTERM to launch/local.sh mid-run: the ranks finish the step in progress, rank 0
+    /// writes checkpoint-<step>, the job exits 0; `--resume auto` continues to the end.
+    func testSigtermToTheLauncherCheckpointsAndResumes() throws {
+        guard let root = MPIJob.packageRoot else { return XCTFail("package root not found above \(MPIJob.buildDirectory.path)") }
+        let job = try TrainingJobSandbox()
+        var environment = MPIJob.environment
+        environment["DPO_BIN"] = try MPIJob.dpoBinary()
+        // Slow steps (300 ms) so the signal lands mid-run.
+        environment[FaultInjection.environmentVariable] = "delay:ms=300"
+        let arguments = job.trainArguments(out: "signal", ["--batch-pairs", "2", "--max-steps", "40", "--lr", "1e-3"])
+        var signalled = false
+        let outcome = try MPIJob.run("/bin/bash", [root.appendingPathComponent("launch/local.sh").path, "-n", "2", "--threads", "1", "--"]
+                                     + arguments, environment: environment) { output, process in
+            if !signalled && output.contains("step 2/40") {
+                signalled = true
+                kill(process.processIdentifier, SIGTERM)
+            }
+        }
+        XCTAssertTrue(signalled, "the job never reached step 2:\n\(outcome.output)")
+        XCTAssertFalse(outcome.timedOut, outcome.output)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        let stoppedAt = outcome.output.components(separatedBy: "stopped at step ").dropFirst().first?.prefix { $0.isNumber }
+        let step = try XCTUnwrap(stoppedAt.flatMap { Int($0) }, "no 'stopped at step' in:\n\(outcome.output)")
+        XCTAssertLessThan(step, 40)
+        try assertNewestCheckpoint(job.out("signal"), step: step)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: job.out("signal").appendingPathComponent("final").path))
+
+        let resumed = try job.trainSucceeding(ranks: 2, out: "signal", ["--batch-pairs", "2", "--max-steps", "40", "--lr", "1e-3", "--resume", "auto"])
+        XCTAssertTrue(resumed.output.contains("at step \(step)"), resumed.output)
+        XCTAssertEqual(try CheckpointStore.verify(job.out("signal").appendingPathComponent("final")).step, 40)
+        XCTAssertEqual(try job.metrics("signal").map { Int($0["step"]!) }, Array(1...40), "metrics.jsonl continues without a gap")
+    }
+
+    // MARK: - Numerical faults on one rank
+
+    /// A NaN in rank 1's averaged gradients only (rank 0's are finite): both ranks skip the
+    /// step (rank 0 reports it; the final checksum comparison proves rank 1 did the same),
+    /// and the weights equal a run whose step 2 changed nothing.
+    func testNaNOnOneRankIsSkippedByEveryRank() throws {
+        let job = try TrainingJobSandbox()
+        let common = ["--optimizer", "sgd", "--lr", "0.5", "--schedule", "constant", "--batch-pairs", "2", "--max-steps", "4",
+                      "--max-grad-norm", "0"]
+        let outcome = try job.trainSucceeding(ranks: 2, out: "nan", common, faults: "nan:rank=1:step=2")
+        XCTAssertTrue(outcome.output.contains("step 2: non-finite loss or gradients, update skipped"), outcome.output)
+        XCTAssertTrue(outcome.output.contains("(1 skipped)"), outcome.output)
+        XCTAssertEqual(try job.metrics("nan").map { Int($0["step"]!) }, [1, 3, 4], "the skipped step logs nothing")
+        try job.trainSucceeding(ranks: 2, out: "zero", common, faults: "zero:step=2")
+        let weights = try job.masterWeights("nan")
+        XCTAssertTrue(weights.allSatisfy(\.isFinite))
+        XCTAssertEqual(weights, try job.masterWeights("zero"), "the skipped step applied nothing")
+    }
+
+    /// fp16 on 2 ranks: an overflow on rank 1 halves the loss scale on every rank.
+    func testFP16OverflowOnOneRankBacksOffTheLossScaleEverywhere() throws {
+        let job = try TrainingJobSandbox()
+        let outcome = try job.trainSucceeding(ranks: 2, out: "fp16", ["--precision", "fp16", "--batch-pairs", "2", "--max-steps", "3"],
+                                              faults: "nan:rank=1:step=1")
+        XCTAssertTrue(outcome.output.contains("step 1: non-finite loss or gradients, update skipped (loss scale now 32768"), outcome.output)
+        XCTAssertEqual(try job.series("loss_scale", "fp16"), [32768, 32768])
+    }
+
+    /// NaN on rank 1 at every step: more than --max-skipped-steps in a row stops the job
+    /// with a message and no final model.
+    func testPersistentNaNOnOneRankStopsAfterMaxSkippedSteps() throws {
+        let job = try TrainingJobSandbox()
+        let outcome = try job.train(ranks: 2, out: "always", ["--batch-pairs", "2", "--max-steps", "8", "--max-skipped-steps", "3"],
+                                    faults: "nan:rank=1")
+        assertFailed(outcome, saying: ["3 steps in a row had a non-finite loss or gradients (--max-skipped-steps 3); stopping at step 3"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: job.out("always").appendingPathComponent("final").path))
+    }
+
+    // MARK: - Consistency
+
+    /// Rank 1's weights drift by one ulp after step 2: the checksum comparison of --check-every 1
+    /// stops the job at step 2, naming rank 1; checkpoint-1 stays complete.
+    func testDivergedWeightsOnOneRankStopTheJob() throws {
+        let job = try TrainingJobSandbox()
+        let outcome = try job.train(ranks: 2, out: "drift", saving + ["--check-every", "1"], faults: "diverge:rank=1:step=2")
+        assertFailed(outcome, saying: ["weights differ between ranks after step 2: rank(s) 1 do not match rank 0"])
+        try assertNewestCheckpoint(job.out("drift"), step: 1)
+    }
+
+    /// One rank started with another --beta: refused at start, before any step, naming the rank.
+    func testDifferentConfigurationOnOneRankIsRefusedAtStart() throws {
+        let job = try TrainingJobSandbox()
+        let binary = try MPIJob.dpoBinary()
+        let arguments = job.trainArguments(out: "mixed", ["--batch-pairs", "2", "--max-steps", "2"])
+        // MPMD: rank 0 and rank 1 are two programs with their own arguments.
+        let rank0 = try MPIJob.mpirunArguments(ranks: 1) + arguments + ["--beta", "0.1"]
+        let rank1 = ["-np", "1", binary] + arguments + ["--beta", "0.2"]
+        let outcome = try MPIJob.run(try MPIJob.mpirun(), rank0 + [":"] + rank1)
+        assertFailed(outcome, saying: ["rank(s) 1 run a different configuration than rank 0"])
+        XCTAssertFalse(outcome.output.contains("step 1/2"), "no step may run:\n\(outcome.output)")
+    }
+
+    // MARK: - Output directory
+
+    /// OUT inside a read-only place: refused before training, with the path and what to do.
+    func testUnwritableOutputIsRefusedBeforeTraining() throws {
+        let job = try TrainingJobSandbox()
+        // A regular file where a directory should be: not writable even for root.
+        let blocker = job.root.appendingPathComponent("blocker")
+        try Data("x".utf8).write(to: blocker)
+        let outcome = try MPIJob.dpo(ranks: 2, job.trainArguments(out: "blocker/out", ["--max-steps", "2"]))
+        assertFailed(outcome, saying: ["output directory: cannot create \(blocker.path)/out"])
+        XCTAssertFalse(outcome.output.contains("step 1/2"), outcome.output)
+    }
+
+    /// A small tmpfs as OUT. Too small for one checkpoint: refused before training. Room
+    /// for a few: the save that no longer fits fails with the reason, the job exits
+    /// non-zero, and every earlier checkpoint is still complete (a failed save deletes nothing).
+    func testFullDiskIsRefusedUpFrontAndAFailedSaveKeepsThePreviousCheckpoint() throws {
+        let job = try TrainingJobSandbox()
+        let mountPoint = job.root.appendingPathComponent("disk")
+        try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+
+        func mount(kilobytes: Int) throws -> Bool {
+            let outcome = try MPIJob.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(kilobytes)k", "tmpfs", mountPoint.path])
+            return outcome.status == 0
+        }
+        func unmount() { _ = try? MPIJob.run("/bin/umount", [mountPoint.path]) }
+        guard try mount(kilobytes: 512) else {
+            throw XCTSkip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN); the full-disk test runs in CI as root")
+        }
+        defer { unmount() }
+        // A checkpoint of this model needs about 1.2 MiB by the trainer's estimate (weights,
+        // optimizer state, 1 MiB margin): 512 KiB is refused before any step.
+        let small = try MPIJob.dpo(ranks: 1, job.trainArguments(out: "disk/out", ["--max-steps", "2"]))
+        assertFailed(small, saying: ["MiB free, a checkpoint needs about"])
+        XCTAssertFalse(small.output.contains("step 1/2"), small.output)
+        unmount()
+
+        // 1.6 MiB: passes the check; each checkpoint takes ~0.33 MiB (SGD, fp32), so the
+        // fourth or fifth save runs out of space.
+        XCTAssertTrue(try mount(kilobytes: 1600))
+        let out = mountPoint.appendingPathComponent("out")
+        let full = try MPIJob.dpo(ranks: 2, job.trainArguments(
+            out: "disk/out", ["--optimizer", "sgd", "--batch-pairs", "2", "--max-steps", "20", "--save-every", "1", "--keep-checkpoints", "0"]))
+        assertFailed(full, saying: ["output directory:"])
+        XCTAssertTrue(full.output.lowercased().contains("space"), full.output)
+        let steps = CheckpointStore(outputDirectory: out).checkpointSteps()
+        XCTAssertFalse(steps.isEmpty, full.output)
+        for step in steps {
+            XCTAssertNoThrow(try CheckpointStore.verify(out.appendingPathComponent(CheckpointStore.checkpointName(step: step))), "checkpoint-\(step)")
+        }
+        try assertNewestCheckpoint(out, step: steps.max() ?? -1)
+    }
+}
