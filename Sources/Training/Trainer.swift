@@ -501,8 +501,13 @@ public final class DPOTrainer {
                 message("saved \(url.path)")
             } catch { failure = error }
         }
-        if communicator.size > 1 && communicator.anyRank(failure != nil) && failure == nil {
-            throw TrainingError.output("rank 0 could not save \(name)")
+        if communicator.size > 1 {
+            // Every rank learns rank 0's reason: whichever rank aborts the job first prints it
+            // (MPI_Abort from another rank can end rank 0 before its own message is out).
+            let reasons = communicator.allGather(Array((failure.map { "\($0)" } ?? "").utf8))
+            if failure == nil, let reason = reasons.first(where: { !$0.isEmpty }) {
+                throw TrainingError.output("rank 0 could not save \(name): \(String(decoding: reason, as: UTF8.self))")
+            }
         }
         if let failure { throw failure }
         return url
