@@ -19,9 +19,12 @@ final class MultiRankTrainingTests: XCTestCase {
     func assertTensorsClose(_ a: [String: [Float]], _ b: [String: [Float]], relative: Float, _ label: String,
                             file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(Set(a.keys), Set(b.keys), label, file: file, line: line)
+        var worst: Float = 0
+        defer { print("\(label): largest per-tensor max|difference| / max|weight| = \(worst)") }
         for (name, x) in a {
             guard let y = b[name] else { continue }
             let bound = relative * max(maxAbs(x), maxAbs(y))
+            worst = max(worst, maxAbsDifference(x, y) / max(maxAbs(x), maxAbs(y)))
             XCTAssertLessThanOrEqual(maxAbsDifference(x, y), bound, "\(label): \(name)", file: file, line: line)
         }
     }
@@ -86,6 +89,7 @@ final class MultiRankTrainingTests: XCTestCase {
             (zip(a, b).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) } / Double(a.count)).squareRoot()
         }
         let movement = rms(one, start), difference = rms(one, twoWeights)
+        print("AdamW fp16 wire: max|difference| \(maxAbsDifference(one, twoWeights)) (bound \(4 * 2 * lr)), RMS difference \(difference), RMS movement \(movement)")
         XCTAssertGreaterThan(movement, 1e-3, "AdamW moved the weights")
         XCTAssertLessThan(difference, 0.01 * movement, "RMS difference \(difference) vs RMS movement \(movement)")
     }
