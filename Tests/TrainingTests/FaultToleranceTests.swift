@@ -81,9 +81,18 @@ final class FaultToleranceTests: XCTestCase {
 
     // MARK: - Stop signal
 
-    /// SIGTERM to launch/local.sh mid-run: the ranks finish the step in progress, rank 0
-    /// writes checkpoint-<step>, the job exits 0; `--resume auto` continues to the end.
+    /// SIGTERM (what Slurm sends before a time limit) or SIGINT (Ctrl-C) to launch/local.sh
+    /// mid-run: the ranks finish the step in progress, rank 0 writes checkpoint-<step>, the
+    /// job exits 0; `--resume auto` continues to the end.
     func testSigtermToTheLauncherCheckpointsAndResumes() throws {
+        try stopTheLauncher(with: SIGTERM)
+    }
+
+    func testSigintToTheLauncherCheckpointsAndResumes() throws {
+        try stopTheLauncher(with: SIGINT)
+    }
+
+    func stopTheLauncher(with signal: Int32) throws {
         guard let root = MPIJob.packageRoot else { return XCTFail("package root not found above \(MPIJob.buildDirectory.path)") }
         let job = try TrainingJobSandbox()
         var environment = MPIJob.environment
@@ -96,9 +105,10 @@ final class FaultToleranceTests: XCTestCase {
                                      + arguments, environment: environment) { output, process in
             if !signalled && output.contains("step 2/40") {
                 signalled = true
-                kill(process.processIdentifier, SIGTERM)
+                kill(process.processIdentifier, signal)
             }
         }
+        XCTAssertTrue(outcome.output.contains("launch: stop requested"), outcome.output)
         XCTAssertTrue(signalled, "the job never reached step 2:\n\(outcome.output)")
         XCTAssertFalse(outcome.timedOut, outcome.output)
         XCTAssertEqual(outcome.status, 0, outcome.output)
@@ -163,7 +173,7 @@ final class FaultToleranceTests: XCTestCase {
         try assertNewestCheckpoint(job.out("drift"), step: 1)
     }
 
-    /// One rank started with another --beta: refused at start, before any step, naming the rank.
+    /// One rank started with another --beta, or another build of dpo: refused at start, before any step, naming the rank.
     func testDifferentConfigurationOnOneRankIsRefusedAtStart() throws {
         let job = try TrainingJobSandbox()
         let binary = try MPIJob.dpoBinary()
@@ -174,6 +184,16 @@ final class FaultToleranceTests: XCTestCase {
         let outcome = try MPIJob.run(try MPIJob.mpirun(), rank0 + [":"] + rank1)
         assertFailed(outcome, saying: ["rank(s) 1 run a different configuration than rank 0"])
         XCTAssertFalse(outcome.output.contains("step 1/2"), "no step may run:\n\(outcome.output)")
+
+        // Another build on rank 1 (a copy of dpo with one byte appended still runs): refused too.
+        let other = job.root.appendingPathComponent("dpo-other")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: binary))
+        bytes.append(0)
+        try bytes.write(to: other)
+        chmod(other.path, 0o755)
+        let sameOptions = arguments + ["--beta", "0.1"]
+        let mixed = try MPIJob.run(try MPIJob.mpirun(), try MPIJob.mpirunArguments(ranks: 1) + sameOptions + [":", "-np", "1", other.path] + sameOptions)
+        assertFailed(mixed, saying: ["rank(s) 1 run a different binary than rank 0"])
     }
 
     // MARK: - Output directory

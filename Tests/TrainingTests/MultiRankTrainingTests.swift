@@ -96,7 +96,8 @@ final class MultiRankTrainingTests: XCTestCase {
 
     // MARK: - Gradient accumulation
 
-    /// 2 ranks x 1 pair x 2 micro-steps = 1 rank x 4 pairs (SGD, fp32): same weights and curve.
+    /// 2 ranks x 1 pair x 2 micro-steps = 1 rank x 4 pairs (SGD, fp32): same weights and curve;
+    /// and with AdamW and --precompute-ref.
     func testGradientAccumulationOnTwoRanksEqualsOneLargeBatch() throws {
         let job = try TrainingJobSandbox()
         let common = ["--optimizer", "sgd", "--lr", "0.5", "--max-steps", "3"]
@@ -105,6 +106,16 @@ final class MultiRankTrainingTests: XCTestCase {
         XCTAssertTrue(two.output.contains("global batch 4 pairs (1 x 2 x 2 ranks)"), two.output)
         assertCurvesClose(try job.series("loss", "one"), try job.series("loss", "accum"), relative: 1e-5, "loss curve")
         assertTensorsClose(try job.tensors("one"), try job.tensors("accum"), relative: 1e-5, "accumulation on 2 ranks vs 1 batch")
+
+        // AdamW with the reference log-probs precomputed (split over the ranks and gathered)
+        // against the live reference on 1 rank. fp32 all the way; AdamW divides by sqrt(v),
+        // which magnifies the summation-order differences of tiny gradients: 1e-4 x max|weight|.
+        let adamw = ["--optimizer", "adamw", "--lr", "1e-2", "--max-steps", "3"]
+        try job.trainSucceeding(ranks: 1, out: "adam-one", adamw + ["--batch-pairs", "4"])
+        let cached = try job.trainSucceeding(ranks: 2, out: "adam-accum", adamw + ["--batch-pairs", "1", "--grad-accum", "2", "--precompute-ref"])
+        XCTAssertTrue(cached.output.contains("reference log-probs of train data: computed 8 pairs"), cached.output)
+        assertCurvesClose(try job.series("loss", "adam-one"), try job.series("loss", "adam-accum"), relative: 1e-5, "AdamW loss curve")
+        assertTensorsClose(try job.tensors("adam-one"), try job.tensors("adam-accum"), relative: 1e-4, "AdamW + accumulation + precompute-ref, 2 ranks vs 1")
     }
 
     // MARK: - Uneven shards
