@@ -113,14 +113,15 @@ public enum MPIJob {
 
     /// `dpo <arguments>` on `ranks` ranks under mpirun (1 rank: the binary alone, no MPI),
     /// with `extraEnvironment` set in the ranks.
-    public static func dpo(ranks: Int, _ arguments: [String], extraEnvironment: [String: String] = [:], timeout: Double = 30) throws -> Outcome {
+    public static func dpo(ranks: Int, _ arguments: [String], extraEnvironment: [String: String] = [:], timeout: Double = 30,
+                           whileRunning: ((String, Process) -> Void)? = nil) throws -> Outcome {
         var environment = self.environment
         for (key, value) in extraEnvironment { environment[key] = value }
         if ranks == 1 {
-            return try run(try dpoBinary(), arguments, environment: environment, timeout: timeout)
+            return try run(try dpoBinary(), arguments, environment: environment, timeout: timeout, whileRunning: whileRunning)
         }
         return try run(try mpirun(), try mpirunArguments(ranks: ranks, exported: extraEnvironment.keys.sorted()) + arguments,
-                       environment: environment, timeout: timeout)
+                       environment: environment, timeout: timeout, whileRunning: whileRunning)
     }
 
     /// `mpirun -np 2 ...` of the `dpo` binary (the form the collective tests use).

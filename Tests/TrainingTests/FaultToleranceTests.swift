@@ -79,6 +79,59 @@ final class FaultToleranceTests: XCTestCase {
         }
     }
 
+    // MARK: - Killed while saving
+
+    /// The real trainer, saving every step, SIGKILLed at random moments 6 times on one OUT
+    /// (each run resumes the last): after every kill only complete checkpoints carry a
+    /// checkpoint name once interrupted saves are recovered, and the next `--resume auto`
+    /// continues from the newest. Then a corrupted newest checkpoint is skipped with a
+    /// message and the run resumes from the one before.
+    func testTrainerKilledAtRandomMomentsResumesFromTheNewestCompleteCheckpoint() throws {
+        let job = try TrainingJobSandbox()
+        let out = job.out("killed")
+        let options = ["--optimizer", "sgd", "--batch-pairs", "4", "--max-steps", "100000", "--save-every", "1", "--keep-checkpoints", "2",
+                       "--resume", "auto"]
+        var random = SystemRandomNumberGenerator()
+        var lastStep = 0
+        var killsDuringSave = 0
+        for trial in 0..<6 {
+            // Kill once this run has saved twice (it is past start-up), after a further random 0-150 ms.
+            var killAt: Date?
+            let outcome = try MPIJob.dpo(ranks: 1, job.trainArguments(out: "killed", options)) { output, process in
+                if killAt == nil && output.components(separatedBy: "saved ").count > 2 {
+                    killAt = Date().addingTimeInterval(Double.random(in: 0...0.15, using: &random))
+                }
+                if let killAt, Date() >= killAt { kill(process.processIdentifier, SIGKILL) }
+            }
+            XCTAssertEqual(outcome.status, SIGKILL, "trial \(trial): killed, not finished:\n\(outcome.output)")
+            if trial > 0 { XCTAssertTrue(outcome.output.contains("at step \(lastStep)"), "trial \(trial): resumed at \(lastStep):\n\(outcome.output)") }
+            let names = try FileManager.default.contentsOfDirectory(atPath: out.path)
+            if names.contains(where: { $0.hasPrefix(".tmp-") || $0.hasPrefix(".old-") }) { killsDuringSave += 1 }
+            let store = CheckpointStore(outputDirectory: out)
+            store.recoverInterruptedSaves()
+            for step in store.checkpointSteps() {
+                XCTAssertNoThrow(try CheckpointStore.verify(out.appendingPathComponent(CheckpointStore.checkpointName(step: step))), "trial \(trial)")
+            }
+            var skipped: [String] = []
+            let newest = try XCTUnwrap(store.newestComplete(skipped: &skipped), "trial \(trial)")
+            XCTAssertEqual(skipped, [], "trial \(trial)")
+            XCTAssertGreaterThan(newest.manifest.step, lastStep, "trial \(trial) made progress")
+            lastStep = newest.manifest.step
+        }
+        print("kills that landed inside a save (a temporary left behind): \(killsDuringSave) of 6")
+
+        // Corrupt the newest checkpoint's weights: skipped with a message, the one before is used.
+        let steps = CheckpointStore(outputDirectory: out).checkpointSteps().sorted()
+        let newestURL = out.appendingPathComponent(CheckpointStore.checkpointName(step: steps.last!))
+        let model = newestURL.appendingPathComponent("model.safetensors")
+        var bytes = try Data(contentsOf: model)
+        bytes[bytes.count - 1] ^= 0xFF
+        try bytes.write(to: model)
+        let resumed = try job.trainSucceeding(ranks: 1, out: "killed", options, faults: "stop:step=\(steps[steps.count - 2] + 1)")
+        XCTAssertTrue(resumed.output.contains("skipping \(newestURL.path)"), resumed.output)
+        XCTAssertTrue(resumed.output.contains("at step \(steps[steps.count - 2])"), resumed.output)
+    }
+
     // MARK: - Stop signal
 
     /// SIGTERM (what Slurm sends before a time limit) or SIGINT (Ctrl-C) to launch/local.sh
