@@ -107,6 +107,13 @@ public final class DPOTrainer {
             message(eval.summary)
             evalPairs = eval.pairs
         }
+        if worldSize > 1 {
+            // Each rank reads its own copy of the data: a stale copy on one host would give that rank
+            // another step count and leave the others waiting in a collective forever.
+            var parts = [(name: "training data (--data as encoded)", value: Self.dataFingerprint(train.pairs))]
+            if let evalPairs { parts.append((name: "evaluation data (--eval-data as encoded)", value: Self.dataFingerprint(evalPairs))) }
+            try communicator.verifySameRun(parts)
+        }
         try Self.checkTokenIds(train.pairs, vocabSize: config.vocabSize, file: p.dataFile, flag: "--data")
         if let evalPairs, let evalFile = p.evalDataFile {
             try Self.checkTokenIds(evalPairs, vocabSize: config.vocabSize, file: evalFile, flag: "--eval-data")

@@ -249,6 +249,29 @@ final class FaultToleranceTests: XCTestCase {
         assertFailed(mixed, saying: ["rank(s) 1 run a different binary than rank 0"])
     }
 
+    /// Rank 1 reads other data under the same path (each host has its own copy, one of them
+    /// stale): refused at start, naming the rank. Unchecked, the rank with fewer pairs would
+    /// run fewer steps per epoch and leave the others waiting in a collective.
+    func testDifferentDataOnOneRankIsRefusedAtStart() throws {
+        let job = try TrainingJobSandbox()
+        let binary = try MPIJob.dpoBinary()
+        for (host, count) in [("hostA", 8), ("hostB", 4)] {
+            let directory = job.root.appendingPathComponent(host)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: job.data, to: directory.appendingPathComponent("train.jsonl"))
+            let lines = try String(contentsOf: job.data, encoding: .utf8).split(separator: "\n").prefix(count)
+            try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
+        }
+        // The same relative --data on both ranks, run in different working directories.
+        let arguments = ["train", "--model", job.sandbox.modelDirectory.path, "--data", "train.jsonl", "--out", job.out("mixed").path,
+                         "--threads", "1", "--batch-pairs", "2", "--epochs", "2", "--log-every", "1"]
+        let rank0: [String] = Array(try MPIJob.mpirunArguments(ranks: 1).dropLast()) + ["-wdir", job.root.appendingPathComponent("hostA").path, binary]
+        let rank1: [String] = ["-np", "1", "-wdir", job.root.appendingPathComponent("hostB").path, binary]
+        let outcome = try MPIJob.run(try MPIJob.mpirun(), rank0 + arguments + [":"] + rank1 + arguments, timeout: 20)
+        assertFailed(outcome, saying: ["rank(s) 1 run a different training data (--data as encoded) than rank 0"])
+        XCTAssertFalse(outcome.output.contains("step 1/"), "no step may run:\n\(outcome.output)")
+    }
+
     // MARK: - Output directory
 
     /// OUT inside a read-only place: refused before training, with the path and what to do.
