@@ -104,10 +104,11 @@ public enum MPIJob {
     }
 
     /// The mpirun arguments that start `ranks` copies of `dpo` on this host: shared memory,
-    /// no binding, oversubscription allowed, root allowed; `exported` environment variables
-    /// are passed to the ranks explicitly (`-x`).
+    /// no binding, oversubscription allowed, root allowed, and ranks that wait in MPI yield
+    /// the core (a test machine runs other work; a spinning rank would slow the one computing);
+    /// `exported` environment variables are passed to the ranks explicitly (`-x`).
     public static func mpirunArguments(ranks: Int, exported: [String] = []) throws -> [String] {
-        ["-np", "\(ranks)", "--oversubscribe", "--mca", "btl", "self,vader", "--bind-to", "none"]
+        ["-np", "\(ranks)", "--oversubscribe", "--mca", "btl", "self,vader", "--mca", "mpi_yield_when_idle", "1", "--bind-to", "none"]
             + (getuid() == 0 ? ["--allow-run-as-root"] : []) + exported.flatMap { ["-x", $0] } + [try dpoBinary()]
     }
 
