@@ -35,6 +35,22 @@ final class FaultToleranceTests: XCTestCase {
 
     let saving = ["--batch-pairs", "2", "--max-steps", "8", "--save-every", "1", "--lr", "1e-3"]
 
+    /// DPO_FAULT_INJECT: the syntax the tests rely on, and a typo is an error (never a test that injects nothing).
+    func testFaultInjectionSyntax() throws {
+        let faults = try FaultInjection.parse("throw:rank=1:step=3; delay:ms=50;nan")
+        XCTAssertEqual(faults.faults, [
+            .init(kind: .throwError, rank: 1, step: 3), .init(kind: .delay, milliseconds: 50), .init(kind: .nan),
+        ])
+        XCTAssertTrue(faults.contains(.throwError, rank: 1, step: 3))
+        XCTAssertFalse(faults.contains(.throwError, rank: 0, step: 3))
+        XCTAssertFalse(faults.contains(.throwError, rank: 1, step: 2))
+        XCTAssertTrue(faults.contains(.nan, rank: 0, step: 7), "no rank or step: every rank, every step")
+        XCTAssertNil(try FaultInjection.fromEnvironment([:]))
+        for (text, expected) in [("explode:rank=1", "unknown fault 'explode'"), ("kill:rank=x", "not key=number"), ("kill:when=3", "unknown key 'when'")] {
+            XCTAssertThrowsError(try FaultInjection.parse(text)) { XCTAssertTrue("\($0)".contains(expected), "\(text): \($0)") }
+        }
+    }
+
     // MARK: - Ranks that die or fail
 
     /// SIGKILL of rank 1 before step 4: mpirun ends the job, names rank 1 and the signal;
