@@ -98,12 +98,12 @@ public final class DPOTrainer {
         let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
         let paddingId = tokenizer.paddingId
         let train = try TrainingInputs.loadPairs(
-            p.dataFile, flag: "--data", tokenizer: tokenizer, encoding: p.encodingOptions, skipInvalid: p.skipInvalid)
+            p.dataFile, flag: "--data", tokenizer: tokenizer, encoding: p.encodingOptions, reading: p.readOptions)
         message(train.summary)
         var evalPairs: [EncodedPair]?
         if let evalFile = p.evalDataFile {
             let eval = try TrainingInputs.loadPairs(
-                evalFile, flag: "--eval-data", tokenizer: tokenizer, encoding: p.encodingOptions, skipInvalid: p.skipInvalid)
+                evalFile, flag: "--eval-data", tokenizer: tokenizer, encoding: p.encodingOptions, reading: p.readOptions)
             message(eval.summary)
             evalPairs = eval.pairs
         }
@@ -174,7 +174,8 @@ public final class DPOTrainer {
         let plan: BatchPlan
         do {
             plan = try BatchPlan(exampleCount: train.pairs.count, batchSize: pairsPerRankStep, worldSize: worldSize,
-                                 rank: communicator.rank, seed: p.seed, shuffle: p.shuffle)
+                                 rank: communicator.rank, seed: p.seed, shuffle: p.shuffle,
+                                 groupByLength: p.groupByLength ? train.pairs.map(\.longestRowLength) : nil)
         } catch { throw TrainingError.data("--data \(p.dataFile): \(error)") }
         let stepsPerEpoch = plan.stepsPerEpoch
         let totalSteps = p.maxSteps > 0 ? p.maxSteps : p.epochs * stepsPerEpoch

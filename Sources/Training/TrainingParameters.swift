@@ -2,6 +2,7 @@ import Distributed
 import Foundation
 import Llama
 import Preference
+import Tokenization
 
 /// Everything `dpo train` can be told, with its documented default.
 ///
@@ -57,6 +58,15 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     public var shuffle: Bool = true
     /// Skip unreadable records of the data files instead of stopping (`--skip-invalid`), default off.
     public var skipInvalid: Bool = false
+    /// Chat template for conversational data (`--chat-template chatml|llama3|none`);
+    /// nil (default) = the one recognised in the tokenizer's `tokenizer_config.json`.
+    public var chatTemplate: ChatTemplate?
+    /// Key names of the data files (`--prompt-key`, `--chosen-key`, `--rejected-key`), default TRL's.
+    public var promptKey: String = "prompt"
+    public var chosenKey: String = "chosen"
+    public var rejectedKey: String = "rejected"
+    /// Batch pairs of similar length together to cut padding (`--group-by-length`), default off.
+    public var groupByLength: Bool = false
 
     // MARK: Precision and runtime
     /// `--precision fp32|fp16`, default fp32.
@@ -98,7 +108,8 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         case learningRate = "lr", optimizer, schedule, warmupSteps = "warmup_steps", warmupRatio = "warmup_ratio"
         case maxGradNorm = "max_grad_norm", batchPairs = "batch_pairs", gradAccum = "grad_accum", epochs
         case maxSteps = "max_steps", maxLength = "max_length", maxPromptLength = "max_prompt_length", truncation, shuffle
-        case skipInvalid = "skip_invalid", precision, saveDType = "save_dtype", seed
+        case skipInvalid = "skip_invalid", chatTemplate = "chat_template", promptKey = "prompt_key"
+        case chosenKey = "chosen_key", rejectedKey = "rejected_key", groupByLength = "group_by_length", precision, saveDType = "save_dtype", seed
         case precomputeReference = "precompute_ref", maxSkippedSteps = "max_skipped_steps"
         case bucketMegabytes = "bucket_mb", logEvery = "log_every", evalEvery = "eval_every", saveEvery = "save_every"
         case keepCheckpoints = "keep_checkpoints", allreduceDType = "allreduce_dtype", checkEvery = "check_every", threads
@@ -138,7 +149,14 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
 
     /// Encoding options of the data, as `dpo train`, `dpo logps` and `dpo eval` share them.
     public var encodingOptions: EncodingOptions {
-        EncodingOptions(maxLength: maxLength, maxPromptLength: maxPromptLength, truncation: truncation)
+        EncodingOptions(maxLength: maxLength, maxPromptLength: maxPromptLength, truncation: truncation,
+                        chatTemplate: chatTemplate)
+    }
+
+    /// How the data files are read, as `dpo train`, `dpo logps` and `dpo eval` share it.
+    public var readOptions: DatasetReadOptions {
+        DatasetReadOptions(keys: DatasetKeys(prompt: promptKey, chosen: chosenKey, rejected: rejectedKey),
+                           skipInvalid: skipInvalid)
     }
 }
 
@@ -284,6 +302,18 @@ extension TrainingParameters {
         Option(name: "skip-invalid", valueName: "true|false", defaultValue: "false",
                help: "Skip unreadable records of the data files (counted and reported) instead of stopping")
             { $0.skipInvalid = try bool("skip-invalid", $1) },
+        Option(name: "chat-template", valueName: choices(ChatTemplate.self) + "|auto", defaultValue: "auto",
+               help: "Chat template for conversational data (auto = recognised from tokenizer_config.json)")
+            { $0.chatTemplate = $1 == "auto" ? nil : try choice("chat-template", $1, ChatTemplate.self) },
+        Option(name: "prompt-key", valueName: "KEY", defaultValue: "prompt", help: "Key of the prompt in the data files")
+            { $0.promptKey = $1 },
+        Option(name: "chosen-key", valueName: "KEY", defaultValue: "chosen", help: "Key of the chosen completion")
+            { $0.chosenKey = $1 },
+        Option(name: "rejected-key", valueName: "KEY", defaultValue: "rejected", help: "Key of the rejected completion")
+            { $0.rejectedKey = $1 },
+        Option(name: "group-by-length", valueName: "true|false", defaultValue: "false",
+               help: "Batch pairs of similar length together (less padding; order stays seeded)")
+            { $0.groupByLength = try bool("group-by-length", $1) },
         Option(name: "precision", valueName: choices(Precision.self), defaultValue: "fp32",
                help: "fp16 = Float16 working weights, activations and reference, fp32 master weights, loss scaling")
             { $0.precision = try choice("precision", $1, Precision.self) },
