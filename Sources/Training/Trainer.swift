@@ -64,6 +64,12 @@ public final class DPOTrainer {
         try p.validate()
         BLAS.ensureBestCore()
         let worldSize = communicator.size
+        let faults = try FaultInjection.fromEnvironment() ?? FaultInjection(faults: [])
+        let rank = communicator.rank
+        // Each rank takes its share of the host's cores (ranks on one host would oversubscribe it otherwise).
+        let previousThreads = BLAS.threads
+        if worldSize > 1 || p.threads != nil { BLAS.threads = ThreadShare.threads(for: communicator, override: p.threads) }
+        defer { BLAS.threads = previousThreads }
         if worldSize > 1 {
             // A different binary or configuration on one rank would silently train something else.
             try communicator.verifySameRun([
@@ -101,6 +107,13 @@ public final class DPOTrainer {
             message(eval.summary)
             evalPairs = eval.pairs
         }
+        if worldSize > 1 {
+            // Each rank reads its own copy of the data: a stale copy on one host would give that rank
+            // another step count and leave the others waiting in a collective forever.
+            var parts = [(name: "training data (--data as encoded)", value: Self.dataFingerprint(train.pairs))]
+            if let evalPairs { parts.append((name: "evaluation data (--eval-data as encoded)", value: Self.dataFingerprint(evalPairs))) }
+            try communicator.verifySameRun(parts)
+        }
         try Self.checkTokenIds(train.pairs, vocabSize: config.vocabSize, file: p.dataFile, flag: "--data")
         if let evalPairs, let evalFile = p.evalDataFile {
             try Self.checkTokenIds(evalPairs, vocabSize: config.vocabSize, file: evalFile, flag: "--eval-data")
@@ -134,8 +147,18 @@ public final class DPOTrainer {
                             + "Choose --batch-pairs and a rank count whose product divides \(globalBatch)")
                 }
                 let accum = globalBatch / (p.batchPairs * worldSize)
+                // The sampler pads each epoch's permutation to a multiple of the rank count, so a
+                // new rank count changes the last (padded) step of an epoch when the padding differs.
+                let pairCount = train.pairs.count
+                let paddedBefore = (pairCount + saved.worldSize - 1) / saved.worldSize * saved.worldSize
+                let paddedNow = (pairCount + worldSize - 1) / worldSize * worldSize
+                let order = paddedBefore == paddedNow
+                    ? "each step sees the same pairs as before (the split across ranks and micro-steps differs)"
+                    : "each step sees the same pairs as before except the last step of each epoch, which now repeats "
+                        + "\(paddedNow - pairCount) instead of \(paddedBefore - pairCount) pair(s) from the epoch's start "
+                        + "(\(pairCount) pairs are padded to a multiple of the rank count)"
                 message("resuming with \(worldSize) rank(s) x \(p.batchPairs) pairs: --grad-accum \(p.gradAccum) -> \(accum) keeps the global batch "
-                    + "of \(globalBatch) pairs; each step sees the same pairs as before (the split across ranks and micro-steps differs)")
+                    + "of \(globalBatch) pairs; " + order)
                 p.gradAccum = accum
             }
             if !saved.dataFingerprint.isEmpty && saved.dataFingerprint != Self.dataFingerprint(train.pairs) {
@@ -236,7 +259,7 @@ public final class DPOTrainer {
             reducer = try gradients.withUnsafeMutableBufferPointer { buffer in
                 try GradientReducer(
                     communicator: communicator, gradients: buffer, groupRanges: policy.layout.groupRanges,
-                    bucketMegabytes: p.bucketMegabytes, wireType: p.precision == .fp16 ? .fp16 : .fp32)
+                    bucketMegabytes: p.bucketMegabytes, wireType: p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32))
             }
         }
         var pending = state.pendingMetricSums.count == PreferenceMetricSums.packedCount
@@ -254,10 +277,16 @@ public final class DPOTrainer {
 
         message("training \(totalSteps - startStep) step(s) (\(startStep)/\(totalSteps) done): \(stepsPerEpoch) steps/epoch, "
             + "global batch \(p.batchPairs * p.gradAccum * worldSize) pairs (\(p.batchPairs) x \(p.gradAccum) x \(worldSize) ranks), "
-            + "loss \(p.loss.kind.rawValue), beta \(p.loss.beta), precision \(p.precision.rawValue)")
+            + "loss \(p.loss.kind.rawValue), beta \(p.loss.beta), precision \(p.precision.rawValue)"
+            + (worldSize > 1 ? ", all-reduce \(reducer.wireType.rawValue), \(BLAS.threads) BLAS thread(s) per rank" : ""))
 
         var step = startStep
         while step < totalSteps {
+            for fault in faults.matching(.delay, rank: rank, step: step + 1) { usleep(UInt32(fault.milliseconds) * 1000) }
+            if faults.contains(.kill, rank: rank, step: step + 1) { kill(getpid(), SIGKILL) }
+            if faults.contains(.throwError, rank: rank, step: step + 1) {
+                throw TrainingError.injectedFault("rank \(rank) throws at step \(step + 1)")
+            }
             let epoch = step / stepsPerEpoch
             let batchInEpoch = step % stepsPerEpoch
             if epochBatches?.epoch != epoch { epochBatches = (epoch, plan.batches(epoch: epoch)) }
@@ -304,6 +333,8 @@ public final class DPOTrainer {
             }
             let reduction = reducer.finish()
             gradients.withUnsafeMutableBufferPointer { g in gradientHook?(step, g) }
+            if faults.contains(.nan, rank: rank, step: step + 1) { gradients[0] = .nan }
+            if faults.contains(.zero, rank: rank, step: step + 1) { for i in gradients.indices { gradients[i] = 0 } }
 
             // Unscale, measure, clip; a non-finite loss or gradient on any rank skips the step everywhere.
             let inverseScale = Float(1 / lossScale)
@@ -316,6 +347,7 @@ public final class DPOTrainer {
                 master.withUnsafeMutableBufferPointer { w in
                     gradients.withUnsafeBufferPointer { g in optimizer.step(weights: w, gradients: g, learningRate: learningRate) }
                 }
+                if faults.contains(.diverge, rank: rank, step: step + 1) { master[0] = master[0].nextUp }
                 master.withUnsafeBufferPointer { policy.loadWeights($0) }
                 pending = pending + stepSums
                 state.pendingSteps += 1
@@ -330,6 +362,10 @@ public final class DPOTrainer {
             }
             step += 1
             state.globalStep = step
+            // Ranks must hold bit-identical weights; a drift (a bug, bad memory, a different BLAS) stops the job early.
+            if worldSize > 1 && p.checkEvery > 0 && step % p.checkEvery == 0 && step < totalSteps {
+                try master.withUnsafeBufferPointer { try communicator.checkConsistency($0, step: step) }
+            }
             state.epoch = Double(step) / Double(stepsPerEpoch)
             state.epochIndex = step / stepsPerEpoch
             state.batchInEpoch = step % stepsPerEpoch
@@ -385,7 +421,8 @@ public final class DPOTrainer {
             }
 
             // Stop signal: agree across ranks, checkpoint, leave.
-            let stopRequested = step < totalSteps && (communicator.size > 1 ? communicator.anyRank(shouldStop()) : shouldStop())
+            let stopHere = shouldStop() || faults.contains(.stop, rank: rank, step: step)
+            let stopRequested = step < totalSteps && (communicator.size > 1 ? communicator.anyRank(stopHere) : stopHere)
             if stopRequested {
                 savedDirectory = try saveCheckpoint(
                     name: CheckpointStore.checkpointName(step: step), step: step, store: store, config: config, master: master,
@@ -472,8 +509,13 @@ public final class DPOTrainer {
                 message("saved \(url.path)")
             } catch { failure = error }
         }
-        if communicator.size > 1 && communicator.anyRank(failure != nil) && failure == nil {
-            throw TrainingError.output("rank 0 could not save \(name)")
+        if communicator.size > 1 {
+            // Every rank learns rank 0's reason: whichever rank aborts the job first prints it
+            // (MPI_Abort from another rank can end rank 0 before its own message is out).
+            let reasons = communicator.allGather(Array((failure.map { "\($0)" } ?? "").utf8))
+            if failure == nil, let reason = reasons.first(where: { !$0.isEmpty }) {
+                throw TrainingError.output("rank 0 could not save \(name): \(String(decoding: reason, as: UTF8.self))")
+            }
         }
         if let failure { throw failure }
         return url

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Llama
 import Preference
@@ -80,6 +81,14 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     public var maxSkippedSteps: Int = 10
     /// Size of a gradient all-reduce bucket in MiB (`--bucket-mb`), default 25.
     public var bucketMegabytes: Double = 25
+    /// Gradient element type on the wire (`--allreduce-dtype fp32|fp16`), default nil = fp16 with
+    /// `--precision fp16`, else fp32.
+    public var allreduceDType: GradientReducer.WireType?
+    /// Compare a checksum of the weights across ranks every N steps (`--check-every`, 0 = only at
+    /// saves and the end), default 100.
+    public var checkEvery: Int = 100
+    /// BLAS threads per rank (`--threads`), default nil = this host's cores / ranks on it.
+    public var threads: Int?
 
     // MARK: Logging, evaluation, checkpoints
     /// Log metrics every N optimizer steps (`--log-every`), default 10 (and always the last step).
@@ -103,7 +112,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         case chosenKey = "chosen_key", rejectedKey = "rejected_key", groupByLength = "group_by_length", precision, saveDType = "save_dtype", seed
         case precomputeReference = "precompute_ref", maxSkippedSteps = "max_skipped_steps"
         case bucketMegabytes = "bucket_mb", logEvery = "log_every", evalEvery = "eval_every", saveEvery = "save_every"
-        case keepCheckpoints = "keep_checkpoints"
+        case keepCheckpoints = "keep_checkpoints", allreduceDType = "allreduce_dtype", checkEvery = "check_every", threads
     }
 
     // MARK: - Validation
@@ -130,6 +139,8 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         try require(maxPromptLength >= 1, "--max-prompt-length must be >= 1, got \(maxPromptLength)")
         try require(maxSkippedSteps >= 1, "--max-skipped-steps must be >= 1, got \(maxSkippedSteps)")
         try require(bucketMegabytes > 0 && bucketMegabytes.isFinite, "--bucket-mb must be > 0, got \(bucketMegabytes)")
+        try require(checkEvery >= 0, "--check-every must be >= 0, got \(checkEvery)")
+        try require(threads.map { $0 >= 1 } ?? true, "--threads must be >= 1, got \(threads ?? 0)")
         try require(logEvery >= 1, "--log-every must be >= 1, got \(logEvery)")
         try require(evalEvery >= 0, "--eval-every must be >= 0, got \(evalEvery)")
         try require(saveEvery >= 0, "--save-every must be >= 0, got \(saveEvery)")
@@ -316,6 +327,14 @@ extension TrainingParameters {
                help: "Stop after N non-finite (skipped) steps in a row") { $0.maxSkippedSteps = try int("max-skipped-steps", $1) },
         Option(name: "bucket-mb", valueName: "MB", defaultValue: "25", help: "Gradient all-reduce bucket size in MiB")
             { $0.bucketMegabytes = try double("bucket-mb", $1) },
+        Option(name: "allreduce-dtype", valueName: choices(GradientReducer.WireType.self), defaultValue: "the --precision (fp16 with fp16, else fp32)",
+               help: "Gradient element type on the wire between ranks (fp16 halves the bytes; pre-divided by the rank count)")
+            { $0.allreduceDType = try choice("allreduce-dtype", $1, GradientReducer.WireType.self) },
+        Option(name: "check-every", valueName: "N", defaultValue: "100",
+               help: "Compare a checksum of the weights across ranks every N steps (0 = only at saves and the end)")
+            { $0.checkEvery = try int("check-every", $1) },
+        Option(name: "threads", valueName: "N", defaultValue: "the host's cores / ranks on it",
+               help: "BLAS threads per rank") { $0.threads = try int("threads", $1) },
         Option(name: "log-every", valueName: "N", defaultValue: "10", help: "Log metrics every N steps (and the last)")
             { $0.logEvery = try int("log-every", $1) },
         Option(name: "eval-every", valueName: "N", defaultValue: "0", help: "Evaluate every N steps (0 = only at the end)")

@@ -126,6 +126,15 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("bucket-mb"), parsing: .unconditional, help: help("bucket-mb"))
     var bucketMb: Double?
 
+    @Option(name: .customLong("allreduce-dtype"), help: help("allreduce-dtype"))
+    var allreduceDtype: String?
+
+    @Option(name: .customLong("check-every"), parsing: .unconditional, help: help("check-every"))
+    var checkEvery: Int?
+
+    @Option(name: .customLong("threads"), parsing: .unconditional, help: help("threads"))
+    var threads: Int?
+
     @Option(name: .customLong("log-every"), parsing: .unconditional, help: help("log-every"))
     var logEvery: Int?
 
@@ -201,6 +210,9 @@ struct TrainCommand: ParsableCommand {
             ("seed", seed.map { "\($0)" }),
             ("max-skipped-steps", maxSkippedSteps.map { "\($0)" }),
             ("bucket-mb", bucketMb.map { "\($0)" }),
+            ("allreduce-dtype", allreduceDtype.map { "\($0)" }),
+            ("check-every", checkEvery.map { "\($0)" }),
+            ("threads", threads.map { "\($0)" }),
             ("log-every", logEvery.map { "\($0)" }),
             ("eval-every", evalEvery.map { "\($0)" }),
             ("save-every", saveEvery.map { "\($0)" }),
