@@ -11,25 +11,34 @@ final class ActivationArena {
     struct Capacity: Equatable {
         /// rows * seqLen.
         var tokens: Int
-        /// rows * seqLen * seqLen (one attention matrix per row and head).
+        /// Attention softmax weights per head (rows * seqLen * seqLen for padded rows).
         var attentionCells: Int
+        /// Floats of attention scratch (backward's score gradients, the shared-prompt gathers).
+        var attentionScratch: Int
+        /// Positions the LM head runs on (a shared-prompt batch can label one token twice).
+        var labelled: Int
         var saving: Bool
 
-        init(rows: Int, seqLen: Int, saving: Bool) {
-            tokens = rows * seqLen
-            attentionCells = rows * seqLen * seqLen
+        init(tokens: Int, attentionCells: Int, attentionScratch: Int, labelled: Int, saving: Bool) {
+            self.tokens = tokens
+            self.labelled = labelled
+            self.attentionCells = attentionCells
+            self.attentionScratch = attentionScratch
             self.saving = saving
         }
 
         /// Whether an arena of this capacity can run a batch that needs `other`.
         func holds(_ other: Capacity) -> Bool {
-            other.tokens <= tokens && other.attentionCells <= attentionCells && (saving || !other.saving)
+            other.tokens <= tokens && other.attentionCells <= attentionCells && other.attentionScratch <= attentionScratch
+                && other.labelled <= labelled && (saving || !other.saving)
         }
 
         func union(_ other: Capacity) -> Capacity {
             var c = self
             c.tokens = max(tokens, other.tokens)
             c.attentionCells = max(attentionCells, other.attentionCells)
+            c.attentionScratch = max(attentionScratch, other.attentionScratch)
+            c.labelled = max(labelled, other.labelled)
             c.saving = saving || other.saving
             return c
         }
@@ -48,18 +57,20 @@ final class ActivationArena {
     /// 1/rms of each RMSNorm input: `2L + 1` rows of capacity-N (input norm of layer l at 2l,
     /// post-attention at 2l+1, final at 2L).
     let rstd: FloatBuffer
-    /// Labelled positions' final normed states `[N, H]`, their log-sum-exp and log-probs `[N]`.
+    /// Labelled positions' final normed states `[M, H]`, their log-sum-exp and log-probs `[M]` (M = capacity.labelled).
     let labelledHidden: FloatBuffer
     let logSumExp: FloatBuffer
     let labelLogps: FloatBuffer
     /// Logits chunk of the LM head `[LabelLogProbs.chunkRows, V]`.
     let logitsChunk: FloatBuffer
 
+    /// Attention scratch (`capacity.attentionScratch` floats; nil when none is needed).
+    let attentionScratch: FloatBuffer?
+
     // MARK: Backward scratch (float32, only when saving)
     let dStream, dNormed: FloatBuffer?
     let dMLPHidden, dGateUp: FloatBuffer?
     let dQKV, dAttention: FloatBuffer?
-    let attentionScratch: FloatBuffer?
     let dLabelledHidden, dLabelLogps: FloatBuffer?
 
     init(config c: LlamaConfig, capacity: Capacity, precision: Precision) {
@@ -71,10 +82,11 @@ final class ActivationArena {
         normed = FloatBuffer(count: n * h)
         mlpHidden = FloatBuffer(count: n * f)
         rstd = FloatBuffer(count: (2 * L + 1) * n)
-        labelledHidden = FloatBuffer(count: n * h)
-        logSumExp = FloatBuffer(count: n)
-        labelLogps = FloatBuffer(count: n)
-        logitsChunk = FloatBuffer(count: min(LabelLogProbs.chunkRows, n) * c.vocabSize)
+        let labelled = max(1, capacity.labelled)
+        labelledHidden = FloatBuffer(count: labelled * h)
+        logSumExp = FloatBuffer(count: labelled)
+        labelLogps = FloatBuffer(count: labelled)
+        logitsChunk = FloatBuffer(count: min(LabelLogProbs.chunkRows, labelled) * c.vocabSize)
         func backwardBuffer(_ count: Int) -> FloatBuffer? { capacity.saving ? FloatBuffer(count: count) : nil }
         dStream = backwardBuffer(n * h)
         dNormed = backwardBuffer(n * h)
@@ -82,17 +94,17 @@ final class ActivationArena {
         dGateUp = backwardBuffer(n * 2 * f)
         dQKV = backwardBuffer(n * (q + 2 * k))
         dAttention = backwardBuffer(n * q)
-        attentionScratch = backwardBuffer(capacity.attentionCells * c.numKeyValueHeads)
-        dLabelledHidden = backwardBuffer(n * h)
-        dLabelLogps = backwardBuffer(n)
+        attentionScratch = capacity.attentionScratch > 0 ? FloatBuffer(count: capacity.attentionScratch) : nil
+        dLabelledHidden = backwardBuffer(labelled * h)
+        dLabelLogps = backwardBuffer(labelled)
     }
 
     /// Points the arena at a batch shape that fits its capacity.
-    func use(rows: Int, seqLen: Int) {
-        precondition(capacity.holds(Capacity(rows: rows, seqLen: seqLen, saving: false)))
+    func use(rows: Int, seqLen: Int, attentionCells: Int) {
+        precondition(rows * seqLen <= capacity.tokens && attentionCells <= capacity.attentionCells)
         self.rows = rows
         self.seqLen = seqLen
-        saved.setActive(tokens: rows * seqLen, attentionCells: rows * seqLen * seqLen)
+        saved.setActive(tokens: rows * seqLen, attentionCells: attentionCells)
     }
 
     /// `rstd` row of norm `index` (see `rstd`).

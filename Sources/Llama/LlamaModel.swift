@@ -43,9 +43,7 @@ public final class LlamaModel {
     // MARK: Per-batch state
     var arena: ActivationArena?
     /// What backward needs to know about the last forward.
-    var lastBatch: TokenRows?
-    var labelledIndices: [Int] = []
-    var labelledTargets: [Int32] = []
+    var lastInput: StackInput?
 
     public init(config: LlamaConfig, precision: Precision, trainable: Bool) throws {
         let c = config
@@ -154,17 +152,19 @@ public final class LlamaModel {
     // MARK: - Arena
 
     /// The arena, grown only when this batch does not fit (a saving arena also runs
-    /// non-saving forwards; a later backward then refuses, since `lastBatch` is cleared).
-    func prepareArena(rows: Int, seqLen: Int, saving: Bool) -> ActivationArena {
-        let needed = ActivationArena.Capacity(rows: rows, seqLen: seqLen, saving: saving)
+    /// non-saving forwards; a later backward then refuses, since `lastInput` is cleared).
+    func prepareArena(_ input: StackInput, saving: Bool) -> ActivationArena {
+        let needed = ActivationArena.Capacity(tokens: input.tokens, attentionCells: input.attentionCellsPerHead,
+                                              attentionScratch: input.attentionScratchCount(config, saving: saving),
+                                              labelled: input.labelledIndices.count, saving: saving)
         if let arena, arena.capacity.holds(needed) {
-            arena.use(rows: rows, seqLen: seqLen)
+            arena.use(rows: input.rows, seqLen: input.seqLen, attentionCells: needed.attentionCells)
             return arena
         }
         let capacity = arena.map { $0.capacity.union(needed) } ?? needed
         arena = nil  // release the old buffers before allocating the larger ones
         let fresh = ActivationArena(config: config, capacity: capacity, precision: precision)
-        fresh.use(rows: rows, seqLen: seqLen)
+        fresh.use(rows: input.rows, seqLen: input.seqLen, attentionCells: needed.attentionCells)
         arena = fresh
         return fresh
     }

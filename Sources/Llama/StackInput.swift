@@ -1,0 +1,65 @@
+import Kernels
+
+/// What the decoder stack runs on, whichever batch type it came from: `rows x seqLen` token ids,
+/// their rotary positions, how attention is masked, and where the LM head is applied.
+struct StackInput {
+    enum Structure {
+        /// Right-padded causal rows (`TokenRows`): row r sees keys `< lengths[r]`.
+        case paddedRows(lengths: [Int])
+        /// Packed shared-prompt pairs (`SharedPromptRows`), with each pair's probs offset.
+        case sharedPrompt(segments: [SharedPromptSegments], probsOffsets: [Int])
+    }
+
+    var rows: Int, seqLen: Int
+    /// `[rows * seqLen]`.
+    var inputIds: [Int32]
+    /// `[rows * seqLen]` rotary positions; nil = position t of each row.
+    var positions: [Int32]?
+    var structure: Structure
+    /// Labelled positions: stack token index (a token may appear twice, with two targets),
+    /// target id, and the index of its log-prob in the caller's layout (`outputCount` values).
+    var labelledIndices: [Int]
+    var labelledTargets: [Int32]
+    var outputIndices: [Int]
+    var outputCount: Int
+
+    var tokens: Int { rows * seqLen }
+
+    init(_ batch: TokenRows) {
+        rows = batch.rows; seqLen = batch.seqLen
+        inputIds = batch.inputIds
+        positions = nil
+        structure = .paddedRows(lengths: batch.lengths)
+        var indices: [Int] = [], targets: [Int32] = []
+        for p in 0..<batch.targetIds.count where batch.targetIds[p] >= 0 { indices.append(p); targets.append(batch.targetIds[p]) }
+        labelledIndices = indices; labelledTargets = targets; outputIndices = indices
+        outputCount = batch.rows * batch.seqLen
+    }
+
+    init(_ batch: SharedPromptRows, heads: Int) {
+        rows = batch.pairs; seqLen = batch.seqLen
+        inputIds = batch.inputIds
+        positions = batch.positions
+        structure = .sharedPrompt(segments: batch.segments,
+                                  probsOffsets: SharedPromptAttention.probsOffsets(batch.segments, heads: heads))
+        labelledIndices = batch.labelledIndices; labelledTargets = batch.labelledTargets; outputIndices = batch.outputIndices
+        outputCount = batch.pairedRows.rows * batch.pairedRows.seqLen
+    }
+
+    /// Attention softmax weights per head (the arena's probs slots hold this times heads).
+    var attentionCellsPerHead: Int {
+        switch structure {
+        case .paddedRows: return rows * seqLen * seqLen
+        case .sharedPrompt(let segments, _): return segments.reduce(0) { $0 + $1.probsPerHead }
+        }
+    }
+
+    /// Floats of attention scratch a forward (and, when `saving`, a backward) needs.
+    func attentionScratchCount(_ c: LlamaConfig, saving: Bool) -> Int {
+        switch structure {
+        case .paddedRows: return saving ? rows * c.numKeyValueHeads * seqLen * seqLen : 0
+        case .sharedPrompt:
+            return SharedPromptAttention.scratchCount(pairs: rows, seqLen: seqLen, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+        }
+    }
+}
