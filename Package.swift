@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "dpo",
             dependencies: [
-                "Training",
+                "Training", "Distributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

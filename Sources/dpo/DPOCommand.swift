@@ -14,6 +14,8 @@ struct DPOCommand: ParsableCommand {
             TokenizeCommand.self,
             InspectDataCommand.self,
             DemoDataCommand.self,
+            MPICheckCommand.self,
+            BenchAllreduceCommand.self,
         ]
     )
 }

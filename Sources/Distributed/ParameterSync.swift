@@ -1,0 +1,54 @@
+import Foundation
+
+/// Keeping the ranks of a data-parallel job identical: same weights at the start, same
+/// weights after every update, same binary and configuration.
+extension Communicator {
+    /// Copies rank `root`'s parameters to every rank, so ranks never start apart even when
+    /// each loaded or initialised its own copy.
+    public func broadcastParameters(_ parameters: UnsafeMutableBufferPointer<Float>, root: Int = 0) {
+        broadcast(UnsafeMutableRawBufferPointer(parameters), root: root)
+    }
+
+    /// Checksums of `parameters` on every rank, indexed by rank.
+    public func parameterChecksums(_ parameters: UnsafeBufferPointer<Float>) -> [UInt64] {
+        var mine = Checksum.of(UnsafeRawBufferPointer(parameters))
+        var all = [UInt64](repeating: 0, count: size)
+        withUnsafeBytes(of: &mine) { one in all.withUnsafeMutableBytes { allGather(one, into: $0) } }
+        return all
+    }
+
+    /// Throws `weightsDiverged(step:ranks:)` naming every rank whose parameters are not
+    /// bit-identical to rank 0's. The same answer on every rank (so all stop together).
+    public func checkConsistency(_ parameters: UnsafeBufferPointer<Float>, step: Int) throws {
+        let sums = parameterChecksums(parameters)
+        let differing = sums.indices.filter { sums[$0] != sums[0] }
+        if !differing.isEmpty { throw DistributedError.weightsDiverged(step: step, ranks: differing) }
+    }
+
+    /// Throws `runMismatch(part:ranks:)` for the first part whose value differs from rank
+    /// 0's on some rank. `parts` are named values such as ("binary", digest of the
+    /// executable), ("configuration", the run's options as JSON); every rank must pass the
+    /// same names in the same order.
+    public func verifySameRun(_ parts: [(name: String, value: String)]) throws {
+        let mine = parts.map { Checksum.of($0.value) }
+        let all = allGather(mine)
+        for (index, part) in parts.enumerated() {
+            let differing = all.indices.filter { all[$0].count != mine.count || all[$0][index] != all[0][index] }
+            if !differing.isEmpty { throw DistributedError.runMismatch(part: part.name, ranks: differing) }
+        }
+    }
+}
+
+/// Identity of the running executable, for `verifySameRun`.
+public enum RunFingerprint {
+    /// Checksum of this process's executable file (hex), or its path and size when it
+    /// cannot be read.
+    public static func executable() -> String {
+        let path = "/proc/self/exe"
+        if let data = FileManager.default.contents(atPath: path) {
+            let sum = data.withUnsafeBytes { Checksum.of($0) }
+            return String(sum, radix: 16)
+        }
+        return CommandLine.arguments.first ?? "unknown"
+    }
+}

@@ -1,0 +1,34 @@
+import CMPIShim
+
+/// "Stop after the current step", requested by SIGTERM, SIGINT, SIGUSR1 or SIGUSR2.
+///
+/// Slurm sends SIGTERM before a time limit; the launch scripts turn SIGTERM/SIGINT on
+/// `mpirun` into SIGUSR1 for the ranks (Open MPI 4.1's mpirun would follow a forwarded
+/// SIGTERM with SIGKILL after one second). A second SIGINT/SIGTERM stops at once.
+/// Ranks receive signals at different moments, so they decide together with `agreed(by:)`
+/// once per step and all stop after the same step.
+public enum ShutdownSignal {
+    /// Installs the signal handlers (they only record the signal). Call once at start-up.
+    public static func install() throws {
+        guard dpo_stop_signals_install() == 0 else {
+            throw DistributedError.mpi(call: "sigaction", message: "could not install the stop signal handlers")
+        }
+    }
+
+    /// Restores the default actions (a signal ends the process again).
+    public static func uninstall() { dpo_stop_signals_uninstall() }
+
+    /// True once this process has received a stop signal.
+    public static var requested: Bool { dpo_stop_signal_received() != 0 }
+
+    /// The signal number received (0 when none).
+    public static var signalNumber: Int32 { dpo_stop_signal_received() }
+
+    /// True on every rank when any rank has received a stop signal (one tiny all-reduce).
+    public static func agreed(by communicator: Communicator) -> Bool {
+        communicator.anyRank(requested)
+    }
+
+    /// Forgets a received signal (tests).
+    public static func reset() { dpo_stop_signal_reset() }
+}

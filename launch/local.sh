@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs the release `dpo` on N MPI ranks on this host (or, from cluster.sh, on the hosts of
+# a hostfile), with the flags Open MPI needs here, so nobody has to remember them:
+#
+#   launch/local.sh -n 2 -- train --model runs/sft --data prefs.jsonl --out runs/dpo
+#   launch/local.sh -n 2 --threads 1 -- bench-allreduce
+#
+# Options (before --):
+#   -n, --ranks N     number of ranks (default 1)
+#   --threads T       BLAS threads per rank (default: this host's cores / N, at least 1)
+#   --bind none|core  rank binding (default none: ranks may use several threads and
+#                     share a machine with other work; core pins one core per rank)
+#   --hostfile FILE   run on the hosts of FILE (what cluster.sh passes)
+# Environment: DPO_BIN (binary to run, default .build/release/dpo, built when missing),
+#   DPO_SINGLE_COPY=none when shared-memory single copy (CMA) is not permitted
+#   (containers without CAP_SYS_PTRACE), DPO_MPIRUN_ARGS (extra mpirun arguments).
+#
+# Stopping: SIGINT (Ctrl-C) or SIGTERM to this script is passed to the ranks as SIGUSR1,
+# which mpirun forwards as is; the ranks finish the step in progress, rank 0 saves, and
+# the job exits 0. (A SIGTERM straight to Open MPI 4.1's mpirun would be followed by
+# SIGKILL one second later, before a step can finish.) A second Ctrl-C/SIGTERM stops the
+# ranks at once. A rank that dies or fails ends the whole job with a non-zero status.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
+
+ranks=1 threads="" bind="none" hostfile=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -n|--ranks) ranks="${2:-}"; shift 2 ;;
+        --threads) threads="${2:-}"; shift 2 ;;
+        --bind) bind="${2:-}"; shift 2 ;;
+        --hostfile) hostfile="${2:-}"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; break ;;
+        *) echo "error: unknown option '$1' (dpo's own arguments go after --)" >&2; usage; exit 2 ;;
+    esac
+done
+[ $# -gt 0 ] || { echo "error: no dpo command given after --" >&2; usage; exit 2; }
+[[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "error: -n needs a positive number of ranks, got '$ranks'" >&2; exit 2; }
+[ -z "$threads" ] || [[ "$threads" =~ ^[1-9][0-9]*$ ]] ||
+    { echo "error: --threads needs a positive number, got '$threads'" >&2; exit 2; }
+[[ "$bind" =~ ^(none|core)$ ]] || { echo "error: --bind is none or core, got '$bind'" >&2; exit 2; }
+[ -z "$hostfile" ] || [ -r "$hostfile" ] || { echo "error: cannot read hostfile '$hostfile'" >&2; exit 2; }
+
+binary="${DPO_BIN:-$DPO_ROOT/.build/release/dpo}"
+if ! command -v mpirun >/dev/null 2>&1; then dpo_install_system_packages; fi
+if [ ! -x "$binary" ]; then
+    dpo_require_swift
+    dpo_install_system_packages
+    echo "== building $binary (release)" >&2
+    (cd "$DPO_ROOT" && swift build -c release --product dpo >&2)
+fi
+dpo_mpi_environment
+
+args=(-np "$ranks" --bind-to "$bind")
+[ "$(id -u)" -eq 0 ] && args+=(--allow-run-as-root)
+if [ -n "$hostfile" ]; then
+    # Shared memory within a host, TCP between hosts (Open MPI picks faster networks such
+    # as InfiniBand through its own components when they are installed).
+    args+=(--hostfile "$hostfile" --mca btl self,vader,tcp)
+    [ -z "$threads" ] || args+=(-x DPO_THREADS="$threads" -x OPENBLAS_NUM_THREADS="$threads" -x OMP_NUM_THREADS="$threads")
+else
+    cores="$(nproc)"
+    [ "$ranks" -gt "$cores" ] && args+=(--oversubscribe)
+    [ -n "$threads" ] || threads=$(( cores / ranks > 0 ? cores / ranks : 1 ))
+    args+=(--mca btl self,vader -x DPO_THREADS="$threads" -x OPENBLAS_NUM_THREADS="$threads" -x OMP_NUM_THREADS="$threads")
+fi
+[ -z "${DPO_SINGLE_COPY:-}" ] || args+=(--mca btl_vader_single_copy_mechanism "$DPO_SINGLE_COPY")
+# shellcheck disable=SC2206
+[ -z "${DPO_MPIRUN_ARGS:-}" ] || args+=(${DPO_MPIRUN_ARGS})
+
+# mpirun runs in its own process group (job control) so a terminal's Ctrl-C reaches only
+# this script, which turns it into SIGUSR1 for the ranks.
+set -m
+mpirun "${args[@]}" "$binary" "$@" </dev/null &
+launcher=$!
+set +m
+stops=0
+forward_stop() {
+    stops=$((stops + 1))
+    if [ "$stops" -eq 1 ]; then
+        echo "launch: stop requested; the ranks finish the current step (signal again to stop at once)" >&2
+        kill -USR1 "$launcher" 2>/dev/null || true
+    else
+        kill -TERM "$launcher" 2>/dev/null || true
+    fi
+}
+trap forward_stop INT TERM
+# `wait` also returns when a trapped signal arrives: keep waiting while mpirun runs, then
+# collect its exit status.
+while kill -0 "$launcher" 2>/dev/null; do wait "$launcher" || true; done
+status=0
+wait "$launcher" || status=$?
+exit "$status"
