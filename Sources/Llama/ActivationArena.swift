@@ -61,7 +61,7 @@ final class ActivationArena {
     let labelledHidden: FloatBuffer
     let logSumExp: FloatBuffer
     let labelLogps: FloatBuffer
-    /// Logits chunk of the LM head `[LabelLogProbs.chunkRows, V]`.
+    /// Logits of one position chunk x vocabulary panel of the LM head.
     let logitsChunk: FloatBuffer
 
     /// Attention scratch (`capacity.attentionScratch` floats; nil when none is needed).
@@ -86,7 +86,7 @@ final class ActivationArena {
         labelledHidden = FloatBuffer(count: labelled * h)
         logSumExp = FloatBuffer(count: labelled)
         labelLogps = FloatBuffer(count: labelled)
-        logitsChunk = FloatBuffer(count: min(LabelLogProbs.chunkRows, labelled) * c.vocabSize)
+        logitsChunk = FloatBuffer(count: min(LabelLogProbs.panelPositions, labelled) * min(LabelLogProbs.panelRows, c.vocabSize))
         func backwardBuffer(_ count: Int) -> FloatBuffer? { capacity.saving ? FloatBuffer(count: count) : nil }
         dStream = backwardBuffer(n * h)
         dNormed = backwardBuffer(n * h)

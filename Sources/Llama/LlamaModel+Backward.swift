@@ -27,13 +27,12 @@ extension LlamaModel {
         gatherRows(arena.normed.pointer, indices, into: arena.labelledHidden.pointer, width: h)
         let dLabelLogps = arena.dLabelLogps!.pointer
         for (m, p) in batch.outputIndices.enumerated() { dLabelLogps[m] = dTokenLogps[p] }
-        let head = matrix(lmHeadOffset, count: c.vocabSize * h)
         batch.labelledTargets.withUnsafeBufferPointer { t in
-            LabelLogProbs.backward(hidden: arena.labelledHidden.pointer, weight: head, targets: t.baseAddress!,
-                                   logSumExp: arena.logSumExp.pointer, dLogps: dLabelLogps,
-                                   dHidden: arena.dLabelledHidden!.pointer, dWeight: grad + lmHeadOffset,
-                                   positions: indices.count, hiddenSize: h, vocab: c.vocabSize,
-                                   scratch: arena.logitsChunk.pointer)
+            LabelLogProbs.backwardPanelled(hidden: arena.labelledHidden.pointer, weightPanel: headPanel, targets: t.baseAddress!,
+                                           logSumExp: arena.logSumExp.pointer, dLogps: dLabelLogps,
+                                           dHidden: arena.dLabelledHidden!.pointer, dWeight: grad + lmHeadOffset,
+                                           positions: indices.count, hiddenSize: h, vocab: c.vocabSize,
+                                           scratch: arena.logitsChunk.pointer)
         }
         dNormed.update(repeating: 0, count: n * h)
         // Added, not copied: a shared prefix's last token is labelled once per completion.

@@ -36,12 +36,11 @@ extension LlamaModel {
     /// `arena.labelLogps`/`logSumExp` of the gathered `arena.labelledHidden` rows.
     func labelLogProbs(arena: ActivationArena, targets: [Int32]) {
         let c = config, h = c.hiddenSize
-        let head = matrix(lmHeadOffset, count: c.vocabSize * h)
         targets.withUnsafeBufferPointer { t in
-            LabelLogProbs.forward(hidden: arena.labelledHidden.pointer, weight: head, targets: t.baseAddress!,
-                                  logps: arena.labelLogps.pointer, logSumExp: arena.logSumExp.pointer,
-                                  positions: t.count, hiddenSize: h, vocab: c.vocabSize,
-                                  scratch: arena.logitsChunk.pointer)
+            LabelLogProbs.forwardPanelled(hidden: arena.labelledHidden.pointer, weightPanel: headPanel, targets: t.baseAddress!,
+                                          logps: arena.labelLogps.pointer, logSumExp: arena.logSumExp.pointer,
+                                          positions: t.count, hiddenSize: h, vocab: c.vocabSize,
+                                          scratch: arena.logitsChunk.pointer)
         }
     }
 
@@ -54,11 +53,7 @@ extension LlamaModel {
         runStack(input, arena: arena)
         let c = config, n = batch.rows * batch.seqLen
         var out = [Float](repeating: 0, count: n * c.vocabSize)
-        let head = matrix(lmHeadOffset, count: c.vocabSize * c.hiddenSize)
-        out.withUnsafeMutableBufferPointer { o in
-            Linear.forward(x: arena.normed.pointer, weight: head, y: o.baseAddress!,
-                           tokens: n, inFeatures: c.hiddenSize, outFeatures: c.vocabSize)
-        }
+        out.withUnsafeMutableBufferPointer { o in lmHeadForward(x: arena.normed.pointer, y: o.baseAddress!, tokens: n) }
         return out
     }
 
