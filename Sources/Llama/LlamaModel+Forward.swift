@@ -19,6 +19,17 @@ extension LlamaModel {
 
     func forward(_ input: StackInput, saveForBackward: Bool) -> [Float] {
         precondition(!saveForBackward || trainable, "forward(saveForBackward:) on a model made with trainable: false")
+        if !saveForBackward, input.rows > 1, input.tokens > forwardChunkTokens, !(arena?.capacity.holds(capacity(input, saving: false)) ?? false) {
+            // Rows are independent without backward: run them in chunks through a small arena.
+            var result = [Float](repeating: 0, count: input.outputCount)
+            let rowsPerChunk = max(1, forwardChunkTokens / input.seqLen)
+            for start in stride(from: 0, to: input.rows, by: rowsPerChunk) {
+                let chunk = input.rows(start..<min(input.rows, start + rowsPerChunk), heads: config.numAttentionHeads)
+                let part = forward(chunk, saveForBackward: false)
+                for p in chunk.outputIndices { result[p] = part[p] }
+            }
+            return result
+        }
         let arena = prepareArena(input, saving: saveForBackward)
         runStack(input, arena: arena)
 

@@ -42,6 +42,10 @@ public final class LlamaModel {
 
     var rotary: Rotary
 
+    /// A forward without backward runs at most this many tokens (whole rows) at once, unless the
+    /// arena already holds the whole batch: the frozen reference model's scratch stays small.
+    public var forwardChunkTokens = 1024
+
     // MARK: Per-batch state
     var arena: ActivationArena?
     /// What backward needs to know about the last forward.
@@ -182,9 +186,7 @@ public final class LlamaModel {
     /// The arena, grown only when this batch does not fit (a saving arena also runs
     /// non-saving forwards; a later backward then refuses, since `lastInput` is cleared).
     func prepareArena(_ input: StackInput, saving: Bool) -> ActivationArena {
-        let needed = ActivationArena.Capacity(tokens: input.tokens, attentionCells: input.attentionCellsPerHead,
-                                              attentionScratch: input.attentionScratchCount(config, saving: saving),
-                                              labelled: input.labelledIndices.count, saving: saving)
+        let needed = capacity(input, saving: saving)
         if let arena, arena.capacity.holds(needed) {
             arena.use(rows: input.rows, seqLen: input.seqLen, attentionCells: needed.attentionCells)
             return arena
@@ -195,6 +197,12 @@ public final class LlamaModel {
         fresh.use(rows: input.rows, seqLen: input.seqLen, attentionCells: needed.attentionCells)
         arena = fresh
         return fresh
+    }
+
+    func capacity(_ input: StackInput, saving: Bool) -> ActivationArena.Capacity {
+        ActivationArena.Capacity(tokens: input.tokens, attentionCells: input.attentionCellsPerHead,
+                                 attentionScratch: input.attentionScratchCount(config, saving: saving),
+                                 labelled: input.labelledIndices.count, saving: saving)
     }
 
     func ensureRotary(positions: Int) {

@@ -62,4 +62,28 @@ struct StackInput {
             return SharedPromptAttention.scratchCount(pairs: rows, seqLen: seqLen, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
         }
     }
+
+    /// Rows `range` as a batch of their own (labelled positions re-based; output indices unchanged,
+    /// so log-probs land where the whole batch's would).
+    func rows(_ range: Range<Int>, heads: Int) -> StackInput {
+        var slice = self
+        slice.rows = range.count
+        let tokenRange = (range.lowerBound * seqLen)..<(range.upperBound * seqLen)
+        slice.inputIds = Array(inputIds[tokenRange])
+        slice.positions = positions.map { Array($0[tokenRange]) }
+        switch structure {
+        case .paddedRows(let lengths):
+            slice.structure = .paddedRows(lengths: Array(lengths[range]))
+        case .sharedPrompt(let segments, _):
+            let part = Array(segments[range])
+            slice.structure = .sharedPrompt(segments: part, probsOffsets: SharedPromptAttention.probsOffsets(part, heads: heads))
+        }
+        slice.labelledIndices = []; slice.labelledTargets = []; slice.outputIndices = []
+        for m in labelledIndices.indices where tokenRange.contains(labelledIndices[m]) {
+            slice.labelledIndices.append(labelledIndices[m] - tokenRange.lowerBound)
+            slice.labelledTargets.append(labelledTargets[m])
+            slice.outputIndices.append(outputIndices[m])
+        }
+        return slice
+    }
 }
