@@ -91,7 +91,8 @@ final class ActivationArena {
         dStream = backwardBuffer(n * h)
         dNormed = backwardBuffer(n * h)
         dMLPHidden = backwardBuffer(n * f)
-        dGateUp = backwardBuffer(n * 2 * f)
+        // Under fp16 the gate|up gradient overwrites the restored float32 copy of gate|up in place.
+        dGateUp = precision == .fp32 ? backwardBuffer(n * 2 * f) : nil
         dQKV = backwardBuffer(n * (q + 2 * k))
         dAttention = backwardBuffer(n * q)
         attentionScratch = capacity.attentionScratch > 0 ? FloatBuffer(count: capacity.attentionScratch) : nil

@@ -66,10 +66,13 @@ extension LlamaModel {
         let qw = c.qDim, kw = c.kvDim
         let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
         let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!.pointer
-        let dMLPHidden = arena.dMLPHidden!.pointer, dGateUp = arena.dGateUp!.pointer
+        let dMLPHidden = arena.dMLPHidden!.pointer
 
         // MLP block.
         let gateUp = saved.restore(.gateUp, layer)
+        // fp16: gateUp is a float32 copy of the saved slot, so its gradient can overwrite it (no
+        // [N, 2F] buffer); fp32 restores the slot itself, which must survive a repeated backward.
+        let dGateUp = arena.dGateUp?.pointer ?? gateUp
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
         Linear.backward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), dy: dStream,
                         dx: dMLPHidden, dWeight: grad + o.down, tokens: n, inFeatures: f, outFeatures: h, overwriteInput: true)
