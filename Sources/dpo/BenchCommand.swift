@@ -7,6 +7,8 @@ struct BenchCommand: ParsableCommand {
         abstract: "Benchmarks that print one JSON line.",
         subcommands: [
             BenchModelCommand.self,
+            BenchTokenizeCommand.self,
+            BenchAllreduceGroupCommand.self,
         ]
     )
 }
