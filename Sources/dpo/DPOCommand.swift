@@ -9,6 +9,9 @@ struct DPOCommand: ParsableCommand {
         abstract: "Direct Preference Optimization for LLaMA-architecture models on CPUs, data-parallel over MPI.",
         subcommands: [
             // Subcommands are registered here, one line each.
+            TrainCommand.self,
+            LogpsCommand.self,
+            EvalCommand.self,
             BenchCommand.self,
             PlotCommand.self,
             TokenizeCommand.self,

@@ -1,1 +1,0 @@
-// The Training layer; see ../../README.md and DESIGN.md for what it holds.

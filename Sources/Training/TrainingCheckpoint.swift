@@ -1,0 +1,84 @@
+import Foundation
+import Llama
+import Tokenization
+
+/// The contents of `checkpoint-<step>/` and `final/`:
+///
+///     config.json, generation_config.json, model.safetensors   Hugging Face model directory (--save-dtype)
+///     tokenizer.json, tokenizer_config.json, ...              copied from the policy model directory
+///     trainer_state.json                                      TrainerState
+///     optimizer.safetensors                                   master_weights, exp_avg, exp_avg_sq (fp32, layout order)
+///     train_config.json                                       the resolved TrainingParameters
+///     manifest.json                                           written last by CheckpointStore
+public enum TrainingCheckpoint {
+    public static let optimizerFileName = "optimizer.safetensors"
+    public static let configFileName = "train_config.json"
+
+    /// What a checkpoint restores.
+    public struct Contents {
+        public var config: LlamaConfig
+        public var masterWeights: [Float]
+        public var optimizerStep: Int
+        public var firstMoment: [Float]
+        public var secondMoment: [Float]
+        public var state: TrainerState
+    }
+
+    /// Writes the files of a checkpoint into `directory` (CheckpointStore provides the
+    /// temporary directory, the manifest and the rename).
+    public static func write(
+        into directory: URL, config: LlamaConfig, masterWeights: [Float], optimizer: FlatOptimizer,
+        state: TrainerState, parameters: TrainingParameters, tokenizerSource: URL
+    ) throws {
+        try ModelDirectory.save(config: config, weights: masterWeights, to: directory, dtype: parameters.saveDType)
+        try TokenizerFiles.copy(from: tokenizerSource, to: directory)
+        try state.encoded().write(to: directory.appendingPathComponent(TrainerState.fileName))
+        try encodedParameters(parameters).write(to: directory.appendingPathComponent(configFileName))
+        let metadata = ["format": "pt", "optimizer": optimizer.options.kind.rawValue, "step": String(optimizer.stepCount)]
+        try masterWeights.withUnsafeBufferPointer { master in
+            try optimizer.firstMoment.withUnsafeBufferPointer { m in
+                try optimizer.secondMoment.withUnsafeBufferPointer { v in
+                    var tensors = [SafetensorsTensorSource(name: "master_weights", shape: [master.count], values: master)]
+                    if optimizer.options.kind == .adamw {
+                        tensors.append(SafetensorsTensorSource(name: "exp_avg", shape: [m.count], values: m))
+                        tensors.append(SafetensorsTensorSource(name: "exp_avg_sq", shape: [v.count], values: v))
+                    }
+                    try SafetensorsWriter.write(
+                        tensors, dtype: .F32, metadata: metadata, to: directory.appendingPathComponent(optimizerFileName))
+                }
+            }
+        }
+    }
+
+    /// Reads a (verified) checkpoint back.
+    public static func read(_ directory: URL, optimizerKind: OptimizerKind) throws -> Contents {
+        let path = directory.path
+        do {
+            let config = try LlamaConfig.load(from: directory.appendingPathComponent(ModelDirectory.configFileName))
+            let stateURL = directory.appendingPathComponent(TrainerState.fileName)
+            let state = try TrainerState.decode(Data(contentsOf: stateURL), source: stateURL.path)
+            let file = try SafetensorsFile(contentsOf: directory.appendingPathComponent(optimizerFileName))
+            guard file.metadata["optimizer"] == optimizerKind.rawValue else {
+                throw TrainingError.checkpoint(
+                    "\(path) was written by --optimizer \(file.metadata["optimizer"] ?? "?"), this run uses \(optimizerKind.rawValue)")
+            }
+            let step = Int(file.metadata["step"] ?? "") ?? -1
+            let master = try file.floats("master_weights")
+            let first = optimizerKind == .adamw ? try file.floats("exp_avg") : []
+            let second = optimizerKind == .adamw ? try file.floats("exp_avg_sq") : []
+            return Contents(config: config, masterWeights: master, optimizerStep: step, firstMoment: first,
+                            secondMoment: second, state: state)
+        } catch let error as TrainingError {
+            throw error
+        } catch {
+            throw TrainingError.checkpoint("cannot read \(path): \(error)")
+        }
+    }
+
+    /// `train_config.json` bytes.
+    public static func encodedParameters(_ parameters: TrainingParameters) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(parameters)
+    }
+}

@@ -1,0 +1,233 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Training
+
+/// `dpo train`: DPO (and the rest of the loss family) on a preference file.
+///
+/// Thin: options -> `TrainingParameters` (config file first, then the flags given), then
+/// `DPOTrainer.run()`. Help texts and defaults come from `TrainingParameters.options`.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a policy on preference pairs with DPO (or IPO, hinge, robust, ... see --loss).",
+        discussion: """
+        Writes OUT/checkpoint-<step>/ every --save-every steps and OUT/final/ at the end (Hugging Face model \
+        directories plus trainer state), OUT/train_config.json, OUT/metrics.jsonl and TensorBoard events. \
+        Run under mpirun/srun for data parallelism: the global batch is batch-pairs x grad-accum x ranks. \
+        --config FILE takes a YAML or JSON mapping with these option names; flags override it.
+        Example: dpo train --model runs/sft --data prefs.jsonl --out runs/dpo --beta 0.1 --lr 5e-7
+        """)
+
+    private static func help(_ name: String) -> ArgumentHelp {
+        let option = TrainingParameters.options.first { $0.name == name }
+        return ArgumentHelp(option?.helpWithDefault ?? "", valueName: option?.valueName)
+    }
+
+    @Option(name: .customLong("config"), help: ArgumentHelp("YAML or JSON file of options (flag names as keys); flags override it (default: none)", valueName: "FILE"))
+    var config: String?
+
+    @Option(name: .customLong("model"), help: help("model"))
+    var model: String?
+
+    @Option(name: .customLong("ref-model"), help: help("ref-model"))
+    var refModel: String?
+
+    @Option(name: .customLong("data"), help: help("data"))
+    var data: String?
+
+    @Option(name: .customLong("eval-data"), help: help("eval-data"))
+    var evalData: String?
+
+    @Option(name: .customLong("out"), help: help("out"))
+    var out: String?
+
+    @Option(name: .customLong("resume"), help: help("resume"))
+    var resume: String?
+
+    @Option(name: .customLong("loss"), help: help("loss"))
+    var loss: String?
+
+    @Option(name: .customLong("beta"), help: help("beta"))
+    var beta: Double?
+
+    @Option(name: .customLong("label-smoothing"), help: help("label-smoothing"))
+    var labelSmoothing: Double?
+
+    @Option(name: .customLong("rpo-alpha"), help: help("rpo-alpha"))
+    var rpoAlpha: Double?
+
+    @Option(name: .customLong("lr"), help: help("lr"))
+    var lr: Double?
+
+    @Option(name: .customLong("optimizer"), help: help("optimizer"))
+    var optimizer: String?
+
+    @Option(name: .customLong("weight-decay"), help: help("weight-decay"))
+    var weightDecay: Double?
+
+    @Option(name: .customLong("adam-beta1"), help: help("adam-beta1"))
+    var adamBeta1: Double?
+
+    @Option(name: .customLong("adam-beta2"), help: help("adam-beta2"))
+    var adamBeta2: Double?
+
+    @Option(name: .customLong("adam-eps"), help: help("adam-eps"))
+    var adamEps: Double?
+
+    @Option(name: .customLong("schedule"), help: help("schedule"))
+    var schedule: String?
+
+    @Option(name: .customLong("warmup-steps"), help: help("warmup-steps"))
+    var warmupSteps: Int?
+
+    @Option(name: .customLong("warmup-ratio"), help: help("warmup-ratio"))
+    var warmupRatio: Double?
+
+    @Option(name: .customLong("max-grad-norm"), help: help("max-grad-norm"))
+    var maxGradNorm: Double?
+
+    @Option(name: .customLong("batch-pairs"), help: help("batch-pairs"))
+    var batchPairs: Int?
+
+    @Option(name: .customLong("grad-accum"), help: help("grad-accum"))
+    var gradAccum: Int?
+
+    @Option(name: .customLong("epochs"), help: help("epochs"))
+    var epochs: Int?
+
+    @Option(name: .customLong("max-steps"), help: help("max-steps"))
+    var maxSteps: Int?
+
+    @Option(name: .customLong("max-length"), help: help("max-length"))
+    var maxLength: Int?
+
+    @Option(name: .customLong("max-prompt-length"), help: help("max-prompt-length"))
+    var maxPromptLength: Int?
+
+    @Option(name: .customLong("truncation"), help: help("truncation"))
+    var truncation: String?
+
+    @Option(name: .customLong("shuffle"), help: help("shuffle"))
+    var shuffle: Bool?
+
+    @Option(name: .customLong("precision"), help: help("precision"))
+    var precision: String?
+
+    @Option(name: .customLong("save-dtype"), help: help("save-dtype"))
+    var saveDtype: String?
+
+    @Option(name: .customLong("seed"), help: help("seed"))
+    var seed: Int?
+
+    @Option(name: .customLong("max-skipped-steps"), help: help("max-skipped-steps"))
+    var maxSkippedSteps: Int?
+
+    @Option(name: .customLong("bucket-mb"), help: help("bucket-mb"))
+    var bucketMb: Double?
+
+    @Option(name: .customLong("log-every"), help: help("log-every"))
+    var logEvery: Int?
+
+    @Option(name: .customLong("eval-every"), help: help("eval-every"))
+    var evalEvery: Int?
+
+    @Option(name: .customLong("save-every"), help: help("save-every"))
+    var saveEvery: Int?
+
+    @Option(name: .customLong("keep-checkpoints"), help: help("keep-checkpoints"))
+    var keepCheckpoints: Int?
+
+    @Flag(name: .customLong("reference-free"), help: help("reference-free"))
+    var referenceFree = false
+
+    @Flag(name: .customLong("average-logps"), help: help("average-logps"))
+    var averageLogps = false
+
+    @Flag(name: .customLong("precompute-ref"), help: help("precompute-ref"))
+    var precomputeRef = false
+
+    @Flag(name: .customLong("skip-invalid"), help: help("skip-invalid"))
+    var skipInvalid = false
+
+    /// The options given on the command line, as (name, value) for `TrainingParameters.apply`.
+    private var givenOptions: [(String, String?)] {
+        [
+            ("model", model.map { "\($0)" }),
+            ("ref-model", refModel.map { "\($0)" }),
+            ("data", data.map { "\($0)" }),
+            ("eval-data", evalData.map { "\($0)" }),
+            ("out", out.map { "\($0)" }),
+            ("resume", resume.map { "\($0)" }),
+            ("loss", loss.map { "\($0)" }),
+            ("beta", beta.map { "\($0)" }),
+            ("label-smoothing", labelSmoothing.map { "\($0)" }),
+            ("rpo-alpha", rpoAlpha.map { "\($0)" }),
+            ("lr", lr.map { "\($0)" }),
+            ("optimizer", optimizer.map { "\($0)" }),
+            ("weight-decay", weightDecay.map { "\($0)" }),
+            ("adam-beta1", adamBeta1.map { "\($0)" }),
+            ("adam-beta2", adamBeta2.map { "\($0)" }),
+            ("adam-eps", adamEps.map { "\($0)" }),
+            ("schedule", schedule.map { "\($0)" }),
+            ("warmup-steps", warmupSteps.map { "\($0)" }),
+            ("warmup-ratio", warmupRatio.map { "\($0)" }),
+            ("max-grad-norm", maxGradNorm.map { "\($0)" }),
+            ("batch-pairs", batchPairs.map { "\($0)" }),
+            ("grad-accum", gradAccum.map { "\($0)" }),
+            ("epochs", epochs.map { "\($0)" }),
+            ("max-steps", maxSteps.map { "\($0)" }),
+            ("max-length", maxLength.map { "\($0)" }),
+            ("max-prompt-length", maxPromptLength.map { "\($0)" }),
+            ("truncation", truncation.map { "\($0)" }),
+            ("shuffle", shuffle.map { "\($0)" }),
+            ("precision", precision.map { "\($0)" }),
+            ("save-dtype", saveDtype.map { "\($0)" }),
+            ("seed", seed.map { "\($0)" }),
+            ("max-skipped-steps", maxSkippedSteps.map { "\($0)" }),
+            ("bucket-mb", bucketMb.map { "\($0)" }),
+            ("log-every", logEvery.map { "\($0)" }),
+            ("eval-every", evalEvery.map { "\($0)" }),
+            ("save-every", saveEvery.map { "\($0)" }),
+            ("keep-checkpoints", keepCheckpoints.map { "\($0)" }),
+            ("reference-free", referenceFree ? "true" : nil),
+            ("average-logps", averageLogps ? "true" : nil),
+            ("precompute-ref", precomputeRef ? "true" : nil),
+            ("skip-invalid", skipInvalid ? "true" : nil),
+        ]
+    }
+
+    func run() throws {
+        var parameters = TrainingParameters()
+        if let config { try TrainingConfigFile.apply(URL(fileURLWithPath: config), to: &parameters) }
+        for case let (name, value?) in givenOptions { try parameters.apply(name, value) }
+        try parameters.validate()
+        try ShutdownSignal.install()
+        try World.run { communicator in
+            let trainer = DPOTrainer(parameters: parameters, communicator: communicator)
+            if communicator.isPrimary {
+                var errorStream = FileHandleOutputStream(.standardError)
+                let reporter = ProgressReporter(
+                    output: FileHandleOutputStream(.standardError), mode: .detect(fileDescriptor: STDERR_FILENO))
+                trainer.onMessage = { reporter.message($0) }
+                // A terminal redraws the bar every step; a log file gets a line every --log-every steps.
+                trainer.onProgress = { snapshot in
+                    if reporter.mode == .interactive || snapshot.step % parameters.logEvery == 0 || snapshot.step == snapshot.totalSteps {
+                        reporter.update(snapshot)
+                    }
+                }
+                let summary = try trainer.run()
+                reporter.finish()
+                let saved = summary.savedDirectory?.path ?? parameters.outputDirectory
+                if summary.stoppedBySignal {
+                    print("stopped at step \(summary.finalStep)/\(summary.totalSteps) on request; checkpoint \(saved)", to: &errorStream)
+                    print("continue with: dpo train ... --resume auto", to: &errorStream)
+                } else {
+                    print("trained to step \(summary.finalStep) (\(summary.skippedSteps) skipped); model in \(saved)", to: &errorStream)
+                }
+            } else {
+                _ = try trainer.run()
+            }
+        }
+    }
+}
