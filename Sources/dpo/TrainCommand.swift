@@ -150,6 +150,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("skip-invalid"), help: help("skip-invalid"))
     var skipInvalid = false
 
+    @Option(name: .customLong("share-prompt"), help: help("share-prompt"))
+    var sharePrompt: String?
+
     /// The options given on the command line, as (name, value) for `TrainingParameters.apply`.
     private var givenOptions: [(String, String?)] {
         [
@@ -194,6 +197,7 @@ struct TrainCommand: ParsableCommand {
             ("average-logps", averageLogps ? "true" : nil),
             ("precompute-ref", precomputeRef ? "true" : nil),
             ("skip-invalid", skipInvalid ? "true" : nil),
+            ("share-prompt", sharePrompt),
         ]
     }
 
