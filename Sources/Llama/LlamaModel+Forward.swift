@@ -58,13 +58,21 @@ extension LlamaModel {
     /// Full logits `[rows*seqLen, vocab]` (for tests and evaluation; allocates the result).
     public func logits(_ batch: TokenRows) -> [Float] {
         validate(batch)
-        let input = StackInput(batch)
-        let arena = prepareArena(input, saving: false)
         lastInput = nil
-        runStack(input, arena: arena)
-        let c = config, n = batch.rows * batch.seqLen
-        var out = [Float](repeating: 0, count: n * c.vocabSize)
-        out.withUnsafeMutableBufferPointer { o in lmHeadForward(x: arena.normed.pointer, y: o.baseAddress!, tokens: n) }
+        let whole = StackInput(batch), c = config
+        var out = [Float](repeating: 0, count: whole.tokens * c.vocabSize)
+        // Whole rows in chunks when the arena does not already hold the batch (as `forward` without
+        // backward does): a policy whose arena was sized for shared-prompt batches does not grow.
+        let fits = arena?.capacity.holds(capacity(whole, saving: false)) ?? false
+        let rowsPerChunk = fits || whole.tokens <= forwardChunkTokens ? whole.rows : max(1, forwardChunkTokens / whole.seqLen)
+        for start in stride(from: 0, to: whole.rows, by: rowsPerChunk) {
+            let input = whole.rows(start..<min(whole.rows, start + rowsPerChunk), heads: c.numAttentionHeads)
+            let arena = prepareArena(input, saving: false)
+            runStack(input, arena: arena)
+            out.withUnsafeMutableBufferPointer { o in
+                lmHeadForward(x: arena.normed.pointer, y: o.baseAddress! + start * whole.seqLen * c.vocabSize, tokens: input.tokens)
+            }
+        }
         return out
     }
 

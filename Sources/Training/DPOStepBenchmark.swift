@@ -40,14 +40,14 @@ public enum DPOStepBenchmark {
         public var medianStepSeconds: Double
         public var tokensPerSecond: Double { Double(tokensPerStep) / medianStepSeconds }
         public var pairsPerSecond: Double { Double(pairsPerStep) / medianStepSeconds }
-        /// Per-phase medians over the timed steps (rank 0).
+        /// Per-phase medians over the timed steps (this rank).
         public var phases: StepPhaseSeconds
         /// FLOPs of the plain step (the anchor's count), and of what this run executes
         /// (shared prompts run once, no reference forward with `--precompute-ref`).
         public var plainStepFLOPs: Double
         public var executedStepFLOPs: Double
         public var timedSteps: Int
-        /// Peak resident memory of the slowest... of the largest rank, MB (VmHWM).
+        /// Peak resident memory (VmHWM) up to the end of the timed steps, the largest over ranks, MB.
         public var peakResidentMB: Double
     }
 
@@ -118,7 +118,12 @@ public enum DPOStepBenchmark {
         var stepEnds: [Double] = []
         var phases: [StepPhaseSeconds] = []
         trainer.onProgress = { stepEnds.append($0.elapsedSeconds) }
-        trainer.onStepPhases = { phases.append($1) }
+        // Peak RSS through the timed steps (the last, logged step also computes full logits for `logits/*`).
+        var timedPeakMB = 0.0
+        trainer.onStepPhases = {
+            phases.append($1)
+            if phases.count == o.warmupSteps + o.timedSteps { timedPeakMB = ModelBenchmark.peakResidentMB() }
+        }
         _ = try trainer.run()
 
         // Step k's duration = end(k) - end(k-1); keep the timed window (rank 0's clock; the
@@ -146,7 +151,7 @@ public enum DPOStepBenchmark {
         func flops(policy: Double, reference: Double) -> Double {
             policy * (6 * n + 12 * attentionPerToken) + reference * (2 * n + 4 * attentionPerToken)
         }
-        let peak = Double(communicator.max(Int64(ModelBenchmark.peakResidentMB() * 1024))) / 1024
+        let peak = Double(communicator.max(Int64((timedPeakMB > 0 ? timedPeakMB : ModelBenchmark.peakResidentMB()) * 1024))) / 1024
         return Result(
             tokensPerStep: Int(plainTokens), pairsPerStep: pairs, medianStepSeconds: median, phases: phaseMedians,
             plainStepFLOPs: flops(policy: plainTokens, reference: plainTokens),

@@ -38,7 +38,7 @@ public final class DPOTrainer {
     public var onMessage: ((String) -> Void)?
     /// Called on rank 0 after every optimizer step.
     public var onProgress: ((ProgressSnapshot) -> Void)?
-    /// Called on rank 0 after every optimizer step with (step, this rank's seconds per phase); for `dpo bench dpo`.
+    /// Called on every rank after every optimizer step with (step, this rank's seconds per phase); for `dpo bench dpo`.
     public var onStepPhases: ((Int, StepPhaseSeconds) -> Void)?
     /// Creates the metrics sink on rank 0 from (OUT, the step a resumed run continues from);
     /// default: metrics.jsonl (keeping its lines up to that step) + TensorBoard in OUT.
@@ -380,7 +380,7 @@ public final class DPOTrainer {
             }
             state.pendingMetricSums = pending.packed
 
-            if isPrimary, let onStepPhases { onStepPhases(step, phases) }
+            if let onStepPhases { onStepPhases(step, phases) }
             if isPrimary, let onProgress {
                 let now = clock.now - loopStart
                 let seconds = Double(now.components.seconds) + Double(now.components.attoseconds) * 1e-18

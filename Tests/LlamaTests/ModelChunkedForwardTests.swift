@@ -31,3 +31,18 @@ final class ModelChunkedForwardTests: XCTestCase {
         }
     }
 }
+
+extension ModelChunkedForwardTests {
+    /// `logits` in row chunks equals the one-piece logits (and does not grow a smaller arena).
+    func testChunkedLogitsEqualOnePiece() throws {
+        let config = ModelTestSupport.config(tied: false)
+        let weights = ModelTestSupport.weights(ParameterLayout(config: config), seed: 54)
+        let whole = try ModelTestSupport.model(config, trainable: false, weights: weights)
+        whole.forwardChunkTokens = .max
+        let chunked = try ModelTestSupport.model(config, trainable: false, weights: weights)
+        let batch = ModelTestSupport.batch(vocab: config.vocabSize, seed: 55, lengths: [6, 4, 2, 5], seqLen: 6)
+        chunked.forwardChunkTokens = 2 * batch.seqLen
+        XCTAssertLessThanOrEqual(maxAbsDifference(chunked.logits(batch), whole.logits(batch)), 1e-5)
+        XCTAssertEqual(chunked.arena?.capacity.tokens, 2 * batch.seqLen)
+    }
+}
