@@ -179,6 +179,76 @@ public enum Attention {
         }
     }
 
+    // MARK: - Without saved probs
+
+    /// Floats of scratch `forwardDiscardingProbs` and `backwardRecomputingProbs` need: per
+    /// (row, kv head) job, one head's softmax weights `[T, T]`, a throwaway output `[T, headDim]`
+    /// and the score gradients `[queryBlock, T]`.
+    public static func recomputeScratchCount(_ s: Shape) -> Int { s.rows * s.kvHeads * recomputeScratchPerJob(s) }
+
+    static func recomputeScratchPerJob(_ s: Shape) -> Int { s.seqLen * s.seqLen + s.seqLen * s.headDim + queryBlock * s.seqLen }
+
+    /// `forward` without keeping the softmax weights (each head's live only in the scratch):
+    /// the training forward, whose backward recomputes them. No `[rows, heads, T, T]` tensor.
+    public static func forwardDiscardingProbs(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, shape s: Shape
+    ) {
+        BLAS.ensureBestCore()
+        let group = s.heads / s.kvHeads, T = s.seqLen, hd = s.headDim
+        Parallel.withSingleThreadedBLAS { workers in
+            Parallel.forEach(s.rows * s.kvHeads, workers: workers) { job in
+                let r = job / s.kvHeads, g = job % s.kvHeads
+                let length = max(0, min(lengths[r], T))
+                let probs = scratch + job * recomputeScratchPerJob(s)
+                for h in (g * group)..<((g + 1) * group) {
+                    attendHead(
+                        q: q + r * T * s.queryStride + h * hd, queryStride: s.queryStride, queries: T, queryStart: 0,
+                        k: k + r * T * s.keyStride + g * hd, v: v + r * T * s.keyStride + g * hd,
+                        keyStride: s.keyStride, keys: length, headDim: hd, scale: s.scale, probs: probs, probsStride: T,
+                        output: output + r * T * s.queryWidth + h * hd, outputStride: s.queryWidth)
+                }
+            }
+        }
+    }
+
+    /// `backward` that recomputes each head's softmax weights from q and k (one more QK^T and PV
+    /// product per head, about 1% of a training step) instead of reading saved ones.
+    public static func backwardRecomputingProbs(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
+        dOutput: UnsafePointer<Float>,
+        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>, shape s: Shape
+    ) {
+        BLAS.ensureBestCore()
+        let group = s.heads / s.kvHeads, T = s.seqLen, hd = s.headDim
+        Parallel.withSingleThreadedBLAS { workers in
+            Parallel.forEach(s.rows * s.kvHeads, workers: workers) { job in
+                let r = job / s.kvHeads, g = job % s.kvHeads
+                let length = max(0, min(lengths[r], T))
+                let ks = s.keyStride, qs = s.queryStride
+                let kg = k + r * T * ks + g * hd, vg = v + r * T * ks + g * hd
+                let dkg = dk + r * T * ks + g * hd, dvg = dv + r * T * ks + g * hd
+                for t in 0..<T {
+                    (dkg + t * ks).update(repeating: 0, count: hd)
+                    (dvg + t * ks).update(repeating: 0, count: hd)
+                }
+                let probs = scratch + job * recomputeScratchPerJob(s), discarded = probs + T * T, dScores = discarded + T * hd
+                for h in (g * group)..<((g + 1) * group) {
+                    let qh = q + r * T * qs + h * hd
+                    attendHead(q: qh, queryStride: qs, queries: T, queryStart: 0, k: kg, v: vg, keyStride: ks, keys: length,
+                               headDim: hd, scale: s.scale, probs: probs, probsStride: T, output: discarded, outputStride: hd)
+                    backwardHead(
+                        q: qh, queryStride: qs, queries: T, queryStart: 0,
+                        k: kg, v: vg, keyStride: ks, keys: length, headDim: hd, scale: s.scale,
+                        probs: probs, probsStride: T,
+                        dOutput: dOutput + r * T * s.queryWidth + h * hd, dOutputStride: s.queryWidth,
+                        dq: dq + r * T * qs + h * hd, dk: dkg, dv: dvg, dScores: dScores)
+                }
+            }
+        }
+    }
+
     // MARK: - Naive oracle
 
     /// Loops over every (row, head, query, key) in Double; returns the output `[rows*seqLen, heads*headDim]`.

@@ -29,8 +29,6 @@ public struct SharedPromptSegments: Sendable, Equatable {
     public var rejectedQueries: Int { rejectedLength - promptLength }
     /// Packed index of rejected-row position `t`.
     @inline(__always) public func packedIndexOfRejected(_ t: Int) -> Int { t < promptLength ? t : chosenLength + t - promptLength }
-    /// Softmax weights per head: the chosen part `[Lc, Lc]` then the rejected part `[Lr - P, Lr]`.
-    public var probsPerHead: Int { chosenLength * chosenLength + rejectedQueries * rejectedLength }
 }
 
 /// Causal grouped-query attention over packed shared-prompt rows (see `SharedPromptSegments`):
@@ -40,33 +38,28 @@ public struct SharedPromptSegments: Sendable, Equatable {
 /// Layouts (token index `pair * seqLen + packed index`, `seqLen` >= every packed length):
 ///   q, output, dq  `[pairs * seqLen, heads * headDim]` (q/dq rows `inputStride` apart when fused)
 ///   k, v, dk, dv   `[pairs * seqLen, kvHeads * headDim]` (rows `inputStride` apart when fused)
-///   probs          per pair, per head: `probsPerHead` floats (`probsOffsets`)
-/// Padded packed positions get a zero output and a zero dq. The rejected part runs on a gathered
+/// The softmax weights are not kept: each head's live in the scratch, and backward recomputes
+/// them (one more QK^T and PV product per head). Padded packed positions get a zero output and a zero dq. The rejected part runs on a gathered
 /// copy of its keys and values (prefix + own, `[Lr, headDim]` per kv head) in the scratch; their
 /// gradients are scattered back, so the prefix's dk/dv receive both rows' contributions.
 public enum SharedPromptAttention {
-    /// Offsets of each pair's probs (count pairs + 1; the last is the total).
-    public static func probsOffsets(_ segments: [SharedPromptSegments], heads: Int) -> [Int] {
-        var offsets = [0]
-        offsets.reserveCapacity(segments.count + 1)
-        for s in segments { offsets.append(offsets.last! + heads * s.probsPerHead) }
-        return offsets
-    }
-
     /// Floats of scratch `forward` and `backward` need.
     public static func scratchCount(pairs: Int, seqLen: Int, kvHeads: Int, headDim: Int) -> Int {
         pairs * kvHeads * scratchPerJob(seqLen: seqLen, headDim: headDim)
     }
 
     @inline(__always)
-    static func scratchPerJob(seqLen: Int, headDim: Int) -> Int { 4 * seqLen * headDim + Attention.queryBlock * seqLen }
+    /// Gathered k, v, dk, dv `[S, headDim]` each, score gradients `[queryBlock, S]`, one head's
+    /// softmax weights `[S, S]` (never kept: backward recomputes them) and a throwaway output `[S, headDim]`.
+    static func scratchPerJob(seqLen: Int, headDim: Int) -> Int {
+        5 * seqLen * headDim + Attention.queryBlock * seqLen + seqLen * seqLen
+    }
 
     // MARK: - Forward
 
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, segments: UnsafePointer<SharedPromptSegments>,
-        probsOffsets: UnsafePointer<Int>, probs: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
-        scratch: UnsafeMutablePointer<Float>, shape s: Attention.Shape
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, shape s: Attention.Shape
     ) {
         BLAS.ensureBestCore()
         let group = s.heads / s.kvHeads, S = s.seqLen, hd = s.headDim
@@ -78,18 +71,17 @@ public enum SharedPromptAttention {
                 let base = pair * S, lc = seg.chosenLength, lr = seg.rejectedLength, p = seg.promptLength
                 let kg = k + base * ks + g * hd, vg = v + base * ks + g * hd
                 let gathered = scratch + job * scratchPerJob(seqLen: S, headDim: hd)
-                let gk = gathered, gv = gathered + S * hd
+                let gk = gathered, gv = gathered + S * hd, probs = gathered + 5 * S * hd + Attention.queryBlock * S
                 gatherRejected(kg, vg, stride: ks, segments: seg, headDim: hd, into: gk, gv)
                 for h in (g * group)..<((g + 1) * group) {
-                    let headProbs = probs + probsOffsets[pair] + h * seg.probsPerHead
                     let qh = q + base * qs + h * hd, outh = output + base * ow + h * hd
                     Attention.attendHead(q: qh, queryStride: qs, queries: lc, queryStart: 0,
                                          k: kg, v: vg, keyStride: ks, keys: lc, headDim: hd, scale: s.scale,
-                                         probs: headProbs, probsStride: lc, output: outh, outputStride: ow)
+                                         probs: probs, probsStride: lc, output: outh, outputStride: ow)
                     if lr > p {
                         Attention.attendHead(q: qh + lc * qs, queryStride: qs, queries: lr - p, queryStart: p,
                                              k: gk, v: gv, keyStride: hd, keys: lr, headDim: hd, scale: s.scale,
-                                             probs: headProbs + lc * lc, probsStride: lr, output: outh + lc * ow, outputStride: ow)
+                                             probs: probs, probsStride: lr, output: outh + lc * ow, outputStride: ow)
                     }
                     for t in seg.packedLength..<S { (outh + t * ow).update(repeating: 0, count: hd) }
                 }
@@ -99,10 +91,10 @@ public enum SharedPromptAttention {
 
     // MARK: - Backward
 
-    /// Overwrites dq, dk, dv with the gradients from dOutput, using the saved probs.
+    /// Overwrites dq, dk, dv with the gradients from dOutput, recomputing each head's softmax weights.
     public static func backward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, segments: UnsafePointer<SharedPromptSegments>,
-        probsOffsets: UnsafePointer<Int>, probs: UnsafePointer<Float>, dOutput: UnsafePointer<Float>,
+        dOutput: UnsafePointer<Float>,
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>, shape s: Attention.Shape
     ) {
@@ -122,22 +114,27 @@ public enum SharedPromptAttention {
                 }
                 let gathered = scratch + job * scratchPerJob(seqLen: S, headDim: hd)
                 let gk = gathered, gv = gathered + S * hd, gdk = gathered + 2 * S * hd, gdv = gathered + 3 * S * hd
-                let dScores = gathered + 4 * S * hd
+                let discarded = gathered + 4 * S * hd, dScores = discarded + S * hd, probs = dScores + Attention.queryBlock * S
                 gatherRejected(kg, vg, stride: ks, segments: seg, headDim: hd, into: gk, gv)
                 gdk.update(repeating: 0, count: lr * hd)
                 gdv.update(repeating: 0, count: lr * hd)
                 for h in (g * group)..<((g + 1) * group) {
-                    let headProbs = probs + probsOffsets[pair] + h * seg.probsPerHead
                     let qh = q + base * qs + h * hd, dqh = dq + base * qs + h * hd
                     let dOh = dOutput + base * ow + h * hd
+                    Attention.attendHead(q: qh, queryStride: qs, queries: lc, queryStart: 0,
+                                         k: kg, v: vg, keyStride: ks, keys: lc, headDim: hd, scale: s.scale,
+                                         probs: probs, probsStride: lc, output: discarded, outputStride: hd)
                     Attention.backwardHead(q: qh, queryStride: qs, queries: lc, queryStart: 0,
                                            k: kg, v: vg, keyStride: ks, keys: lc, headDim: hd, scale: s.scale,
-                                           probs: headProbs, probsStride: lc, dOutput: dOh, dOutputStride: ow,
+                                           probs: probs, probsStride: lc, dOutput: dOh, dOutputStride: ow,
                                            dq: dqh, dk: dkg, dv: dvg, dScores: dScores)
                     if lr > p {
+                        Attention.attendHead(q: qh + lc * qs, queryStride: qs, queries: lr - p, queryStart: p,
+                                             k: gk, v: gv, keyStride: hd, keys: lr, headDim: hd, scale: s.scale,
+                                             probs: probs, probsStride: lr, output: discarded, outputStride: hd)
                         Attention.backwardHead(q: qh + lc * qs, queryStride: qs, queries: lr - p, queryStart: p,
                                                k: gk, v: gv, keyStride: hd, keys: lr, headDim: hd, scale: s.scale,
-                                               probs: headProbs + lc * lc, probsStride: lr, dOutput: dOh + lc * ow, dOutputStride: ow,
+                                               probs: probs, probsStride: lr, dOutput: dOh + lc * ow, dOutputStride: ow,
                                                dq: dqh + lc * qs, dk: gdk, dv: gdv, dScores: dScores)
                     }
                     for t in seg.packedLength..<S { (dqh + t * qs).update(repeating: 0, count: hd) }

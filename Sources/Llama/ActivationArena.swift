@@ -1,7 +1,7 @@
 import Kernels
 
-/// Every buffer one forward/backward needs, allocated for a capacity (tokens per batch and
-/// attention rows x seqLen^2) and reused by every batch that fits, so batches padded to
+/// Every buffer one forward/backward needs, allocated for a capacity (tokens per batch, attention
+/// scratch) and reused by every batch that fits, so batches padded to
 /// different lengths do not allocate in the hot loop; it only grows.
 ///
 /// Saved activations (what backward reads) go through `SavedActivations`, which keeps them
@@ -11,32 +11,29 @@ final class ActivationArena {
     struct Capacity: Equatable {
         /// rows * seqLen.
         var tokens: Int
-        /// Attention softmax weights per head (rows * seqLen * seqLen for padded rows).
-        var attentionCells: Int
-        /// Floats of attention scratch (backward's score gradients, the shared-prompt gathers).
+        /// Floats of attention scratch (each head's softmax weights, never kept; score gradients;
+        /// the shared-prompt gathers).
         var attentionScratch: Int
         /// Positions the LM head runs on (a shared-prompt batch can label one token twice).
         var labelled: Int
         var saving: Bool
 
-        init(tokens: Int, attentionCells: Int, attentionScratch: Int, labelled: Int, saving: Bool) {
+        init(tokens: Int, attentionScratch: Int, labelled: Int, saving: Bool) {
             self.tokens = tokens
             self.labelled = labelled
-            self.attentionCells = attentionCells
             self.attentionScratch = attentionScratch
             self.saving = saving
         }
 
         /// Whether an arena of this capacity can run a batch that needs `other`.
         func holds(_ other: Capacity) -> Bool {
-            other.tokens <= tokens && other.attentionCells <= attentionCells && other.attentionScratch <= attentionScratch
+            other.tokens <= tokens && other.attentionScratch <= attentionScratch
                 && other.labelled <= labelled && (saving || !other.saving)
         }
 
         func union(_ other: Capacity) -> Capacity {
             var c = self
             c.tokens = max(tokens, other.tokens)
-            c.attentionCells = max(attentionCells, other.attentionCells)
             c.attentionScratch = max(attentionScratch, other.attentionScratch)
             c.labelled = max(labelled, other.labelled)
             c.saving = saving || other.saving
@@ -77,8 +74,7 @@ final class ActivationArena {
         self.capacity = capacity
         let n = capacity.tokens
         let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
-        saved = SavedActivations(config: c, tokens: n, attentionCells: capacity.attentionCells,
-                                 layers: L, saving: capacity.saving, precision: precision)
+        saved = SavedActivations(config: c, tokens: n, layers: L, saving: capacity.saving, precision: precision)
         normed = FloatBuffer(count: n * h)
         mlpHidden = FloatBuffer(count: n * f)
         rstd = FloatBuffer(count: (2 * L + 1) * n)
@@ -101,11 +97,11 @@ final class ActivationArena {
     }
 
     /// Points the arena at a batch shape that fits its capacity.
-    func use(rows: Int, seqLen: Int, attentionCells: Int) {
-        precondition(rows * seqLen <= capacity.tokens && attentionCells <= capacity.attentionCells)
+    func use(rows: Int, seqLen: Int) {
+        precondition(rows * seqLen <= capacity.tokens)
         self.rows = rows
         self.seqLen = seqLen
-        saved.setActive(tokens: rows * seqLen, attentionCells: attentionCells)
+        saved.setActive(tokens: rows * seqLen)
     }
 
     /// `rstd` row of norm `index` (see `rstd`).
@@ -125,8 +121,6 @@ final class SavedActivations {
         /// Rotated queries, rotated keys and values side by side `[N, Q + 2K]` (one matmul
         /// against the stacked [q_proj; k_proj; v_proj]).
         case qkv
-        /// Attention softmax weights `[rows, heads, T, T]`.
-        case probs
         /// Attention output before o_proj `[N, Q]`.
         case attention
         /// Stream after the attention residual `[N, H]`.
@@ -145,12 +139,12 @@ final class SavedActivations {
     private var full: [FloatBuffer] = []
     private var half: [HalfBuffer] = []
 
-    init(config c: LlamaConfig, tokens n: Int, attentionCells: Int, layers: Int, saving: Bool, precision: Precision) {
+    init(config c: LlamaConfig, tokens n: Int, layers: Int, saving: Bool, precision: Precision) {
         self.saving = saving
         self.precision = precision
         let widths = Kind.allCases.map { widthsFor(c, $0) }
         self.widths = widths
-        capacityCounts = Kind.allCases.map { ($0 == .probs ? attentionCells : n) * widths[$0.rawValue] }
+        capacityCounts = Kind.allCases.map { n * widths[$0.rawValue] }
         activeCounts = capacityCounts
         let slotsPerKind = Kind.allCases.map { $0 == .layerInput ? layers + 1 : layers }
         for kind in Kind.allCases {
@@ -165,8 +159,8 @@ final class SavedActivations {
     }
 
     /// Sets how many values of each slot the current batch uses.
-    func setActive(tokens: Int, attentionCells: Int) {
-        activeCounts = Kind.allCases.map { $0 == .probs ? attentionCells * widths[$0.rawValue] : tokens * widths[$0.rawValue] }
+    func setActive(tokens: Int) {
+        activeCounts = Kind.allCases.map { tokens * widths[$0.rawValue] }
     }
 
     /// Where forward computes `kind` of `layer` (float32).
@@ -203,13 +197,12 @@ final class SavedActivations {
     }
 }
 
-/// Values per token (per attention cell for probs) of each saved kind.
+/// Values per token of each saved kind (attention softmax weights are never saved: backward recomputes them).
 private func widthsFor(_ c: LlamaConfig, _ kind: SavedActivations.Kind) -> Int {
     switch kind {
     case .layerInput, .middle: return c.hiddenSize
     case .attention: return c.qDim
     case .qkv: return c.qDim + 2 * c.kvDim
-    case .probs: return c.numAttentionHeads
     case .gateUp: return 2 * c.intermediateSize
     }
 }

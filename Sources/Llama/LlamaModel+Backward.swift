@@ -93,23 +93,19 @@ extension LlamaModel {
                         dWeight: grad + o.output, tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
         let qkvWidth = qw + 2 * kw
         let qkv = saved.restore(.qkv, layer)
-        let probs = saved.restore(.probs, layer)
         let shape = Attention.Shape(rows: batch.rows, seqLen: batch.seqLen, heads: c.numAttentionHeads,
                                     kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
         let dQKV = arena.dQKV!.pointer, scratch = arena.attentionScratch!.pointer
         switch batch.structure {
         case .paddedRows(let lengths):
             lengths.withUnsafeBufferPointer { l in
-                Attention.backward(q: qkv, k: qkv + qw, v: qkv + qw + kw, lengths: l.baseAddress!, probs: probs, dOutput: dAttention,
-                                   dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: scratch, shape: shape)
-            }
-        case .sharedPrompt(let segments, let offsets):
-            segments.withUnsafeBufferPointer { s in
-                offsets.withUnsafeBufferPointer { o in
-                    SharedPromptAttention.backward(q: qkv, k: qkv + qw, v: qkv + qw + kw, segments: s.baseAddress!,
-                                                   probsOffsets: o.baseAddress!, probs: probs, dOutput: dAttention,
+                Attention.backwardRecomputingProbs(q: qkv, k: qkv + qw, v: qkv + qw + kw, lengths: l.baseAddress!, dOutput: dAttention,
                                                    dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: scratch, shape: shape)
-                }
+            }
+        case .sharedPrompt(let segments):
+            segments.withUnsafeBufferPointer { s in
+                SharedPromptAttention.backward(q: qkv, k: qkv + qw, v: qkv + qw + kw, segments: s.baseAddress!, dOutput: dAttention,
+                                               dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: scratch, shape: shape)
             }
         }
         rotate(dQKV, batch, heads: c.numAttentionHeads, stride: qkvWidth, backward: true)

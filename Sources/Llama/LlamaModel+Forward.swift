@@ -123,21 +123,21 @@ extension LlamaModel {
 
         let shape = Attention.Shape(rows: batch.rows, seqLen: batch.seqLen, heads: c.numAttentionHeads,
                                     kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
-        let probs = saved.buffer(.probs, layer), attention = saved.buffer(.attention, layer)
+        let attention = saved.buffer(.attention, layer), scratch = arena.attentionScratch!.pointer
+        // The softmax weights live only in the scratch: backward recomputes them (no [rows, heads, T, T] tensor).
         switch batch.structure {
         case .paddedRows(let lengths):
             lengths.withUnsafeBufferPointer { l in
-                Attention.forward(q: query, k: key, v: value, lengths: l.baseAddress!, probs: probs, output: attention, shape: shape)
+                Attention.forwardDiscardingProbs(q: query, k: key, v: value, lengths: l.baseAddress!, output: attention,
+                                                 scratch: scratch, shape: shape)
             }
-        case .sharedPrompt(let segments, let offsets):
+        case .sharedPrompt(let segments):
             segments.withUnsafeBufferPointer { s in
-                offsets.withUnsafeBufferPointer { o in
-                    SharedPromptAttention.forward(q: query, k: key, v: value, segments: s.baseAddress!, probsOffsets: o.baseAddress!,
-                                                  probs: probs, output: attention, scratch: arena.attentionScratch!.pointer, shape: shape)
-                }
+                SharedPromptAttention.forward(q: query, k: key, v: value, segments: s.baseAddress!, output: attention,
+                                              scratch: scratch, shape: shape)
             }
         }
-        saved.commit(.probs, layer); saved.commit(.attention, layer)
+        saved.commit(.attention, layer)
 
         let middle = saved.buffer(.middle, layer)
         middle.update(from: input, count: n * h)

@@ -188,20 +188,19 @@ public final class LlamaModel {
     func prepareArena(_ input: StackInput, saving: Bool) -> ActivationArena {
         let needed = capacity(input, saving: saving)
         if let arena, arena.capacity.holds(needed) {
-            arena.use(rows: input.rows, seqLen: input.seqLen, attentionCells: needed.attentionCells)
+            arena.use(rows: input.rows, seqLen: input.seqLen)
             return arena
         }
         let capacity = arena.map { $0.capacity.union(needed) } ?? needed
         arena = nil  // release the old buffers before allocating the larger ones
         let fresh = ActivationArena(config: config, capacity: capacity, precision: precision)
-        fresh.use(rows: input.rows, seqLen: input.seqLen, attentionCells: needed.attentionCells)
+        fresh.use(rows: input.rows, seqLen: input.seqLen)
         arena = fresh
         return fresh
     }
 
     func capacity(_ input: StackInput, saving: Bool) -> ActivationArena.Capacity {
-        ActivationArena.Capacity(tokens: input.tokens, attentionCells: input.attentionCellsPerHead,
-                                 attentionScratch: input.attentionScratchCount(config, saving: saving),
+        ActivationArena.Capacity(tokens: input.tokens, attentionScratch: input.attentionScratchCount(config),
                                  labelled: input.labelledIndices.count, saving: saving)
     }
 

@@ -6,8 +6,8 @@ struct StackInput {
     enum Structure {
         /// Right-padded causal rows (`TokenRows`): row r sees keys `< lengths[r]`.
         case paddedRows(lengths: [Int])
-        /// Packed shared-prompt pairs (`SharedPromptRows`), with each pair's probs offset.
-        case sharedPrompt(segments: [SharedPromptSegments], probsOffsets: [Int])
+        /// Packed shared-prompt pairs (`SharedPromptRows`).
+        case sharedPrompt(segments: [SharedPromptSegments])
     }
 
     var rows: Int, seqLen: Int
@@ -40,24 +40,17 @@ struct StackInput {
         rows = batch.pairs; seqLen = batch.seqLen
         inputIds = batch.inputIds
         positions = batch.positions
-        structure = .sharedPrompt(segments: batch.segments,
-                                  probsOffsets: SharedPromptAttention.probsOffsets(batch.segments, heads: heads))
+        structure = .sharedPrompt(segments: batch.segments)
         labelledIndices = batch.labelledIndices; labelledTargets = batch.labelledTargets; outputIndices = batch.outputIndices
         outputCount = batch.pairedRows.rows * batch.pairedRows.seqLen
     }
 
-    /// Attention softmax weights per head (the arena's probs slots hold this times heads).
-    var attentionCellsPerHead: Int {
+    /// Floats of attention scratch a forward and a backward need.
+    func attentionScratchCount(_ c: LlamaConfig) -> Int {
         switch structure {
-        case .paddedRows: return rows * seqLen * seqLen
-        case .sharedPrompt(let segments, _): return segments.reduce(0) { $0 + $1.probsPerHead }
-        }
-    }
-
-    /// Floats of attention scratch a forward (and, when `saving`, a backward) needs.
-    func attentionScratchCount(_ c: LlamaConfig, saving: Bool) -> Int {
-        switch structure {
-        case .paddedRows: return saving ? rows * c.numKeyValueHeads * seqLen * seqLen : 0
+        case .paddedRows:
+            return Attention.recomputeScratchCount(Attention.Shape(rows: rows, seqLen: seqLen, heads: c.numAttentionHeads,
+                                                                   kvHeads: c.numKeyValueHeads, headDim: c.headDim))
         case .sharedPrompt:
             return SharedPromptAttention.scratchCount(pairs: rows, seqLen: seqLen, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
         }
@@ -74,9 +67,8 @@ struct StackInput {
         switch structure {
         case .paddedRows(let lengths):
             slice.structure = .paddedRows(lengths: Array(lengths[range]))
-        case .sharedPrompt(let segments, _):
-            let part = Array(segments[range])
-            slice.structure = .sharedPrompt(segments: part, probsOffsets: SharedPromptAttention.probsOffsets(part, heads: heads))
+        case .sharedPrompt(let segments):
+            slice.structure = .sharedPrompt(segments: Array(segments[range]))
         }
         slice.labelledIndices = []; slice.labelledTargets = []; slice.outputIndices = []
         for m in labelledIndices.indices where tokenRange.contains(labelledIndices[m]) {
