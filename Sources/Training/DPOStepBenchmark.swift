@@ -40,6 +40,9 @@ public enum DPOStepBenchmark {
         public var medianStepSeconds: Double
         public var tokensPerSecond: Double { Double(tokensPerStep) / medianStepSeconds }
         public var pairsPerSecond: Double { Double(pairsPerStep) / medianStepSeconds }
+        /// Median process CPU seconds of a timed step (all threads), summed over ranks: on a machine
+        /// shared with other work, `tokensPerStep / medianStepCPUSeconds` is the rate per core-second.
+        public var medianStepCPUSeconds: Double
         /// Per-phase medians over the timed steps (this rank).
         public var phases: StepPhaseSeconds
         /// FLOPs of the plain step (the anchor's count), and of what this run executes
@@ -120,8 +123,11 @@ public enum DPOStepBenchmark {
         trainer.onProgress = { stepEnds.append($0.elapsedSeconds) }
         // Peak RSS through the timed steps (the last, logged step also computes full logits for `logits/*`).
         var timedPeakMB = 0.0
+        var cpuEnds: [Double] = []
+        let cpuStart = ModelBenchmark.processCPUSeconds()
         trainer.onStepPhases = {
             phases.append($1)
+            cpuEnds.append(ModelBenchmark.processCPUSeconds())
             if phases.count == o.warmupSteps + o.timedSteps { timedPeakMB = ModelBenchmark.peakResidentMB() }
         }
         _ = try trainer.run()
@@ -132,6 +138,9 @@ public enum DPOStepBenchmark {
         let window = o.warmupSteps..<min(durations.count, o.warmupSteps + o.timedSteps)
         let timed = window.map { durations[$0] }
         let median = communicator.isPrimary ? (timed.isEmpty ? Double.nan : timed.sorted()[timed.count / 2]) : 0
+        let cpuDurations = cpuEnds.isEmpty ? [] : [cpuEnds[0] - cpuStart] + (1..<cpuEnds.count).map { cpuEnds[$0] - cpuEnds[$0 - 1] }
+        let timedCPU = window.compactMap { $0 < cpuDurations.count ? cpuDurations[$0] : nil }.sorted()
+        let medianCPU = timedCPU.isEmpty ? Double.nan : timedCPU[timedCPU.count / 2]
         let timedPhases = window.compactMap { $0 < phases.count ? phases[$0] : nil }
         func medianOf(_ key: KeyPath<StepPhaseSeconds, Double>) -> Double {
             let values = timedPhases.map { $0[keyPath: key] }.sorted()
@@ -153,7 +162,8 @@ public enum DPOStepBenchmark {
         }
         let peak = Double(communicator.max(Int64((timedPeakMB > 0 ? timedPeakMB : ModelBenchmark.peakResidentMB()) * 1024))) / 1024
         return Result(
-            tokensPerStep: Int(plainTokens), pairsPerStep: pairs, medianStepSeconds: median, phases: phaseMedians,
+            tokensPerStep: Int(plainTokens), pairsPerStep: pairs, medianStepSeconds: median,
+            medianStepCPUSeconds: communicator.sum([medianCPU])[0], phases: phaseMedians,
             plainStepFLOPs: flops(policy: plainTokens, reference: plainTokens),
             executedStepFLOPs: flops(policy: sharedTokens, reference: o.precomputeReference ? 0 : sharedTokens),
             timedSteps: timed.count, peakResidentMB: peak)

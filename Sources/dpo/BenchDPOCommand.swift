@@ -18,7 +18,8 @@ struct BenchDPOCommand: ParsableCommand {
             4*L*T*d/2 (reference) per token. `gflops` counts the plain step's work (comparable with the anchor's \
             figure whatever the switches); `executed_gflops` counts what ran (shared prompts once, no reference \
             forward with --precompute-ref) and gives `fraction_of_sgemm_peak` against this machine's \
-            single-core sgemm (measured here) x threads x ranks.
+            single-core sgemm (measured here) x threads x ranks. On a machine shared with other work the \
+            `*_cpu_s` figures (per process CPU-second, all ranks) are the ones that do not drop with the load.
             """)
 
     @Option(help: "Model preset: \(LlamaPreset.allCases.map(\.rawValue).joined(separator: "|")).")
@@ -56,7 +57,7 @@ struct BenchDPOCommand: ParsableCommand {
             let core = BLAS.ensureBestCore()
             // The machine's single-core sgemm rate, measured on every rank at once (as the step runs).
             communicator.barrier()
-            let sgemm = ModelBenchmark.singleCoreSgemmGFLOPS().wall
+            let (sgemm, sgemmPerCPU) = ModelBenchmark.singleCoreSgemmGFLOPS()
             BLAS.threads = ThreadShare.threads(for: communicator, override: threads)
             var options = DPOStepBenchmark.Options(preset: LlamaPreset(rawValue: preset)!)
             options.precision = Precision(rawValue: precision)!
@@ -79,10 +80,15 @@ struct BenchDPOCommand: ParsableCommand {
                 ("share_prompt", "\(sharePrompt)"), ("precompute_ref", "\(precomputeRef)"),
                 ("tokens_per_step", "\(result.tokensPerStep)"), ("pairs_per_step", "\(result.pairsPerStep)"),
                 ("step_s", f(seconds)), ("tokens_per_s", f(result.tokensPerSecond, 1)), ("pairs_per_s", f(result.pairsPerSecond, 3)),
+                ("step_cpu_s", f(result.medianStepCPUSeconds)),
+                ("tokens_per_cpu_s", f(Double(result.tokensPerStep) / result.medianStepCPUSeconds, 1)),
                 ("gflops", f(result.plainStepFLOPs / seconds / 1e9, 1)),
+                ("gflops_per_cpu_s", f(result.plainStepFLOPs / result.medianStepCPUSeconds / 1e9, 1)),
                 ("executed_gflops", f(result.executedStepFLOPs / seconds / 1e9, 1)),
                 ("sgemm_1core_gflops", f(sgemm, 1)),
                 ("fraction_of_sgemm_peak", f(result.executedStepFLOPs / seconds / 1e9 / (Double(totalThreads) * sgemm), 3)),
+                ("sgemm_1core_gflops_per_cpu_s", f(sgemmPerCPU, 1)),
+                ("fraction_of_sgemm_peak_by_cpu_time", f(result.executedStepFLOPs / result.medianStepCPUSeconds / 1e9 / sgemmPerCPU, 3)),
                 ("peak_rss_mb", f(result.peakResidentMB, 1)),
                 ("phases_s", "{\"data\": \(f(phases.data)), \"reference_forward\": \(f(phases.referenceForward)), "
                     + "\"policy_forward\": \(f(phases.policyForward)), \"backward\": \(f(phases.backward)), "
