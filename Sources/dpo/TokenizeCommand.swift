@@ -43,7 +43,7 @@ struct TokenizeCommand: ParsableCommand {
                 try TokenizerFiles.writeByteTokenizer(to: destination)
             } else {
                 var isDirectory: ObjCBool = false
-                FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory)
+                _ = FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory)
                 let directory = isDirectory.boolValue ? URL(fileURLWithPath: source) : URL(fileURLWithPath: source).deletingLastPathComponent()
                 try TokenizerFiles.copy(from: directory, to: destination)
             }
