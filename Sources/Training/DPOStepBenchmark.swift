@@ -135,8 +135,9 @@ public enum DPOStepBenchmark {
         // Step k's duration = end(k) - end(k-1); keep the timed window (rank 0's clock; the
         // all-reduce inside every step keeps the ranks in step).
         let durations = stepEnds.isEmpty ? [] : [stepEnds[0]] + (1..<stepEnds.count).map { stepEnds[$0] - stepEnds[$0 - 1] }
-        let window = o.warmupSteps..<min(durations.count, o.warmupSteps + o.timedSteps)
-        let timed = window.map { durations[$0] }
+        // Step indices of the timed window; rank 0 alone has wall-clock ends (onProgress), every rank CPU times and phases.
+        let window = o.warmupSteps..<(o.warmupSteps + o.timedSteps)
+        let timed = window.compactMap { $0 < durations.count ? durations[$0] : nil }
         let median = communicator.isPrimary ? (timed.isEmpty ? Double.nan : timed.sorted()[timed.count / 2]) : 0
         let cpuDurations = cpuEnds.isEmpty ? [] : [cpuEnds[0] - cpuStart] + (1..<cpuEnds.count).map { cpuEnds[$0] - cpuEnds[$0 - 1] }
         let timedCPU = window.compactMap { $0 < cpuDurations.count ? cpuDurations[$0] : nil }.sorted()
