@@ -14,3 +14,12 @@ echo "== build (release)" >&2
 swift build -c release -Xswiftc -enable-testing --build-tests
 echo "== tests" >&2
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"
+
+# The shortened demo through the user's own entry point, on 2 MPI ranks: it must show
+# DPO improving the task score (not only the loss). Skipped when a filter was given.
+if [ $# -eq 0 ]; then
+    echo "== launch/demo.sh --quick (2 ranks)" >&2
+    demo_out="$(mktemp -d)/demo"
+    ./launch/demo.sh --quick --out "$demo_out" --require-improvement
+    rm -rf "$(dirname "$demo_out")"
+fi

@@ -183,8 +183,10 @@ extension LlamaConfig {
         guard let layers = multiply(perLayer, numHiddenLayers) else { return nil }
         let heads = tieWordEmbeddings ? embedding : (embedding.multipliedReportingOverflow(by: 2).overflow ? nil : 2 * embedding)
         guard let heads else { return nil }
-        let (total, overflow) = layers.addingReportingOverflow(heads + hiddenSize)
-        return overflow ? nil : total
+        // Every sum checked too: untied heads near Int.max plus the final norm used to wrap negative.
+        let (headsAndNorm, headsOverflow) = heads.addingReportingOverflow(hiddenSize)
+        let (total, overflow) = layers.addingReportingOverflow(headsAndNorm)
+        return overflow || headsOverflow ? nil : total
     }
 }
 
@@ -271,7 +273,9 @@ struct ConfigReader {
             }
             if let nested = parameters["rope_theta"] {
                 guard let nestedTheta = nested.doubleValue else { throw wrongType(key + ".rope_theta", "a number", nested) }
-                if let theta, theta != nestedTheta {
+                // Compared as the Float the model uses: `encode` writes rope_theta as Float text and the
+                // nested copy as the widened Double, which differ in decimal for thetas such as 1e11.
+                if let theta, Float(theta) != Float(nestedTheta) {
                     throw LlamaConfigError(
                         key: key + ".rope_theta", problem: "is \(nestedTheta) but rope_theta is \(theta); they must agree")
                 }

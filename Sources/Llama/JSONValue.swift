@@ -46,6 +46,44 @@ enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
+    // MARK: - Parsing with a nesting limit
+
+    /// Deepest nesting accepted by `parse`. Hugging Face files nest three or four levels; Foundation's
+    /// `JSONDecoder` decodes this enum in time that grows steeply with depth (0.5 s at 257 levels,
+    /// over 5 s near its 512 limit), so a 1 KB file of brackets would stall loading.
+    static let maximumNestingDepth = 64
+
+    /// Why `parse` refused the bytes before decoding them.
+    struct NestingError: Error, CustomStringConvertible, LocalizedError {
+        var depth: Int
+        var description: String {
+            "JSON nested more than \(depth) levels deep (arrays or objects inside each other); no Hugging Face file nests like this"
+        }
+        var errorDescription: String? { description }
+    }
+
+    /// Decodes JSON text, refusing text nested deeper than `maximumNestingDepth` before decoding it.
+    static func parse(_ data: Data) throws -> JSONValue {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in data {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > maximumNestingDepth { throw NestingError(depth: maximumNestingDepth) }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return try JSONDecoder().decode(JSONValue.self, from: data)
+    }
+
     // MARK: - Typed views
 
     /// The value as an integer: JSON integers, and numbers with no fractional part.

@@ -118,7 +118,7 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         }
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: data)
+            value = try JSONValue.parse(data)
         } catch {
             throw LlamaConfigError(file: url.path, key: nil, problem: "not valid JSON (\(error))")
         }

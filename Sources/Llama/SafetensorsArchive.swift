@@ -49,7 +49,7 @@ public final class SafetensorsArchive {
         let file = url.path
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: url))
+            value = try JSONValue.parse(Data(contentsOf: url))
         } catch {
             throw SafetensorsError(.badIndex, file: file, "cannot read the shard index as JSON (\(error.localizedDescription))")
         }

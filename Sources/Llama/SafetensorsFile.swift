@@ -60,7 +60,7 @@ public final class SafetensorsFile {
 
         let header: [String: JSONValue]
         do {
-            let value = try JSONDecoder().decode(JSONValue.self, from: bytes.subdata(in: 8..<dataStart))
+            let value = try JSONValue.parse(bytes.subdata(in: 8..<dataStart))
             guard let object = value.objectValue else {
                 throw SafetensorsError(.malformedHeader, file: file, "header is \(value.kindDescription), not a JSON object")
             }

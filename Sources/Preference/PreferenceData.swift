@@ -22,14 +22,15 @@ public struct PreferenceData: Sendable {
     /// Lines to print at start: template, skipped records, drops, truncations, the mismatch warning.
     public var startupLines: [String]
 
-    /// Reads and encodes `url`. Throws `DataError` for bad records (unless skipped), `EncodingError` for setup
-    /// problems, and `BatchPlanError.noExamples` when nothing is left to train on.
+    /// Reads and encodes `url`. Throws `DataError` naming the file for bad records (unless skipped), for
+    /// a record the chat template cannot split into prompt and completion, and when nothing is left to
+    /// train on; `EncodingError` for setup problems.
     public static func load(from url: URL, tokenizer: any Tokenizer, encoding: EncodingOptions = EncodingOptions(),
                             reading: DatasetReadOptions = DatasetReadOptions()) throws -> PreferenceData {
         let dataset = try DatasetReader.readPreferences(from: url, options: reading)
         let encoder = try PreferenceEncoder(tokenizer: tokenizer, options: encoding)
-        let (pairs, report) = try encoder.encode(dataset.examples)
-        guard !pairs.isEmpty else { throw BatchPlanError.noExamples }
+        let (pairs, report) = try namingTheFile(dataset) { try encoder.encode(dataset.examples) }
+        guard !pairs.isEmpty else { throw nothingLeft(dataset, report) }
         return PreferenceData(
             file: url.path, format: dataset.format, template: encoder.template, pairs: pairs, report: report,
             skipped: dataset.skipped, paddingId: tokenizer.paddingId,
@@ -44,6 +45,29 @@ public struct PreferenceData: Sendable {
 
     /// Longest row length of each pair, for `BatchPlan(groupByLength:)`.
     public var rowLengths: [Int] { pairs.map(\.longestRowLength) }
+
+    /// Runs `encode`, turning a per-example template failure (which names only the example's index)
+    /// into a `DataError` naming the file and the record's line or element.
+    static func namingTheFile<Example, Result>(_ dataset: Dataset<Example>, _ encode: () throws -> Result) throws -> Result {
+        do {
+            return try encode()
+        } catch EncodingError.templateNotPrefix(let index, let template) {
+            let position = dataset.sourcePositions.indices.contains(index) ? dataset.sourcePositions[index] : index
+            throw DataError(file: dataset.file, location: .file,
+                            problem: "record at line or element \(position): the \(template) rendering of the prompt is not a "
+                                + "prefix of the rendering of prompt+completion (completions must start with an assistant message)")
+        }
+    }
+
+    /// The error for a file whose every example was skipped or dropped (formerly `BatchPlanError.noExamples`,
+    /// which did not say which file).
+    static func nothingLeft<Example>(_ dataset: Dataset<Example>, _ report: EncodingReport) -> DataError {
+        let reasons = report.summaryLines.filter { $0.hasPrefix("dropped") }
+        return DataError(file: dataset.file, location: .file,
+                         problem: "no examples to train on: all \(dataset.examples.count) read example(s) were dropped"
+                             + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: "; ")))")
+                             + "; raise --max-length or lower --max-prompt-length")
+    }
 
     static func startupLines(file: String, format: DatasetFormat, tokenizer: any Tokenizer, encoding: EncodingOptions,
                              examples: Int, skipped: [DataError], report: EncodingReport) -> [String] {
@@ -76,8 +100,8 @@ public struct SupervisedData: Sendable {
                             reading: DatasetReadOptions = DatasetReadOptions()) throws -> SupervisedData {
         let dataset = try DatasetReader.readSupervised(from: url, options: reading)
         let encoder = try SupervisedEncoder(tokenizer: tokenizer, options: encoding)
-        let (sequences, report) = try encoder.encode(dataset.examples)
-        guard !sequences.isEmpty else { throw BatchPlanError.noExamples }
+        let (sequences, report) = try PreferenceData.namingTheFile(dataset) { try encoder.encode(dataset.examples) }
+        guard !sequences.isEmpty else { throw PreferenceData.nothingLeft(dataset, report) }
         return SupervisedData(
             file: url.path, format: dataset.format, template: encoder.template, sequences: sequences, report: report,
             skipped: dataset.skipped, paddingId: tokenizer.paddingId,

@@ -46,7 +46,18 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         var largestId: Int32 = -1
         for id in definition.vocabulary.values { largestId = max(largestId, id) }
         for token in definition.addedTokens { largestId = max(largestId, token.id) }
+        // The id table below has one slot per id up to the largest: a stray id such as 2147483646 would
+        // make it 32 GB. Real vocabularies are contiguous from 0 (added tokens follow the model's).
+        let definedCount = definition.vocabulary.count + definition.addedTokens.count
+        guard Int(largestId) < 2 * definedCount + 1024 else {
+            throw TokenizerError.malformed(
+                path: sourcePath,
+                problem: "token id \(largestId) is far beyond the \(definedCount) tokens defined; ids must run from 0 without large gaps")
+        }
         vocabularySize = Int(largestId) + 1
+        for id in definition.postProcessorPrefix + definition.postProcessorSuffix where Int(id) >= vocabularySize {
+            throw TokenizerError.malformed(path: sourcePath, problem: "post_processor adds id \(id), outside the vocabulary 0..<\(vocabularySize)")
+        }
         var tokenOfId = [String?](repeating: nil, count: vocabularySize)
         var idOfBytes = [[UInt8]: Int32]()
         for (token, id) in definition.vocabulary {

@@ -76,6 +76,11 @@ struct TokenizerDefinition {
         }
     }
 
+    /// `value` as a token id (0 ..< Int32.max), or nil.
+    static func tokenId(_ value: Int) -> Int32? {
+        value >= 0 && value < Int(Int32.max) ? Int32(value) : nil
+    }
+
     private static func tokenString(_ value: Any?) -> String? {
         if let text = value as? String { return text }
         if let object = value as? [String: Any] { return object["content"] as? String }
@@ -134,8 +139,13 @@ struct TokenizerDefinition {
             guard let id = entry["id"] as? Int, let content = entry["content"] as? String, !content.isEmpty else {
                 throw TokenizerError.malformed(path: path, problem: "an added_tokens entry lacks id or content")
             }
+            // Checked before the narrowing to Int32 (which traps, or in -Ounchecked wraps) and before
+            // the id is used as an index.
+            guard let tokenId = Self.tokenId(id) else {
+                throw TokenizerError.malformed(path: path, problem: "added_tokens entry '\(content)' has id \(id), not a token id")
+            }
             addedTokens.append(AddedToken(
-                id: Int32(id), content: content, special: entry["special"] as? Bool ?? false,
+                id: tokenId, content: content, special: entry["special"] as? Bool ?? false,
                 singleWord: entry["single_word"] as? Bool ?? false, leftStrip: entry["lstrip"] as? Bool ?? false,
                 rightStrip: entry["rstrip"] as? Bool ?? false))
         }
@@ -223,21 +233,25 @@ struct TokenizerDefinition {
             var seenSequence = false
             for item in processor["single"] as? [[String: Any]] ?? [] {
                 if let special = item["SpecialToken"] as? [String: Any], let name = special["id"] as? String {
-                    guard let ids = specialTokens[name]?["ids"] as? [Int] else {
+                    guard let list = specialTokens[name]?["ids"] as? [Int] else {
                         throw TokenizerError.malformed(path: path, problem: "TemplateProcessing names '\(name)' without ids")
                     }
-                    if seenSequence { postProcessorSuffix += ids.map(Int32.init) } else { postProcessorPrefix += ids.map(Int32.init) }
+                    let ids = list.compactMap(Self.tokenId)
+                    guard ids.count == list.count else {
+                        throw TokenizerError.malformed(path: path, problem: "TemplateProcessing '\(name)' has ids \(list), not token ids")
+                    }
+                    if seenSequence { postProcessorSuffix += ids } else { postProcessorPrefix += ids }
                 } else if item["Sequence"] != nil {
                     seenSequence = true
                 }
             }
         case "RobertaProcessing", "BertProcessing":
             guard let cls = processor["cls"] as? [Any], let sep = processor["sep"] as? [Any],
-                  let clsId = cls.last as? Int, let sepId = sep.last as? Int else {
-                throw TokenizerError.malformed(path: path, problem: "\(type) lacks cls/sep")
+                  let clsId = (cls.last as? Int).flatMap(Self.tokenId), let sepId = (sep.last as? Int).flatMap(Self.tokenId) else {
+                throw TokenizerError.malformed(path: path, problem: "\(type) lacks cls/sep token ids")
             }
-            postProcessorPrefix.append(Int32(clsId))
-            postProcessorSuffix.append(Int32(sepId))
+            postProcessorPrefix.append(clsId)
+            postProcessorSuffix.append(sepId)
         default:
             throw TokenizerError.unsupported(path: path, component: "post_processor", what: type)
         }

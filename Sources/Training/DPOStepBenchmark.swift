@@ -26,6 +26,8 @@ public enum DPOStepBenchmark {
         public var promptFraction = 0.25
         public var sharePrompt = false
         public var precomputeReference = false
+        /// BLAS threads per rank (nil: the trainer's default, this host's cores / ranks on it).
+        public var threads: Int?
         public var warmupSteps = 1
         public var timedSteps = 3
 
@@ -110,6 +112,7 @@ public enum DPOStepBenchmark {
         parameters.learningRate = 1e-6
         parameters.sharePrompt = o.sharePrompt
         parameters.precomputeReference = o.precomputeReference
+        parameters.threads = o.threads
 
         final class NullSink: MetricsSink {
             func log(step: Int, metrics: [(name: String, value: Double)]) throws {}

@@ -37,7 +37,7 @@ public enum ScoringReports {
         let maxLength = o.maxLength ?? unlimitedLength
         let encoding = EncodingOptions(maxLength: maxLength, maxPromptLength: o.maxPromptLength ?? maxLength)
         let data = try TrainingInputs.loadPairs(
-            o.dataFile, flag: "--data", tokenizer: tokenizer, encoding: encoding, skipInvalid: false, allowEmpty: true)
+            o.dataFile, flag: "--data", tokenizer: tokenizer, encoding: encoding, allowEmpty: true)
         try DPOTrainer.checkTokenIds(data.pairs, vocabSize: config.vocabSize, file: o.dataFile, flag: "--data")
         let model = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { model.loadWeights($0) }
@@ -95,7 +95,7 @@ public enum ScoringReports {
         let tokenizer = try TrainingInputs.loadTokenizer(o.modelDirectory, flag: "--model")
         let data = try TrainingInputs.loadPairs(
             o.dataFile, flag: "--data", tokenizer: tokenizer,
-            encoding: EncodingOptions(maxLength: o.maxLength, maxPromptLength: o.maxPromptLength), skipInvalid: false)
+            encoding: EncodingOptions(maxLength: o.maxLength, maxPromptLength: o.maxPromptLength))
         try DPOTrainer.checkTokenIds(data.pairs, vocabSize: config.vocabSize, file: o.dataFile, flag: "--data")
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { policy.loadWeights($0) }

@@ -66,6 +66,12 @@ public final class DPOTrainer {
         try p.validate()
         BLAS.ensureBestCore()
         let worldSize = communicator.size
+        let faults = try FaultInjection.fromEnvironment() ?? FaultInjection(faults: [])
+        let rank = communicator.rank
+        // Each rank takes its share of the host's cores (ranks on one host would oversubscribe it otherwise).
+        let previousThreads = BLAS.threads
+        if worldSize > 1 || p.threads != nil { BLAS.threads = ThreadShare.threads(for: communicator, override: p.threads) }
+        defer { BLAS.threads = previousThreads }
         if worldSize > 1 {
             // A different binary or configuration on one rank would silently train something else.
             try communicator.verifySameRun([
@@ -94,14 +100,21 @@ public final class DPOTrainer {
         let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
         let paddingId = tokenizer.paddingId
         let train = try TrainingInputs.loadPairs(
-            p.dataFile, flag: "--data", tokenizer: tokenizer, encoding: p.encodingOptions, skipInvalid: p.skipInvalid)
+            p.dataFile, flag: "--data", tokenizer: tokenizer, encoding: p.encodingOptions, reading: p.readOptions)
         message(train.summary)
         var evalPairs: [EncodedPair]?
         if let evalFile = p.evalDataFile {
             let eval = try TrainingInputs.loadPairs(
-                evalFile, flag: "--eval-data", tokenizer: tokenizer, encoding: p.encodingOptions, skipInvalid: p.skipInvalid)
+                evalFile, flag: "--eval-data", tokenizer: tokenizer, encoding: p.encodingOptions, reading: p.readOptions)
             message(eval.summary)
             evalPairs = eval.pairs
+        }
+        if worldSize > 1 {
+            // Each rank reads its own copy of the data: a stale copy on one host would give that rank
+            // another step count and leave the others waiting in a collective forever.
+            var parts = [(name: "training data (--data as encoded)", value: Self.dataFingerprint(train.pairs))]
+            if let evalPairs { parts.append((name: "evaluation data (--eval-data as encoded)", value: Self.dataFingerprint(evalPairs))) }
+            try communicator.verifySameRun(parts)
         }
         try Self.checkTokenIds(train.pairs, vocabSize: config.vocabSize, file: p.dataFile, flag: "--data")
         if let evalPairs, let evalFile = p.evalDataFile {
@@ -136,8 +149,18 @@ public final class DPOTrainer {
                             + "Choose --batch-pairs and a rank count whose product divides \(globalBatch)")
                 }
                 let accum = globalBatch / (p.batchPairs * worldSize)
+                // The sampler pads each epoch's permutation to a multiple of the rank count, so a
+                // new rank count changes the last (padded) step of an epoch when the padding differs.
+                let pairCount = train.pairs.count
+                let paddedBefore = (pairCount + saved.worldSize - 1) / saved.worldSize * saved.worldSize
+                let paddedNow = (pairCount + worldSize - 1) / worldSize * worldSize
+                let order = paddedBefore == paddedNow
+                    ? "each step sees the same pairs as before (the split across ranks and micro-steps differs)"
+                    : "each step sees the same pairs as before except the last step of each epoch, which now repeats "
+                        + "\(paddedNow - pairCount) instead of \(paddedBefore - pairCount) pair(s) from the epoch's start "
+                        + "(\(pairCount) pairs are padded to a multiple of the rank count)"
                 message("resuming with \(worldSize) rank(s) x \(p.batchPairs) pairs: --grad-accum \(p.gradAccum) -> \(accum) keeps the global batch "
-                    + "of \(globalBatch) pairs; each step sees the same pairs as before (the split across ranks and micro-steps differs)")
+                    + "of \(globalBatch) pairs; " + order)
                 p.gradAccum = accum
             }
             if !saved.dataFingerprint.isEmpty && saved.dataFingerprint != Self.dataFingerprint(train.pairs) {
@@ -153,7 +176,8 @@ public final class DPOTrainer {
         let plan: BatchPlan
         do {
             plan = try BatchPlan(exampleCount: train.pairs.count, batchSize: pairsPerRankStep, worldSize: worldSize,
-                                 rank: communicator.rank, seed: p.seed, shuffle: p.shuffle)
+                                 rank: communicator.rank, seed: p.seed, shuffle: p.shuffle,
+                                 groupByLength: p.groupByLength ? train.pairs.map(\.longestRowLength) : nil)
         } catch { throw TrainingError.data("--data \(p.dataFile): \(error)") }
         let stepsPerEpoch = plan.stepsPerEpoch
         let totalSteps = p.maxSteps > 0 ? p.maxSteps : p.epochs * stepsPerEpoch
@@ -237,7 +261,7 @@ public final class DPOTrainer {
             reducer = try gradients.withUnsafeMutableBufferPointer { buffer in
                 try GradientReducer(
                     communicator: communicator, gradients: buffer, groupRanges: policy.layout.groupRanges,
-                    bucketMegabytes: p.bucketMegabytes, wireType: p.precision == .fp16 ? .fp16 : .fp32)
+                    bucketMegabytes: p.bucketMegabytes, wireType: p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32))
             }
         }
         var pending = state.pendingMetricSums.count == PreferenceMetricSums.packedCount
@@ -255,10 +279,16 @@ public final class DPOTrainer {
 
         message("training \(totalSteps - startStep) step(s) (\(startStep)/\(totalSteps) done): \(stepsPerEpoch) steps/epoch, "
             + "global batch \(p.batchPairs * p.gradAccum * worldSize) pairs (\(p.batchPairs) x \(p.gradAccum) x \(worldSize) ranks), "
-            + "loss \(p.loss.kind.rawValue), beta \(p.loss.beta), precision \(p.precision.rawValue)")
+            + "loss \(p.loss.kind.rawValue), beta \(p.loss.beta), precision \(p.precision.rawValue)"
+            + (worldSize > 1 ? ", all-reduce \(reducer.wireType.rawValue), \(BLAS.threads) BLAS thread(s) per rank" : ""))
 
         var step = startStep
         while step < totalSteps {
+            for fault in faults.matching(.delay, rank: rank, step: step + 1) { usleep(UInt32(fault.milliseconds) * 1000) }
+            if faults.contains(.kill, rank: rank, step: step + 1) { kill(getpid(), SIGKILL) }
+            if faults.contains(.throwError, rank: rank, step: step + 1) {
+                throw TrainingError.injectedFault("rank \(rank) throws at step \(step + 1)")
+            }
             var phases = StepPhaseSeconds()
             var phaseStart = clock.now
             /// Adds the time since the last mark to `phase`.
@@ -321,6 +351,8 @@ public final class DPOTrainer {
             let reduction = reducer.finish()
             mark(\.allReduceWait)
             gradients.withUnsafeMutableBufferPointer { g in gradientHook?(step, g) }
+            if faults.contains(.nan, rank: rank, step: step + 1) { gradients[0] = .nan }
+            if faults.contains(.zero, rank: rank, step: step + 1) { for i in gradients.indices { gradients[i] = 0 } }
 
             // Unscale, measure, clip; a non-finite loss or gradient on any rank skips the step everywhere.
             let inverseScale = Float(1 / lossScale)
@@ -333,6 +365,7 @@ public final class DPOTrainer {
                 master.withUnsafeMutableBufferPointer { w in
                     gradients.withUnsafeBufferPointer { g in optimizer.step(weights: w, gradients: g, learningRate: learningRate) }
                 }
+                if faults.contains(.diverge, rank: rank, step: step + 1) { master[0] = master[0].nextUp }
                 master.withUnsafeBufferPointer { policy.loadWeights($0) }
                 mark(\.optimizer)
                 pending = pending + stepSums
@@ -348,6 +381,10 @@ public final class DPOTrainer {
             }
             step += 1
             state.globalStep = step
+            // Ranks must hold bit-identical weights; a drift (a bug, bad memory, a different BLAS) stops the job early.
+            if worldSize > 1 && p.checkEvery > 0 && step % p.checkEvery == 0 && step < totalSteps {
+                try master.withUnsafeBufferPointer { try communicator.checkConsistency($0, step: step) }
+            }
             state.epoch = Double(step) / Double(stepsPerEpoch)
             state.epochIndex = step / stepsPerEpoch
             state.batchInEpoch = step % stepsPerEpoch
@@ -404,7 +441,8 @@ public final class DPOTrainer {
             }
 
             // Stop signal: agree across ranks, checkpoint, leave.
-            let stopRequested = step < totalSteps && (communicator.size > 1 ? communicator.anyRank(shouldStop()) : shouldStop())
+            let stopHere = shouldStop() || faults.contains(.stop, rank: rank, step: step)
+            let stopRequested = step < totalSteps && (communicator.size > 1 ? communicator.anyRank(stopHere) : stopHere)
             if stopRequested {
                 savedDirectory = try saveCheckpoint(
                     name: CheckpointStore.checkpointName(step: step), step: step, store: store, config: config, master: master,
@@ -491,8 +529,13 @@ public final class DPOTrainer {
                 message("saved \(url.path)")
             } catch { failure = error }
         }
-        if communicator.size > 1 && communicator.anyRank(failure != nil) && failure == nil {
-            throw TrainingError.output("rank 0 could not save \(name)")
+        if communicator.size > 1 {
+            // Every rank learns rank 0's reason: whichever rank aborts the job first prints it
+            // (MPI_Abort from another rank can end rank 0 before its own message is out).
+            let reasons = communicator.allGather(Array((failure.map { "\($0)" } ?? "").utf8))
+            if failure == nil, let reason = reasons.first(where: { !$0.isEmpty }) {
+                throw TrainingError.output("rank 0 could not save \(name): \(String(decoding: reason, as: UTF8.self))")
+            }
         }
         if let failure { throw failure }
         return url

@@ -17,6 +17,8 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
     case checkpoint(String)
     /// Too many non-finite steps in a row, or a non-finite value that cannot be skipped.
     case numerical(String)
+    /// A fault injected on purpose through `DPO_FAULT_INJECT` (tests only).
+    case injectedFault(String)
 
     public var description: String {
         switch self {
@@ -26,6 +28,7 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
         case .output(let m): return "output directory: \(m)"
         case .checkpoint(let m): return "checkpoint: \(m)"
         case .numerical(let m): return "numerical failure: \(m)"
+        case .injectedFault(let m): return "injected fault (\(FaultInjection.environmentVariable)): \(m)"
         }
     }
 

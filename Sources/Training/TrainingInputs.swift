@@ -51,13 +51,13 @@ public enum TrainingInputs {
     /// Encoded pairs of a preference file plus a one-line account of what was dropped/skipped.
     /// - Parameter allowEmpty: `dpo logps` scores whatever is left; training refuses an empty set.
     public static func loadPairs(
-        _ file: String, flag: String, tokenizer: any Tokenizer, encoding: EncodingOptions, skipInvalid: Bool,
-        allowEmpty: Bool = false
+        _ file: String, flag: String, tokenizer: any Tokenizer, encoding: EncodingOptions,
+        reading: DatasetReadOptions = DatasetReadOptions(), allowEmpty: Bool = false
     ) throws -> (pairs: [EncodedPair], outcomes: [EncodingOutcome], summary: String) {
         let dataset: Dataset<PreferenceExample>
         do {
             dataset = try DatasetReader.readPreferences(
-                from: URL(fileURLWithPath: file), options: DatasetReadOptions(skipInvalid: skipInvalid))
+                from: URL(fileURLWithPath: file), options: reading)
         } catch {
             throw TrainingError.data("\(flag) \(file): \(error)")
         }

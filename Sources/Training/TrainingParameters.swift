@@ -1,6 +1,8 @@
+import Distributed
 import Foundation
 import Llama
 import Preference
+import Tokenization
 
 /// Everything `dpo train` can be told, with its documented default.
 ///
@@ -56,6 +58,15 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     public var shuffle: Bool = true
     /// Skip unreadable records of the data files instead of stopping (`--skip-invalid`), default off.
     public var skipInvalid: Bool = false
+    /// Chat template for conversational data (`--chat-template chatml|llama3|none`);
+    /// nil (default) = the one recognised in the tokenizer's `tokenizer_config.json`.
+    public var chatTemplate: ChatTemplate?
+    /// Key names of the data files (`--prompt-key`, `--chosen-key`, `--rejected-key`), default TRL's.
+    public var promptKey: String = "prompt"
+    public var chosenKey: String = "chosen"
+    public var rejectedKey: String = "rejected"
+    /// Batch pairs of similar length together to cut padding (`--group-by-length`), default off.
+    public var groupByLength: Bool = false
 
     // MARK: Precision and runtime
     /// `--precision fp32|fp16`, default fp32.
@@ -73,6 +84,14 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     public var maxSkippedSteps: Int = 10
     /// Size of a gradient all-reduce bucket in MiB (`--bucket-mb`), default 25.
     public var bucketMegabytes: Double = 25
+    /// Gradient element type on the wire (`--allreduce-dtype fp32|fp16`), default nil = fp16 with
+    /// `--precision fp16`, else fp32.
+    public var allreduceDType: GradientReducer.WireType?
+    /// Compare a checksum of the weights across ranks every N steps (`--check-every`, 0 = only at
+    /// saves and the end), default 100.
+    public var checkEvery: Int = 100
+    /// BLAS threads per rank (`--threads`), default nil = this host's cores / ranks on it.
+    public var threads: Int?
 
     // MARK: Logging, evaluation, checkpoints
     /// Log metrics every N optimizer steps (`--log-every`), default 10 (and always the last step).
@@ -92,10 +111,11 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         case learningRate = "lr", optimizer, schedule, warmupSteps = "warmup_steps", warmupRatio = "warmup_ratio"
         case maxGradNorm = "max_grad_norm", batchPairs = "batch_pairs", gradAccum = "grad_accum", epochs
         case maxSteps = "max_steps", maxLength = "max_length", maxPromptLength = "max_prompt_length", truncation, shuffle
-        case skipInvalid = "skip_invalid", precision, saveDType = "save_dtype", seed
+        case skipInvalid = "skip_invalid", chatTemplate = "chat_template", promptKey = "prompt_key"
+        case chosenKey = "chosen_key", rejectedKey = "rejected_key", groupByLength = "group_by_length", precision, saveDType = "save_dtype", seed
         case precomputeReference = "precompute_ref", sharePrompt = "share_prompt", maxSkippedSteps = "max_skipped_steps"
         case bucketMegabytes = "bucket_mb", logEvery = "log_every", evalEvery = "eval_every", saveEvery = "save_every"
-        case keepCheckpoints = "keep_checkpoints"
+        case keepCheckpoints = "keep_checkpoints", allreduceDType = "allreduce_dtype", checkEvery = "check_every", threads
     }
 
     // MARK: - Validation
@@ -122,6 +142,8 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         try require(maxPromptLength >= 1, "--max-prompt-length must be >= 1, got \(maxPromptLength)")
         try require(maxSkippedSteps >= 1, "--max-skipped-steps must be >= 1, got \(maxSkippedSteps)")
         try require(bucketMegabytes > 0 && bucketMegabytes.isFinite, "--bucket-mb must be > 0, got \(bucketMegabytes)")
+        try require(checkEvery >= 0, "--check-every must be >= 0, got \(checkEvery)")
+        try require(threads.map { $0 >= 1 } ?? true, "--threads must be >= 1, got \(threads ?? 0)")
         try require(logEvery >= 1, "--log-every must be >= 1, got \(logEvery)")
         try require(evalEvery >= 0, "--eval-every must be >= 0, got \(evalEvery)")
         try require(saveEvery >= 0, "--save-every must be >= 0, got \(saveEvery)")
@@ -130,7 +152,14 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
 
     /// Encoding options of the data, as `dpo train`, `dpo logps` and `dpo eval` share them.
     public var encodingOptions: EncodingOptions {
-        EncodingOptions(maxLength: maxLength, maxPromptLength: maxPromptLength, truncation: truncation)
+        EncodingOptions(maxLength: maxLength, maxPromptLength: maxPromptLength, truncation: truncation,
+                        chatTemplate: chatTemplate)
+    }
+
+    /// How the data files are read, as `dpo train`, `dpo logps` and `dpo eval` share it.
+    public var readOptions: DatasetReadOptions {
+        DatasetReadOptions(keys: DatasetKeys(prompt: promptKey, chosen: chosenKey, rejected: rejectedKey),
+                           skipInvalid: skipInvalid)
     }
 }
 
@@ -276,6 +305,18 @@ extension TrainingParameters {
         Option(name: "skip-invalid", valueName: "true|false", defaultValue: "false",
                help: "Skip unreadable records of the data files (counted and reported) instead of stopping")
             { $0.skipInvalid = try bool("skip-invalid", $1) },
+        Option(name: "chat-template", valueName: choices(ChatTemplate.self) + "|auto", defaultValue: "auto",
+               help: "Chat template for conversational data (auto = recognised from tokenizer_config.json)")
+            { $0.chatTemplate = $1 == "auto" ? nil : try choice("chat-template", $1, ChatTemplate.self) },
+        Option(name: "prompt-key", valueName: "KEY", defaultValue: "prompt", help: "Key of the prompt in the data files")
+            { $0.promptKey = $1 },
+        Option(name: "chosen-key", valueName: "KEY", defaultValue: "chosen", help: "Key of the chosen completion")
+            { $0.chosenKey = $1 },
+        Option(name: "rejected-key", valueName: "KEY", defaultValue: "rejected", help: "Key of the rejected completion")
+            { $0.rejectedKey = $1 },
+        Option(name: "group-by-length", valueName: "true|false", defaultValue: "false",
+               help: "Batch pairs of similar length together (less padding; order stays seeded)")
+            { $0.groupByLength = try bool("group-by-length", $1) },
         Option(name: "precision", valueName: choices(Precision.self), defaultValue: "fp32",
                help: "fp16 = Float16 working weights, activations and reference, fp32 master weights, loss scaling")
             { $0.precision = try choice("precision", $1, Precision.self) },
@@ -292,6 +333,14 @@ extension TrainingParameters {
                help: "Stop after N non-finite (skipped) steps in a row") { $0.maxSkippedSteps = try int("max-skipped-steps", $1) },
         Option(name: "bucket-mb", valueName: "MB", defaultValue: "25", help: "Gradient all-reduce bucket size in MiB")
             { $0.bucketMegabytes = try double("bucket-mb", $1) },
+        Option(name: "allreduce-dtype", valueName: choices(GradientReducer.WireType.self), defaultValue: "the --precision (fp16 with fp16, else fp32)",
+               help: "Gradient element type on the wire between ranks (fp16 halves the bytes; pre-divided by the rank count)")
+            { $0.allreduceDType = try choice("allreduce-dtype", $1, GradientReducer.WireType.self) },
+        Option(name: "check-every", valueName: "N", defaultValue: "100",
+               help: "Compare a checksum of the weights across ranks every N steps (0 = only at saves and the end)")
+            { $0.checkEvery = try int("check-every", $1) },
+        Option(name: "threads", valueName: "N", defaultValue: "the host's cores / ranks on it",
+               help: "BLAS threads per rank") { $0.threads = try int("threads", $1) },
         Option(name: "log-every", valueName: "N", defaultValue: "10", help: "Log metrics every N steps (and the last)")
             { $0.logEvery = try int("log-every", $1) },
         Option(name: "eval-every", valueName: "N", defaultValue: "0", help: "Evaluate every N steps (0 = only at the end)")

@@ -67,6 +67,7 @@ struct BenchDPOCommand: ParsableCommand {
             options.sharePrompt = sharePrompt
             options.precomputeReference = precomputeRef
             options.timedSteps = steps
+            options.threads = BLAS.threads
             let result = try DPOStepBenchmark.run(options, communicator: communicator)
             let totalThreads = Int(communicator.sum([Double(BLAS.threads)])[0])
             guard communicator.isPrimary else { return }

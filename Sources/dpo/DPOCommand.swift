@@ -17,6 +17,11 @@ struct DPOCommand: ParsableCommand {
             TokenizeCommand.self,
             InspectDataCommand.self,
             DemoDataCommand.self,
+            InitCommand.self,
+            GenerateCommand.self,
+            ScoreCommand.self,
+            DemoCommand.self,
+            ExperimentCommand.self,
             MPICheckCommand.self,
             BenchAllreduceCommand.self,
         ]

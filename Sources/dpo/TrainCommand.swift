@@ -48,61 +48,61 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("loss"), help: help("loss"))
     var loss: String?
 
-    @Option(name: .customLong("beta"), help: help("beta"))
+    @Option(name: .customLong("beta"), parsing: .unconditional, help: help("beta"))
     var beta: Double?
 
-    @Option(name: .customLong("label-smoothing"), help: help("label-smoothing"))
+    @Option(name: .customLong("label-smoothing"), parsing: .unconditional, help: help("label-smoothing"))
     var labelSmoothing: Double?
 
-    @Option(name: .customLong("rpo-alpha"), help: help("rpo-alpha"))
+    @Option(name: .customLong("rpo-alpha"), parsing: .unconditional, help: help("rpo-alpha"))
     var rpoAlpha: Double?
 
-    @Option(name: .customLong("lr"), help: help("lr"))
+    @Option(name: .customLong("lr"), parsing: .unconditional, help: help("lr"))
     var lr: Double?
 
     @Option(name: .customLong("optimizer"), help: help("optimizer"))
     var optimizer: String?
 
-    @Option(name: .customLong("weight-decay"), help: help("weight-decay"))
+    @Option(name: .customLong("weight-decay"), parsing: .unconditional, help: help("weight-decay"))
     var weightDecay: Double?
 
-    @Option(name: .customLong("adam-beta1"), help: help("adam-beta1"))
+    @Option(name: .customLong("adam-beta1"), parsing: .unconditional, help: help("adam-beta1"))
     var adamBeta1: Double?
 
-    @Option(name: .customLong("adam-beta2"), help: help("adam-beta2"))
+    @Option(name: .customLong("adam-beta2"), parsing: .unconditional, help: help("adam-beta2"))
     var adamBeta2: Double?
 
-    @Option(name: .customLong("adam-eps"), help: help("adam-eps"))
+    @Option(name: .customLong("adam-eps"), parsing: .unconditional, help: help("adam-eps"))
     var adamEps: Double?
 
     @Option(name: .customLong("schedule"), help: help("schedule"))
     var schedule: String?
 
-    @Option(name: .customLong("warmup-steps"), help: help("warmup-steps"))
+    @Option(name: .customLong("warmup-steps"), parsing: .unconditional, help: help("warmup-steps"))
     var warmupSteps: Int?
 
-    @Option(name: .customLong("warmup-ratio"), help: help("warmup-ratio"))
+    @Option(name: .customLong("warmup-ratio"), parsing: .unconditional, help: help("warmup-ratio"))
     var warmupRatio: Double?
 
-    @Option(name: .customLong("max-grad-norm"), help: help("max-grad-norm"))
+    @Option(name: .customLong("max-grad-norm"), parsing: .unconditional, help: help("max-grad-norm"))
     var maxGradNorm: Double?
 
-    @Option(name: .customLong("batch-pairs"), help: help("batch-pairs"))
+    @Option(name: .customLong("batch-pairs"), parsing: .unconditional, help: help("batch-pairs"))
     var batchPairs: Int?
 
-    @Option(name: .customLong("grad-accum"), help: help("grad-accum"))
+    @Option(name: .customLong("grad-accum"), parsing: .unconditional, help: help("grad-accum"))
     var gradAccum: Int?
 
-    @Option(name: .customLong("epochs"), help: help("epochs"))
+    @Option(name: .customLong("epochs"), parsing: .unconditional, help: help("epochs"))
     var epochs: Int?
 
-    @Option(name: .customLong("max-steps"), help: help("max-steps"))
+    @Option(name: .customLong("max-steps"), parsing: .unconditional, help: help("max-steps"))
     var maxSteps: Int?
 
-    @Option(name: .customLong("max-length"), help: help("max-length"))
+    @Option(name: .customLong("max-length"), parsing: .unconditional, help: help("max-length"))
     var maxLength: Int?
 
-    @Option(name: .customLong("max-prompt-length"), help: help("max-prompt-length"))
+    @Option(name: .customLong("max-prompt-length"), parsing: .unconditional, help: help("max-prompt-length"))
     var maxPromptLength: Int?
 
     @Option(name: .customLong("truncation"), help: help("truncation"))
@@ -117,25 +117,34 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("save-dtype"), help: help("save-dtype"))
     var saveDtype: String?
 
-    @Option(name: .customLong("seed"), help: help("seed"))
+    @Option(name: .customLong("seed"), parsing: .unconditional, help: help("seed"))
     var seed: Int?
 
-    @Option(name: .customLong("max-skipped-steps"), help: help("max-skipped-steps"))
+    @Option(name: .customLong("max-skipped-steps"), parsing: .unconditional, help: help("max-skipped-steps"))
     var maxSkippedSteps: Int?
 
-    @Option(name: .customLong("bucket-mb"), help: help("bucket-mb"))
+    @Option(name: .customLong("bucket-mb"), parsing: .unconditional, help: help("bucket-mb"))
     var bucketMb: Double?
 
-    @Option(name: .customLong("log-every"), help: help("log-every"))
+    @Option(name: .customLong("allreduce-dtype"), help: help("allreduce-dtype"))
+    var allreduceDtype: String?
+
+    @Option(name: .customLong("check-every"), parsing: .unconditional, help: help("check-every"))
+    var checkEvery: Int?
+
+    @Option(name: .customLong("threads"), parsing: .unconditional, help: help("threads"))
+    var threads: Int?
+
+    @Option(name: .customLong("log-every"), parsing: .unconditional, help: help("log-every"))
     var logEvery: Int?
 
-    @Option(name: .customLong("eval-every"), help: help("eval-every"))
+    @Option(name: .customLong("eval-every"), parsing: .unconditional, help: help("eval-every"))
     var evalEvery: Int?
 
-    @Option(name: .customLong("save-every"), help: help("save-every"))
+    @Option(name: .customLong("save-every"), parsing: .unconditional, help: help("save-every"))
     var saveEvery: Int?
 
-    @Option(name: .customLong("keep-checkpoints"), help: help("keep-checkpoints"))
+    @Option(name: .customLong("keep-checkpoints"), parsing: .unconditional, help: help("keep-checkpoints"))
     var keepCheckpoints: Int?
 
     @Flag(name: .customLong("reference-free"), help: help("reference-free"))
@@ -152,6 +161,21 @@ struct TrainCommand: ParsableCommand {
 
     @Option(name: .customLong("share-prompt"), help: help("share-prompt"))
     var sharePrompt: String?
+
+    @Option(name: .customLong("chat-template"), help: help("chat-template"))
+    var chatTemplate: String?
+
+    @Option(name: .customLong("prompt-key"), help: help("prompt-key"))
+    var promptKey: String?
+
+    @Option(name: .customLong("chosen-key"), help: help("chosen-key"))
+    var chosenKey: String?
+
+    @Option(name: .customLong("rejected-key"), help: help("rejected-key"))
+    var rejectedKey: String?
+
+    @Option(name: .customLong("group-by-length"), help: help("group-by-length"))
+    var groupByLength: String?
 
     /// The options given on the command line, as (name, value) for `TrainingParameters.apply`.
     private var givenOptions: [(String, String?)] {
@@ -189,6 +213,9 @@ struct TrainCommand: ParsableCommand {
             ("seed", seed.map { "\($0)" }),
             ("max-skipped-steps", maxSkippedSteps.map { "\($0)" }),
             ("bucket-mb", bucketMb.map { "\($0)" }),
+            ("allreduce-dtype", allreduceDtype.map { "\($0)" }),
+            ("check-every", checkEvery.map { "\($0)" }),
+            ("threads", threads.map { "\($0)" }),
             ("log-every", logEvery.map { "\($0)" }),
             ("eval-every", evalEvery.map { "\($0)" }),
             ("save-every", saveEvery.map { "\($0)" }),
@@ -198,6 +225,11 @@ struct TrainCommand: ParsableCommand {
             ("precompute-ref", precomputeRef ? "true" : nil),
             ("skip-invalid", skipInvalid ? "true" : nil),
             ("share-prompt", sharePrompt),
+            ("chat-template", chatTemplate),
+            ("prompt-key", promptKey),
+            ("chosen-key", chosenKey),
+            ("rejected-key", rejectedKey),
+            ("group-by-length", groupByLength),
         ]
     }
 

@@ -1,100 +1,25 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Two-rank jobs of the built `dpo` binary under `mpirun`: every collective with known
 /// answers, a killed rank, a throwing rank, and a clean stop on SIGTERM to the launcher.
 /// Each job must end within 30 seconds; a job that does not is killed and the test fails.
+/// (The process helpers live in TestSupport/MPIJob.swift, shared with the trainer's multi-rank tests.)
 final class MPIJobTests: XCTestCase {
-    struct Outcome {
-        var status: Int32
-        var output: String
-        var seconds: Double
-        var timedOut: Bool
-    }
+    typealias Outcome = MPIJob.Outcome
 
-    /// Directory of the test bundle (`.build/<triple>/<config>`), where `dpo` is built too.
-    static var buildDirectory: URL {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-    }
+    static var packageRoot: URL? { MPIJob.packageRoot }
+    static var buildDirectory: URL { MPIJob.buildDirectory }
+    func dpoBinary() throws -> String { try MPIJob.dpoBinary() }
+    var environment: [String: String] { MPIJob.environment }
 
-    static var packageRoot: URL? {
-        var directory = buildDirectory
-        while directory.path != "/" {
-            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) { return directory }
-            directory.deleteLastPathComponent()
-        }
-        return nil
-    }
-
-    func dpoBinary() throws -> String {
-        let path = Self.buildDirectory.appendingPathComponent("dpo").path
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw XCTSkip("the dpo binary is not built next to the tests (\(path)); build it with `swift build --build-tests` "
-                + "(launch/test.sh does) to run the 2-rank MPI tests")
-        }
-        return path
-    }
-
-    func mpirun() throws -> String {
-        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") + ["/usr/bin"] {
-            let path = "\(directory)/mpirun"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        XCTFail("mpirun is not installed (Debian: apt-get install openmpi-bin); the 2-rank tests cannot run")
-        throw XCTSkip("no mpirun")
-    }
-
-    var environment: [String: String] {
-        var environment = ProcessInfo.processInfo.environment
-        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        return environment
-    }
-
-    /// Runs a process to completion (or kills it after `timeout` seconds), output merged.
-    /// `whileRunning` is called every 50 ms with the output so far and the process.
     func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: Double = 30,
              whileRunning: ((String, Process) -> Void)? = nil) throws -> Outcome {
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("mpijob-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: log) }
-        let handle = try FileHandle(forWritingTo: log)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = environment ?? self.environment
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        let start = Date()
-        try process.run()
-        var timedOut = false
-        while process.isRunning {
-            if Date().timeIntervalSince(start) > timeout {
-                // SIGTERM (twice: the launch script's second one reaches mpirun, which then
-                // ends its ranks), SIGKILL if that is not enough.
-                timedOut = true
-                for _ in 0..<2 where process.isRunning {
-                    kill(process.processIdentifier, SIGTERM)
-                    Thread.sleep(forTimeInterval: 1.5)
-                }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                break
-            }
-            whileRunning?((try? String(contentsOf: log, encoding: .utf8)) ?? "", process)
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        process.waitUntilExit()
-        try handle.close()
-        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        return Outcome(status: process.terminationStatus, output: output, seconds: Date().timeIntervalSince(start), timedOut: timedOut)
+        try MPIJob.run(executable, arguments, environment: environment, timeout: timeout, whileRunning: whileRunning)
     }
 
-    func mpirunTwoRanks(_ dpoArguments: [String]) throws -> Outcome {
-        let arguments = ["-np", "2", "--oversubscribe", "--mca", "btl", "self,vader", "--bind-to", "none"]
-            + (getuid() == 0 ? ["--allow-run-as-root"] : []) + [try dpoBinary()] + dpoArguments
-        return try run(try mpirun(), arguments)
-    }
+    func mpirunTwoRanks(_ dpoArguments: [String]) throws -> Outcome { try MPIJob.mpirunTwoRanks(dpoArguments) }
 
     // MARK: - Collectives
 

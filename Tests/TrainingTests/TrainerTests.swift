@@ -92,7 +92,7 @@ final class TrainerTests: XCTestCase {
         let data = try sandbox.writePairs("one.jsonl", [("Q:", "yes", "no")])
         let tokenizer = try TrainingInputs.loadTokenizer(sandbox.modelDirectory.path, flag: "--model")
         let pairs = try TrainingInputs.loadPairs(
-            data.path, flag: "--data", tokenizer: tokenizer, encoding: EncodingOptions(), skipInvalid: false).pairs
+            data.path, flag: "--data", tokenizer: tokenizer, encoding: EncodingOptions()).pairs
         let reference = try ModelDirectory.load(sandbox.modelDirectory)
         func scores(_ directory: URL?) throws -> PreferenceEvaluator.PairScore {
             let model = try LlamaModel(config: reference.config, precision: .fp32, trainable: false)

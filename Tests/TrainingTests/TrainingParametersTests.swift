@@ -1,6 +1,7 @@
 import Foundation
 import Llama
 import Preference
+import Tokenization
 import XCTest
 
 @testable import Training
@@ -15,7 +16,8 @@ final class TrainingParametersTests: XCTestCase {
             "reference-free", "average-logps", "lr", "optimizer", "weight-decay", "warmup-steps", "schedule", "batch-pairs",
             "grad-accum", "epochs", "max-steps", "max-length", "max-prompt-length", "max-grad-norm", "adam-beta1", "adam-beta2",
             "adam-eps", "warmup-ratio", "precision", "save-dtype", "seed", "precompute-ref", "log-every", "eval-every",
-            "save-every", "keep-checkpoints", "max-skipped-steps",
+            "save-every", "keep-checkpoints", "max-skipped-steps", "chat-template", "prompt-key", "chosen-key",
+            "rejected-key", "group-by-length", "truncation", "skip-invalid",
         ]
         let names = TrainingParameters.options.map(\.name)
         XCTAssertEqual(Set(names).count, names.count, "no duplicates")
@@ -35,6 +37,35 @@ final class TrainingParametersTests: XCTestCase {
             try documented.apply(option.name, option.defaultValue)
         }
         XCTAssertEqual(documented, TrainingParameters())
+    }
+
+    /// The data-shape options reach the reader and the encoder: key names, chat template, auto.
+    func testDataOptionsReachReaderAndEncoder() throws {
+        var p = TrainingParameters()
+        try p.apply("prompt-key", "question")
+        try p.apply("chosen-key", "good")
+        try p.apply("rejected-key", "bad")
+        try p.apply("chat-template", "llama3")
+        XCTAssertEqual(p.readOptions.keys.prompt, "question")
+        XCTAssertEqual(p.readOptions.keys.chosen, "good")
+        XCTAssertEqual(p.readOptions.keys.rejected, "bad")
+        XCTAssertEqual(p.encodingOptions.chatTemplate, .llama3)
+        try p.apply("chat-template", "auto")
+        XCTAssertNil(p.encodingOptions.chatTemplate)
+        XCTAssertThrowsError(try p.apply("chat-template", "vicuna")) { error in
+            XCTAssertTrue("\(error)".contains("chat-template"), "\(error)")
+        }
+
+        // A file with other key names loads through the trainer's loader with these options.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(#"{"question": "1+1=", "good": "2", "bad": "3"}"#.utf8).write(to: file)
+        let loaded = try TrainingInputs.loadPairs(
+            file.path, flag: "--data", tokenizer: TokenizerFiles.byteTokenizer(), encoding: p.encodingOptions,
+            reading: p.readOptions)
+        XCTAssertEqual(loaded.pairs.count, 1)
+        XCTAssertEqual(loaded.pairs[0].prompt, Array("1+1=".utf8).map(Int32.init))
+        XCTAssertEqual(loaded.pairs[0].chosen, Array("2".utf8).map(Int32.init) + [258])
     }
 
     func testApplyParsesEachKindOfValueAndNamesBadOnes() throws {

@@ -237,7 +237,8 @@ public struct CheckpointStore: Sendable {
     public static func prepareOutputDirectory(_ url: URL, requiredBytes: Int) throws {
         let fileManager = FileManager.default
         do { try fileManager.createDirectory(at: url, withIntermediateDirectories: true) } catch {
-            throw TrainingError.output("cannot create \(url.path): \(error.localizedDescription)")
+            // Foundation's own text here is "The operation could not be completed": say what is in the way.
+            throw TrainingError.output("cannot create \(url.path): \(whyNotCreatable(url) ?? error.localizedDescription); choose another --out")
         }
         let probe = url.appendingPathComponent(".write-test-\(ProcessInfo.processInfo.processIdentifier)")
         guard fileManager.createFile(atPath: probe.path, contents: Data([1])) else {
@@ -246,9 +247,27 @@ public struct CheckpointStore: Sendable {
         try? fileManager.removeItem(at: probe)
         if let free = freeBytes(at: url), free < requiredBytes {
             throw TrainingError.output(
-                "\(url.path) has \(free / 1_048_576) MiB free, a checkpoint needs about \(requiredBytes / 1_048_576) MiB; "
+                "\(url.path) has \(describe(bytes: free)) free, a checkpoint needs about \(describe(bytes: requiredBytes)); "
                     + "free some space or lower --keep-checkpoints")
         }
+    }
+
+    /// Why no directory can be made at `url`: it or its nearest existing ancestor is a file,
+    /// or that ancestor is not writable (read-only file system, permissions). nil if neither.
+    static func whyNotCreatable(_ url: URL) -> String? {
+        var ancestor = url
+        while ancestor.path != "/" && !FileManager.default.fileExists(atPath: ancestor.path) { ancestor.deleteLastPathComponent() }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDirectory) && !isDirectory.boolValue {
+            return "\(ancestor.path) is a file, not a directory"
+        }
+        if access(ancestor.path, W_OK) != 0 { return "\(ancestor.path) is not writable (\(String(cString: strerror(errno))))" }
+        return nil
+    }
+
+    /// Bytes for a message: KiB below 10 MiB (a small disk must not read "0 MiB free"), else MiB.
+    static func describe(bytes: Int) -> String {
+        bytes >= 10 << 20 ? "\(bytes >> 20) MiB" : "\(bytes >> 10) KiB"
     }
 
     /// Free bytes on the file system holding `url` (nil if unknown).
