@@ -112,12 +112,14 @@ static void swiglu_backward_avx512(const float *gate, const float *up, const flo
     size_t i = 0;
     for (; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        // Every input is loaded before any store: dgate/dup may alias gate/up (in-place backward).
         __m512 g = _mm512_maskz_loadu_ps(m, gate + i), d = _mm512_maskz_loadu_ps(m, dout + i);
+        __m512 u = _mm512_maskz_loadu_ps(m, up + i);
         __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), g))));
-        _mm512_mask_storeu_ps(dup + i, m, _mm512_mul_ps(d, _mm512_mul_ps(g, s)));
         // dgate = d * up * s * (1 + g * (1 - s))
         __m512 t = _mm512_fmadd_ps(g, _mm512_sub_ps(one, s), one);
-        _mm512_mask_storeu_ps(dgate + i, m, _mm512_mul_ps(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, up + i)), _mm512_mul_ps(s, t)));
+        _mm512_mask_storeu_ps(dup + i, m, _mm512_mul_ps(d, _mm512_mul_ps(g, s)));
+        _mm512_mask_storeu_ps(dgate + i, m, _mm512_mul_ps(_mm512_mul_ps(d, u), _mm512_mul_ps(s, t)));
     }
 }
 #endif
@@ -188,8 +190,8 @@ void dpo_swiglu_backward(const float *gate, const float *up, const float *dout, 
     if (level() == 1) { swiglu_backward_avx512(gate, up, dout, dgate, dup, n); return; }
 #endif
     for (size_t i = 0; i < n; i++) {
-        float g = gate[i], d = dout[i], s = 1.0f / (1.0f + expf(-g));
+        float g = gate[i], u = up[i], d = dout[i], s = 1.0f / (1.0f + expf(-g));
         dup[i] = d * g * s;
-        dgate[i] = d * up[i] * s * (1.0f + g * (1.0f - s));
+        dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
     }
 }

@@ -122,43 +122,128 @@ public enum Attention {
                 }
                 let dScores = scratch + job * T * T
                 for h in (g * group)..<((g + 1) * group) {
+                    backwardHead(
+                        q: q + r * T * qs + h * hd, queryStride: qs, queries: T, queryStart: 0,
+                        k: kg, v: vg, keyStride: ks, keys: length, headDim: hd, scale: s.scale,
+                        probs: probs + (r * s.heads + h) * T * T, probsStride: T,
+                        dOutput: dOutput + r * T * s.queryWidth + h * hd, dOutputStride: s.queryWidth,
+                        dq: dq + r * T * qs + h * hd, dk: dkg, dv: dvg, dScores: dScores)
+                }
+            }
+        }
+    }
+
+    /// Backward of one `attendHead` call: overwrites dq `[queries, headDim]` (rows `queryStride`
+    /// apart) and accumulates dk, dv `[keys, headDim]` (rows `keyStride` apart), from the saved
+    /// probs `[queries, probsStride]` and dOutput (rows `dOutputStride` apart).
+    /// dScores: scratch of `queryBlock * probsStride` floats.
+    public static func backwardHead(
+        q: UnsafePointer<Float>, queryStride qs: Int, queries: Int, queryStart: Int,
+        k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyStride ks: Int, keys: Int, headDim hd: Int, scale: Float,
+        probs P: UnsafePointer<Float>, probsStride T: Int, dOutput: UnsafePointer<Float>, dOutputStride os: Int,
+        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+        dScores: UnsafeMutablePointer<Float>
+    ) {
+        if keys == 0 {
+            for t in 0..<queries { (dq + t * qs).update(repeating: 0, count: hd) }
+            return
+        }
+        var blockStart = 0
+        while blockStart < queries {
+            let blockEnd = min(queries, blockStart + queryBlock), rows = blockEnd - blockStart
+            let blockKeys = min(keys, queryStart + blockEnd)
+            let blockP = P + blockStart * T
+            let blockDO = dOutput + blockStart * os
+            // dP = dO v^T  [rows, blockKeys];  dv += P^T dO
+            Matmul.gemm(transposeA: false, transposeB: true, m: rows, n: blockKeys, k: hd,
+                        a: blockDO, lda: os, b: v, ldb: ks, beta: 0, c: dScores, ldc: T)
+            Matmul.gemm(transposeA: true, transposeB: false, m: blockKeys, n: hd, k: rows,
+                        a: blockP, lda: T, b: blockDO, ldb: os, beta: 1, c: dv, ldc: ks)
+            // dS = scale * P * (dP - sum_j P dP)
+            for t in blockStart..<blockEnd {
+                let p = P + t * T, d = dScores + (t - blockStart) * T
+                let visible = min(queryStart + t + 1, keys)
+                var dot: Float = 0
+                for j in 0..<visible { dot += p[j] * d[j] }
+                for j in 0..<visible { d[j] = scale * p[j] * (d[j] - dot) }
+                for j in visible..<blockKeys { d[j] = 0 }
+            }
+            // dq = dS k ; dk += dS^T q
+            Matmul.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: blockKeys,
+                        a: dScores, lda: T, b: k, ldb: ks, beta: 0,
+                        c: dq + blockStart * qs, ldc: qs)
+            Matmul.gemm(transposeA: true, transposeB: false, m: blockKeys, n: hd, k: rows,
+                        a: dScores, lda: T, b: q + blockStart * qs, ldb: qs,
+                        beta: 1, c: dk, ldc: ks)
+            blockStart = blockEnd
+        }
+    }
+
+    // MARK: - Without saved probs
+
+    /// Floats of scratch `forwardDiscardingProbs` and `backwardRecomputingProbs` need: per
+    /// (row, kv head) job, one head's softmax weights `[T, T]`, a throwaway output `[T, headDim]`
+    /// and the score gradients `[queryBlock, T]`.
+    public static func recomputeScratchCount(_ s: Shape) -> Int { s.rows * s.kvHeads * recomputeScratchPerJob(s) }
+
+    static func recomputeScratchPerJob(_ s: Shape) -> Int { s.seqLen * s.seqLen + s.seqLen * s.headDim + queryBlock * s.seqLen }
+
+    /// `forward` without keeping the softmax weights (each head's live only in the scratch):
+    /// the training forward, whose backward recomputes them. No `[rows, heads, T, T]` tensor.
+    public static func forwardDiscardingProbs(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, shape s: Shape
+    ) {
+        BLAS.ensureBestCore()
+        let group = s.heads / s.kvHeads, T = s.seqLen, hd = s.headDim
+        Parallel.withSingleThreadedBLAS { workers in
+            Parallel.forEach(s.rows * s.kvHeads, workers: workers) { job in
+                let r = job / s.kvHeads, g = job % s.kvHeads
+                let length = max(0, min(lengths[r], T))
+                let probs = scratch + job * recomputeScratchPerJob(s)
+                for h in (g * group)..<((g + 1) * group) {
+                    attendHead(
+                        q: q + r * T * s.queryStride + h * hd, queryStride: s.queryStride, queries: T, queryStart: 0,
+                        k: k + r * T * s.keyStride + g * hd, v: v + r * T * s.keyStride + g * hd,
+                        keyStride: s.keyStride, keys: length, headDim: hd, scale: s.scale, probs: probs, probsStride: T,
+                        output: output + r * T * s.queryWidth + h * hd, outputStride: s.queryWidth)
+                }
+            }
+        }
+    }
+
+    /// `backward` that recomputes each head's softmax weights from q and k (one more QK^T and PV
+    /// product per head, about 1% of a training step) instead of reading saved ones.
+    public static func backwardRecomputingProbs(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
+        dOutput: UnsafePointer<Float>,
+        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>, shape s: Shape
+    ) {
+        BLAS.ensureBestCore()
+        let group = s.heads / s.kvHeads, T = s.seqLen, hd = s.headDim
+        Parallel.withSingleThreadedBLAS { workers in
+            Parallel.forEach(s.rows * s.kvHeads, workers: workers) { job in
+                let r = job / s.kvHeads, g = job % s.kvHeads
+                let length = max(0, min(lengths[r], T))
+                let ks = s.keyStride, qs = s.queryStride
+                let kg = k + r * T * ks + g * hd, vg = v + r * T * ks + g * hd
+                let dkg = dk + r * T * ks + g * hd, dvg = dv + r * T * ks + g * hd
+                for t in 0..<T {
+                    (dkg + t * ks).update(repeating: 0, count: hd)
+                    (dvg + t * ks).update(repeating: 0, count: hd)
+                }
+                let probs = scratch + job * recomputeScratchPerJob(s), discarded = probs + T * T, dScores = discarded + T * hd
+                for h in (g * group)..<((g + 1) * group) {
                     let qh = q + r * T * qs + h * hd
-                    let dqh = dq + r * T * qs + h * hd
-                    let dOh = dOutput + r * T * s.queryWidth + h * hd
-                    let P = probs + (r * s.heads + h) * T * T
-                    if length == 0 {
-                        for t in 0..<T { (dqh + t * qs).update(repeating: 0, count: hd) }
-                        continue
-                    }
-                    var blockStart = 0
-                    while blockStart < T {
-                        let blockEnd = min(T, blockStart + queryBlock), rows = blockEnd - blockStart
-                        let blockKeys = min(length, blockEnd)
-                        let blockP = P + blockStart * T, blockD = dScores + blockStart * T
-                        let blockDO = dOh + blockStart * s.queryWidth
-                        // dP = dO v^T  [rows, blockKeys];  dv += P^T dO
-                        Matmul.gemm(transposeA: false, transposeB: true, m: rows, n: blockKeys, k: hd,
-                                    a: blockDO, lda: s.queryWidth, b: vg, ldb: ks, beta: 0, c: blockD, ldc: T)
-                        Matmul.gemm(transposeA: true, transposeB: false, m: blockKeys, n: hd, k: rows,
-                                    a: blockP, lda: T, b: blockDO, ldb: s.queryWidth, beta: 1, c: dvg, ldc: ks)
-                        // dS = scale * P * (dP - sum_j P dP)
-                        for t in blockStart..<blockEnd {
-                            let p = P + t * T, d = dScores + t * T
-                            let visible = min(t + 1, length)
-                            var dot: Float = 0
-                            for j in 0..<visible { dot += p[j] * d[j] }
-                            for j in 0..<visible { d[j] = s.scale * p[j] * (d[j] - dot) }
-                            for j in visible..<blockKeys { d[j] = 0 }
-                        }
-                        // dq = dS k ; dk += dS^T q
-                        Matmul.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: blockKeys,
-                                    a: blockD, lda: T, b: kg, ldb: ks, beta: 0,
-                                    c: dqh + blockStart * qs, ldc: qs)
-                        Matmul.gemm(transposeA: true, transposeB: false, m: blockKeys, n: hd, k: rows,
-                                    a: blockD, lda: T, b: qh + blockStart * qs, ldb: qs,
-                                    beta: 1, c: dkg, ldc: ks)
-                        blockStart = blockEnd
-                    }
+                    attendHead(q: qh, queryStride: qs, queries: T, queryStart: 0, k: kg, v: vg, keyStride: ks, keys: length,
+                               headDim: hd, scale: s.scale, probs: probs, probsStride: T, output: discarded, outputStride: hd)
+                    backwardHead(
+                        q: qh, queryStride: qs, queries: T, queryStart: 0,
+                        k: kg, v: vg, keyStride: ks, keys: length, headDim: hd, scale: s.scale,
+                        probs: probs, probsStride: T,
+                        dOutput: dOutput + r * T * s.queryWidth + h * hd, dOutputStride: s.queryWidth,
+                        dq: dq + r * T * qs + h * hd, dk: dkg, dv: dvg, dScores: dScores)
                 }
             }
         }

@@ -74,6 +74,98 @@ public enum LabelLogProbs {
         }
     }
 
+    // MARK: - Vocabulary panels
+
+    /// Vocabulary rows per weight panel of the panelled kernels (a `[panelRows, hiddenSize]`
+    /// float32 panel stays in L2 while every position chunk is multiplied against it).
+    public static let panelRows = 512
+    /// Positions per chunk of the panelled kernels.
+    public static let panelPositions = 256
+    /// Floats of scratch the panelled kernels need.
+    public static var panelScratchCount: Int { panelRows * panelPositions }
+
+    /// The same log-probs as `forward`, with the LM head supplied one vocabulary panel at a time:
+    /// `weightPanel(range)` returns rows `range` of the `[vocab, hiddenSize]` weight as float32
+    /// (a conversion from binary16 storage, or a pointer into a float32 weight), so no float32 copy
+    /// of the whole head is needed. The log-sum-exp is combined across panels (log-add-exp).
+    /// scratch: `panelScratchCount` floats.
+    public static func forwardPanelled(
+        hidden: UnsafePointer<Float>, weightPanel: (Range<Int>) -> UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+        logps: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
+        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>
+    ) {
+        if positions == 0 { return }
+        logSumExp.update(repeating: -.infinity, count: positions)
+        logps.update(repeating: 0, count: positions)  // the target's logit until the end
+        var panelStart = 0
+        while panelStart < vocab {
+            let panel = panelStart..<min(vocab, panelStart + panelRows), width = panel.count
+            let weight = weightPanel(panel)
+            var start = 0
+            while start < positions {
+                let rows = min(panelPositions, positions - start)
+                Linear.forward(x: hidden + start * hiddenSize, weight: weight, y: scratch,
+                               tokens: rows, inFeatures: hiddenSize, outFeatures: width)
+                Parallel.forChunks(rows, minimumChunk: 32) { range in
+                    for i in range {
+                        let row = scratch + i * width, position = start + i
+                        logSumExp[position] = logAddExp(logSumExp[position], dpo_logsumexp(row, width))
+                        let target = Int(targets[position])
+                        if panel.contains(target) { logps[position] = row[target - panelStart] }
+                    }
+                }
+                start += rows
+            }
+            panelStart = panel.upperBound
+        }
+        for i in 0..<positions { logps[i] -= logSumExp[i] }
+    }
+
+    /// The backward of `forwardPanelled`: overwrites `dHidden` and accumulates `dWeight` (layout
+    /// of the whole head; `dWeight` may be nil), recomputing each panel's logits.
+    public static func backwardPanelled(
+        hidden: UnsafePointer<Float>, weightPanel: (Range<Int>) -> UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+        logSumExp: UnsafePointer<Float>, dLogps: UnsafePointer<Float>,
+        dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
+        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>
+    ) {
+        dHidden.update(repeating: 0, count: positions * hiddenSize)
+        if positions == 0 { return }
+        var panelStart = 0
+        while panelStart < vocab {
+            let panel = panelStart..<min(vocab, panelStart + panelRows), width = panel.count
+            let weight = weightPanel(panel)
+            var start = 0
+            while start < positions {
+                let rows = min(panelPositions, positions - start)
+                Linear.forward(x: hidden + start * hiddenSize, weight: weight, y: scratch,
+                               tokens: rows, inFeatures: hiddenSize, outFeatures: width)
+                Parallel.forChunks(rows, minimumChunk: 32) { range in
+                    for i in range {
+                        let row = scratch + i * width, position = start + i
+                        let d = dLogps[position]
+                        _ = dpo_shifted_exp(row, row, width, logSumExp[position], -d)  // row = -d * softmax
+                        let target = Int(targets[position])
+                        if panel.contains(target) { row[target - panelStart] += d }
+                    }
+                }
+                Linear.backward(x: hidden + start * hiddenSize, weight: weight, dy: scratch,
+                                dx: dHidden + start * hiddenSize, dWeight: dWeight.map { $0 + panelStart * hiddenSize },
+                                tokens: rows, inFeatures: hiddenSize, outFeatures: width)
+                start += rows
+            }
+            panelStart = panel.upperBound
+        }
+    }
+
+    /// log(exp(a) + exp(b)) for a running log-sum-exp that starts at -inf.
+    @inline(__always)
+    static func logAddExp(_ a: Float, _ b: Float) -> Float {
+        let high = max(a, b), low = min(a, b)
+        if low == -.infinity { return high }
+        return high + log1pf(expf(low - high))
+    }
+
     // MARK: - Naive oracle
 
     /// Full logits and a Double log-softmax per position.

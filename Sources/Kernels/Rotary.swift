@@ -46,15 +46,35 @@ public struct Rotary {
         rotate(dx, rows: rows, seqLen: seqLen, heads: heads, startPosition: startPosition, stride: stride ?? heads * headDim, sinSign: -1)
     }
 
+    // MARK: - Explicit positions
+
+    /// Rotates every head of `x` in place, token i at position `positions[i]` (packed rows whose
+    /// segments restart their positions, as the shared-prompt layout does). x `[tokens, heads * headDim]`, rows `stride` apart.
+    public func forward(_ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, tokens: Int, heads: Int, stride: Int? = nil) {
+        rotate(x, tokens: tokens, heads: heads, stride: stride ?? heads * headDim, sinSign: 1) { Int(positions[$0]) }
+    }
+
+    /// The transpose of `forward(_:positions:...)`, in place on the gradient.
+    public func backward(_ dx: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, tokens: Int, heads: Int, stride: Int? = nil) {
+        rotate(dx, tokens: tokens, heads: heads, stride: stride ?? heads * headDim, sinSign: -1) { Int(positions[$0]) }
+    }
+
     private func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int, stride width: Int, sinSign: Float) {
-        let half = headDim / 2
         precondition(startPosition + seqLen <= maxPositions, "position past the rotary table")
+        rotate(x, tokens: rows * seqLen, heads: heads, stride: width, sinSign: sinSign) { startPosition + $0 % seqLen }
+    }
+
+    @inline(__always)
+    private func rotate(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, stride width: Int, sinSign: Float,
+                        position positionOf: (Int) -> Int) {
+        let half = headDim / 2
         cosTable.withUnsafeBufferPointer { cosBuffer in
             sinTable.withUnsafeBufferPointer { sinBuffer in
                 let cosBase = cosBuffer.baseAddress!, sinBase = sinBuffer.baseAddress!
-                Parallel.forChunks(rows * seqLen, minimumChunk: 64) { range in
+                Parallel.forChunks(tokens, minimumChunk: 64) { range in
                     for token in range {
-                        let position = startPosition + token % seqLen
+                        let position = positionOf(token)
+                        precondition(position >= 0 && position < maxPositions, "position past the rotary table")
                         let c = cosBase + position * half, s = sinBase + position * half
                         for h in 0..<heads {
                             let v = x + token * width + h * headDim

@@ -1,7 +1,7 @@
 import Kernels
 
-/// Every buffer one forward/backward needs, allocated for a capacity (tokens per batch and
-/// attention rows x seqLen^2) and reused by every batch that fits, so batches padded to
+/// Every buffer one forward/backward needs, allocated for a capacity (tokens per batch, attention
+/// scratch) and reused by every batch that fits, so batches padded to
 /// different lengths do not allocate in the hot loop; it only grows.
 ///
 /// Saved activations (what backward reads) go through `SavedActivations`, which keeps them
@@ -11,25 +11,31 @@ final class ActivationArena {
     struct Capacity: Equatable {
         /// rows * seqLen.
         var tokens: Int
-        /// rows * seqLen * seqLen (one attention matrix per row and head).
-        var attentionCells: Int
+        /// Floats of attention scratch (each head's softmax weights, never kept; score gradients;
+        /// the shared-prompt gathers).
+        var attentionScratch: Int
+        /// Positions the LM head runs on (a shared-prompt batch can label one token twice).
+        var labelled: Int
         var saving: Bool
 
-        init(rows: Int, seqLen: Int, saving: Bool) {
-            tokens = rows * seqLen
-            attentionCells = rows * seqLen * seqLen
+        init(tokens: Int, attentionScratch: Int, labelled: Int, saving: Bool) {
+            self.tokens = tokens
+            self.labelled = labelled
+            self.attentionScratch = attentionScratch
             self.saving = saving
         }
 
         /// Whether an arena of this capacity can run a batch that needs `other`.
         func holds(_ other: Capacity) -> Bool {
-            other.tokens <= tokens && other.attentionCells <= attentionCells && (saving || !other.saving)
+            other.tokens <= tokens && other.attentionScratch <= attentionScratch
+                && other.labelled <= labelled && (saving || !other.saving)
         }
 
         func union(_ other: Capacity) -> Capacity {
             var c = self
             c.tokens = max(tokens, other.tokens)
-            c.attentionCells = max(attentionCells, other.attentionCells)
+            c.attentionScratch = max(attentionScratch, other.attentionScratch)
+            c.labelled = max(labelled, other.labelled)
             c.saving = saving || other.saving
             return c
         }
@@ -48,51 +54,54 @@ final class ActivationArena {
     /// 1/rms of each RMSNorm input: `2L + 1` rows of capacity-N (input norm of layer l at 2l,
     /// post-attention at 2l+1, final at 2L).
     let rstd: FloatBuffer
-    /// Labelled positions' final normed states `[N, H]`, their log-sum-exp and log-probs `[N]`.
+    /// Labelled positions' final normed states `[M, H]`, their log-sum-exp and log-probs `[M]` (M = capacity.labelled).
     let labelledHidden: FloatBuffer
     let logSumExp: FloatBuffer
     let labelLogps: FloatBuffer
-    /// Logits chunk of the LM head `[LabelLogProbs.chunkRows, V]`.
+    /// Logits of one position chunk x vocabulary panel of the LM head.
     let logitsChunk: FloatBuffer
+
+    /// Attention scratch (`capacity.attentionScratch` floats; nil when none is needed).
+    let attentionScratch: FloatBuffer?
 
     // MARK: Backward scratch (float32, only when saving)
     let dStream, dNormed: FloatBuffer?
     let dMLPHidden, dGateUp: FloatBuffer?
     let dQKV, dAttention: FloatBuffer?
-    let attentionScratch: FloatBuffer?
     let dLabelledHidden, dLabelLogps: FloatBuffer?
 
     init(config c: LlamaConfig, capacity: Capacity, precision: Precision) {
         self.capacity = capacity
         let n = capacity.tokens
         let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
-        saved = SavedActivations(config: c, tokens: n, attentionCells: capacity.attentionCells,
-                                 layers: L, saving: capacity.saving, precision: precision)
+        saved = SavedActivations(config: c, tokens: n, layers: L, saving: capacity.saving, precision: precision)
         normed = FloatBuffer(count: n * h)
         mlpHidden = FloatBuffer(count: n * f)
         rstd = FloatBuffer(count: (2 * L + 1) * n)
-        labelledHidden = FloatBuffer(count: n * h)
-        logSumExp = FloatBuffer(count: n)
-        labelLogps = FloatBuffer(count: n)
-        logitsChunk = FloatBuffer(count: min(LabelLogProbs.chunkRows, n) * c.vocabSize)
+        let labelled = max(1, capacity.labelled)
+        labelledHidden = FloatBuffer(count: labelled * h)
+        logSumExp = FloatBuffer(count: labelled)
+        labelLogps = FloatBuffer(count: labelled)
+        logitsChunk = FloatBuffer(count: min(LabelLogProbs.panelPositions, labelled) * min(LabelLogProbs.panelRows, c.vocabSize))
         func backwardBuffer(_ count: Int) -> FloatBuffer? { capacity.saving ? FloatBuffer(count: count) : nil }
         dStream = backwardBuffer(n * h)
         dNormed = backwardBuffer(n * h)
         dMLPHidden = backwardBuffer(n * f)
-        dGateUp = backwardBuffer(n * 2 * f)
+        // Under fp16 the gate|up gradient overwrites the restored float32 copy of gate|up in place.
+        dGateUp = precision == .fp32 ? backwardBuffer(n * 2 * f) : nil
         dQKV = backwardBuffer(n * (q + 2 * k))
         dAttention = backwardBuffer(n * q)
-        attentionScratch = backwardBuffer(capacity.attentionCells * c.numKeyValueHeads)
-        dLabelledHidden = backwardBuffer(n * h)
-        dLabelLogps = backwardBuffer(n)
+        attentionScratch = capacity.attentionScratch > 0 ? FloatBuffer(count: capacity.attentionScratch) : nil
+        dLabelledHidden = backwardBuffer(labelled * h)
+        dLabelLogps = backwardBuffer(labelled)
     }
 
     /// Points the arena at a batch shape that fits its capacity.
     func use(rows: Int, seqLen: Int) {
-        precondition(capacity.holds(Capacity(rows: rows, seqLen: seqLen, saving: false)))
+        precondition(rows * seqLen <= capacity.tokens)
         self.rows = rows
         self.seqLen = seqLen
-        saved.setActive(tokens: rows * seqLen, attentionCells: rows * seqLen * seqLen)
+        saved.setActive(tokens: rows * seqLen)
     }
 
     /// `rstd` row of norm `index` (see `rstd`).
@@ -112,8 +121,6 @@ final class SavedActivations {
         /// Rotated queries, rotated keys and values side by side `[N, Q + 2K]` (one matmul
         /// against the stacked [q_proj; k_proj; v_proj]).
         case qkv
-        /// Attention softmax weights `[rows, heads, T, T]`.
-        case probs
         /// Attention output before o_proj `[N, Q]`.
         case attention
         /// Stream after the attention residual `[N, H]`.
@@ -132,12 +139,12 @@ final class SavedActivations {
     private var full: [FloatBuffer] = []
     private var half: [HalfBuffer] = []
 
-    init(config c: LlamaConfig, tokens n: Int, attentionCells: Int, layers: Int, saving: Bool, precision: Precision) {
+    init(config c: LlamaConfig, tokens n: Int, layers: Int, saving: Bool, precision: Precision) {
         self.saving = saving
         self.precision = precision
         let widths = Kind.allCases.map { widthsFor(c, $0) }
         self.widths = widths
-        capacityCounts = Kind.allCases.map { ($0 == .probs ? attentionCells : n) * widths[$0.rawValue] }
+        capacityCounts = Kind.allCases.map { n * widths[$0.rawValue] }
         activeCounts = capacityCounts
         let slotsPerKind = Kind.allCases.map { $0 == .layerInput ? layers + 1 : layers }
         for kind in Kind.allCases {
@@ -152,8 +159,8 @@ final class SavedActivations {
     }
 
     /// Sets how many values of each slot the current batch uses.
-    func setActive(tokens: Int, attentionCells: Int) {
-        activeCounts = Kind.allCases.map { $0 == .probs ? attentionCells * widths[$0.rawValue] : tokens * widths[$0.rawValue] }
+    func setActive(tokens: Int) {
+        activeCounts = Kind.allCases.map { tokens * widths[$0.rawValue] }
     }
 
     /// Where forward computes `kind` of `layer` (float32).
@@ -190,13 +197,12 @@ final class SavedActivations {
     }
 }
 
-/// Values per token (per attention cell for probs) of each saved kind.
+/// Values per token of each saved kind (attention softmax weights are never saved: backward recomputes them).
 private func widthsFor(_ c: LlamaConfig, _ kind: SavedActivations.Kind) -> Int {
     switch kind {
     case .layerInput, .middle: return c.hiddenSize
     case .attention: return c.qDim
     case .qkv: return c.qDim + 2 * c.kvDim
-    case .probs: return c.numAttentionHeads
     case .gateUp: return 2 * c.intermediateSize
     }
 }

@@ -8,11 +8,12 @@ extension LlamaModel {
     /// Calls `groupFinished(g)` as each parameter group's gradient becomes final: L+1, L, ..., 1, 0.
     public func backward(dTokenLogps: UnsafeBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>,
                          groupFinished: ((Int) -> Void)?) {
-        guard let batch = lastBatch, let arena, arena.capacity.saving, arena.rows == batch.rows, arena.seqLen == batch.seqLen else {
+        guard let batch = lastInput, let arena, arena.capacity.saving, arena.rows == batch.rows, arena.seqLen == batch.seqLen else {
             preconditionFailure("backward needs a preceding forward(_, saveForBackward: true)")
         }
-        let c = config, n = batch.rows * batch.seqLen, h = c.hiddenSize, L = c.numHiddenLayers
-        precondition(dTokenLogps.count == n, "backward: dTokenLogps has \(dTokenLogps.count) values, batch has \(n)")
+        let c = config, n = batch.tokens, h = c.hiddenSize, L = c.numHiddenLayers
+        precondition(dTokenLogps.count == batch.outputCount,
+                     "backward: dTokenLogps has \(dTokenLogps.count) values, the batch's log-probs \(batch.outputCount)")
         precondition(gradients.count == layout.totalCount, "backward: gradients has \(gradients.count) values, layout has \(layout.totalCount)")
         let grad = gradients.baseAddress!
         let saved = arena.saved
@@ -22,33 +23,31 @@ extension LlamaModel {
         let final = saved.restore(.layerInput, L)
         let finalNorm = normWeight(finalNormOffset)
         RMSNorm.apply(x: final, weight: finalNorm, rstd: arena.rstd(2 * L), output: arena.normed.pointer, tokens: n, hidden: h)
-        let indices = labelledIndices
+        let indices = batch.labelledIndices
         gatherRows(arena.normed.pointer, indices, into: arena.labelledHidden.pointer, width: h)
         let dLabelLogps = arena.dLabelLogps!.pointer
-        for (m, p) in indices.enumerated() { dLabelLogps[m] = dTokenLogps[p] }
-        let head = matrix(lmHeadOffset, count: c.vocabSize * h)
-        labelledTargets.withUnsafeBufferPointer { t in
-            LabelLogProbs.backward(hidden: arena.labelledHidden.pointer, weight: head, targets: t.baseAddress!,
-                                   logSumExp: arena.logSumExp.pointer, dLogps: dLabelLogps,
-                                   dHidden: arena.dLabelledHidden!.pointer, dWeight: grad + lmHeadOffset,
-                                   positions: indices.count, hiddenSize: h, vocab: c.vocabSize,
-                                   scratch: arena.logitsChunk.pointer)
+        for (m, p) in batch.outputIndices.enumerated() { dLabelLogps[m] = dTokenLogps[p] }
+        batch.labelledTargets.withUnsafeBufferPointer { t in
+            LabelLogProbs.backwardPanelled(hidden: arena.labelledHidden.pointer, weightPanel: headPanel, targets: t.baseAddress!,
+                                           logSumExp: arena.logSumExp.pointer, dLogps: dLabelLogps,
+                                           dHidden: arena.dLabelledHidden!.pointer, dWeight: grad + lmHeadOffset,
+                                           positions: indices.count, hiddenSize: h, vocab: c.vocabSize,
+                                           scratch: arena.logitsChunk.pointer)
         }
         dNormed.update(repeating: 0, count: n * h)
+        // Added, not copied: a shared prefix's last token is labelled once per completion.
         for (m, p) in indices.enumerated() {
-            (dNormed + p * h).update(from: arena.dLabelledHidden!.pointer + m * h, count: h)
+            let source = arena.dLabelledHidden!.pointer + m * h, destination = dNormed + p * h
+            for j in 0..<h { destination[j] += source[j] }
         }
         RMSNorm.backward(x: final, weight: normWeight(finalNormOffset), rstd: arena.rstd(2 * L), dOutput: dNormed,
                          dx: dStream, dWeight: grad + finalNormOffset, tokens: n, hidden: h, accumulate: false)
         groupFinished?(L + 1)
 
         // Decoder layers in reverse.
-        batch.lengths.withUnsafeBufferPointer { lengths in
-            for layer in stride(from: L - 1, through: 0, by: -1) {
-                layerBackward(layer, rows: batch.rows, seqLen: batch.seqLen, lengths: lengths.baseAddress!,
-                              arena: arena, gradients: grad)
-                groupFinished?(1 + layer)
-            }
+        for layer in stride(from: L - 1, through: 0, by: -1) {
+            layerBackward(layer, batch, arena: arena, gradients: grad)
+            groupFinished?(1 + layer)
         }
 
         // Embedding (group 0).
@@ -62,16 +61,18 @@ extension LlamaModel {
 
     /// Mirror of `layerForward`: on entry `dStream` is dLoss/d(layerInput[layer + 1]),
     /// on exit dLoss/d(layerInput[layer]); parameter gradients accumulate into `gradients`.
-    func layerBackward(_ layer: Int, rows: Int, seqLen: Int, lengths: UnsafePointer<Int>,
-                       arena: ActivationArena, gradients grad: UnsafeMutablePointer<Float>) {
-        let c = config, n = rows * seqLen, h = c.hiddenSize, f = c.intermediateSize
+    func layerBackward(_ layer: Int, _ batch: StackInput, arena: ActivationArena, gradients grad: UnsafeMutablePointer<Float>) {
+        let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
         let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
         let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!.pointer
-        let dMLPHidden = arena.dMLPHidden!.pointer, dGateUp = arena.dGateUp!.pointer
+        let dMLPHidden = arena.dMLPHidden!.pointer
 
         // MLP block.
         let gateUp = saved.restore(.gateUp, layer)
+        // fp16: gateUp is a float32 copy of the saved slot, so its gradient can overwrite it (no
+        // [N, 2F] buffer); fp32 restores the slot itself, which must survive a repeated backward.
+        let dGateUp = arena.dGateUp?.pointer ?? gateUp
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
         Linear.backward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), dy: dStream,
                         dx: dMLPHidden, dWeight: grad + o.down, tokens: n, inFeatures: f, outFeatures: h, overwriteInput: true)
@@ -92,14 +93,23 @@ extension LlamaModel {
                         dWeight: grad + o.output, tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
         let qkvWidth = qw + 2 * kw
         let qkv = saved.restore(.qkv, layer)
-        let probs = saved.restore(.probs, layer)
-        let shape = Attention.Shape(rows: rows, seqLen: seqLen, heads: c.numAttentionHeads,
+        let shape = Attention.Shape(rows: batch.rows, seqLen: batch.seqLen, heads: c.numAttentionHeads,
                                     kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
-        let dQKV = arena.dQKV!.pointer
-        Attention.backward(q: qkv, k: qkv + qw, v: qkv + qw + kw, lengths: lengths, probs: probs, dOutput: dAttention,
-                           dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: arena.attentionScratch!.pointer, shape: shape)
-        rotary.backward(dQKV, rows: rows, seqLen: seqLen, heads: c.numAttentionHeads, stride: qkvWidth)
-        rotary.backward(dQKV + qw, rows: rows, seqLen: seqLen, heads: c.numKeyValueHeads, stride: qkvWidth)
+        let dQKV = arena.dQKV!.pointer, scratch = arena.attentionScratch!.pointer
+        switch batch.structure {
+        case .paddedRows(let lengths):
+            lengths.withUnsafeBufferPointer { l in
+                Attention.backwardRecomputingProbs(q: qkv, k: qkv + qw, v: qkv + qw + kw, lengths: l.baseAddress!, dOutput: dAttention,
+                                                   dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: scratch, shape: shape)
+            }
+        case .sharedPrompt(let segments):
+            segments.withUnsafeBufferPointer { s in
+                SharedPromptAttention.backward(q: qkv, k: qkv + qw, v: qkv + qw + kw, segments: s.baseAddress!, dOutput: dAttention,
+                                               dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: scratch, shape: shape)
+            }
+        }
+        rotate(dQKV, batch, heads: c.numAttentionHeads, stride: qkvWidth, backward: true)
+        rotate(dQKV + qw, batch, heads: c.numKeyValueHeads, stride: qkvWidth, backward: true)
 
         let input = saved.restore(.layerInput, layer)
         let inputNorm = normWeight(o.inputNorm)

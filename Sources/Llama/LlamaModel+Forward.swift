@@ -6,49 +6,72 @@ extension LlamaModel {
     /// Per-token log-probs `[rows*seqLen]` (float32 log-softmax at the target); 0 where target < 0.
     /// With `saveForBackward`, keeps what `backward` needs (trainable models only).
     public func forward(_ batch: TokenRows, saveForBackward: Bool) -> [Float] {
-        precondition(!saveForBackward || trainable, "forward(saveForBackward:) on a model made with trainable: false")
         validate(batch)
-        let arena = prepareArena(rows: batch.rows, seqLen: batch.seqLen, saving: saveForBackward)
-        runStack(batch, arena: arena)
+        return forward(StackInput(batch), saveForBackward: saveForBackward)
+    }
+
+    /// The same per-token log-probs as `forward(shared.pairedRows, ...)`, in its layout
+    /// `[2B * pairedRows.seqLen]`, with each pair's shared prefix run once.
+    public func forward(_ shared: SharedPromptRows, saveForBackward: Bool) -> [Float] {
+        validate(shared.pairedRows)
+        return forward(StackInput(shared, heads: config.numAttentionHeads), saveForBackward: saveForBackward)
+    }
+
+    func forward(_ input: StackInput, saveForBackward: Bool) -> [Float] {
+        precondition(!saveForBackward || trainable, "forward(saveForBackward:) on a model made with trainable: false")
+        if !saveForBackward, input.rows > 1, input.tokens > forwardChunkTokens, !(arena?.capacity.holds(capacity(input, saving: false)) ?? false) {
+            // Rows are independent without backward: run them in chunks through a small arena.
+            var result = [Float](repeating: 0, count: input.outputCount)
+            let rowsPerChunk = max(1, forwardChunkTokens / input.seqLen)
+            for start in stride(from: 0, to: input.rows, by: rowsPerChunk) {
+                let chunk = input.rows(start..<min(input.rows, start + rowsPerChunk), heads: config.numAttentionHeads)
+                let part = forward(chunk, saveForBackward: false)
+                for p in chunk.outputIndices { result[p] = part[p] }
+            }
+            return result
+        }
+        let arena = prepareArena(input, saving: saveForBackward)
+        runStack(input, arena: arena)
 
         // LM head + log-softmax only at the labelled positions.
-        let c = config, h = c.hiddenSize, n = batch.rows * batch.seqLen
-        var indices: [Int] = [], targets: [Int32] = []
-        indices.reserveCapacity(n); targets.reserveCapacity(n)
-        for p in 0..<n where batch.targetIds[p] >= 0 { indices.append(p); targets.append(batch.targetIds[p]) }
+        let c = config, h = c.hiddenSize
+        let indices = input.labelledIndices
         gatherRows(arena.normed.pointer, indices, into: arena.labelledHidden.pointer, width: h)
-        let head = matrix(lmHeadOffset, count: c.vocabSize * h)
-        targets.withUnsafeBufferPointer { t in
-            LabelLogProbs.forward(hidden: arena.labelledHidden.pointer, weight: head, targets: t.baseAddress!,
-                                  logps: arena.labelLogps.pointer, logSumExp: arena.logSumExp.pointer,
-                                  positions: indices.count, hiddenSize: h, vocab: c.vocabSize,
-                                  scratch: arena.logitsChunk.pointer)
-        }
-        var result = [Float](repeating: 0, count: n)
-        for (m, p) in indices.enumerated() { result[p] = arena.labelLogps.pointer[m] }
-
-        if saveForBackward {
-            lastBatch = batch
-            labelledIndices = indices
-            labelledTargets = targets
-        } else {
-            lastBatch = nil
-        }
+        labelLogProbs(arena: arena, targets: input.labelledTargets)
+        var result = [Float](repeating: 0, count: input.outputCount)
+        for (m, p) in input.outputIndices.enumerated() { result[p] = arena.labelLogps.pointer[m] }
+        lastInput = saveForBackward ? input : nil
         return result
+    }
+
+    /// `arena.labelLogps`/`logSumExp` of the gathered `arena.labelledHidden` rows.
+    func labelLogProbs(arena: ActivationArena, targets: [Int32]) {
+        let c = config, h = c.hiddenSize
+        targets.withUnsafeBufferPointer { t in
+            LabelLogProbs.forwardPanelled(hidden: arena.labelledHidden.pointer, weightPanel: headPanel, targets: t.baseAddress!,
+                                          logps: arena.labelLogps.pointer, logSumExp: arena.logSumExp.pointer,
+                                          positions: t.count, hiddenSize: h, vocab: c.vocabSize,
+                                          scratch: arena.logitsChunk.pointer)
+        }
     }
 
     /// Full logits `[rows*seqLen, vocab]` (for tests and evaluation; allocates the result).
     public func logits(_ batch: TokenRows) -> [Float] {
         validate(batch)
-        let arena = prepareArena(rows: batch.rows, seqLen: batch.seqLen, saving: false)
-        lastBatch = nil
-        runStack(batch, arena: arena)
-        let c = config, n = batch.rows * batch.seqLen
-        var out = [Float](repeating: 0, count: n * c.vocabSize)
-        let head = matrix(lmHeadOffset, count: c.vocabSize * c.hiddenSize)
-        out.withUnsafeMutableBufferPointer { o in
-            Linear.forward(x: arena.normed.pointer, weight: head, y: o.baseAddress!,
-                           tokens: n, inFeatures: c.hiddenSize, outFeatures: c.vocabSize)
+        lastInput = nil
+        let whole = StackInput(batch), c = config
+        var out = [Float](repeating: 0, count: whole.tokens * c.vocabSize)
+        // Whole rows in chunks when the arena does not already hold the batch (as `forward` without
+        // backward does): a policy whose arena was sized for shared-prompt batches does not grow.
+        let fits = arena?.capacity.holds(capacity(whole, saving: false)) ?? false
+        let rowsPerChunk = fits || whole.tokens <= forwardChunkTokens ? whole.rows : max(1, forwardChunkTokens / whole.seqLen)
+        for start in stride(from: 0, to: whole.rows, by: rowsPerChunk) {
+            let input = whole.rows(start..<min(whole.rows, start + rowsPerChunk), heads: c.numAttentionHeads)
+            let arena = prepareArena(input, saving: false)
+            runStack(input, arena: arena)
+            out.withUnsafeMutableBufferPointer { o in
+                lmHeadForward(x: arena.normed.pointer, y: o.baseAddress! + start * whole.seqLen * c.vocabSize, tokens: input.tokens)
+            }
         }
         return out
     }
@@ -57,7 +80,7 @@ extension LlamaModel {
 
     /// Embedding, every decoder layer, final norm: leaves the final normed states in
     /// `arena.normed` and (when saving) every activation backward needs.
-    func runStack(_ batch: TokenRows, arena: ActivationArena) {
+    func runStack(_ batch: StackInput, arena: ActivationArena) {
         let c = config, n = batch.rows * batch.seqLen, h = c.hiddenSize
         let saved = arena.saved
         ensureRotary(positions: batch.seqLen)
@@ -69,10 +92,8 @@ extension LlamaModel {
                 Embedding.forward(ids: ids.baseAddress!, table: weights16!.pointer + embedOffset, output: stream0, tokens: n, hidden: h)
             }
         }
-        batch.lengths.withUnsafeBufferPointer { lengths in
-            for layer in 0..<c.numHiddenLayers {
-                layerForward(layer, rows: batch.rows, seqLen: batch.seqLen, lengths: lengths.baseAddress!, arena: arena)
-            }
+        for layer in 0..<c.numHiddenLayers {
+            layerForward(layer, batch, arena: arena)
         }
         let final = saved.buffer(.layerInput, c.numHiddenLayers)
         saved.commit(.layerInput, c.numHiddenLayers)
@@ -81,8 +102,8 @@ extension LlamaModel {
     }
 
     /// One decoder layer: reads `layerInput[layer]`, writes `layerInput[layer + 1]`.
-    func layerForward(_ layer: Int, rows: Int, seqLen: Int, lengths: UnsafePointer<Int>, arena: ActivationArena) {
-        let c = config, n = rows * seqLen, h = c.hiddenSize, f = c.intermediateSize
+    func layerForward(_ layer: Int, _ batch: StackInput, arena: ActivationArena) {
+        let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
         let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
 
@@ -96,15 +117,27 @@ extension LlamaModel {
         let qkv = saved.buffer(.qkv, layer)
         Linear.forward(x: normed, weight: matrix(o.query, count: qkvWidth * h), y: qkv, tokens: n, inFeatures: h, outFeatures: qkvWidth)
         let query = qkv, key = qkv + qw, value = qkv + qw + kw
-        rotary.forward(query, rows: rows, seqLen: seqLen, heads: c.numAttentionHeads, stride: qkvWidth)
-        rotary.forward(key, rows: rows, seqLen: seqLen, heads: c.numKeyValueHeads, stride: qkvWidth)
+        rotate(query, batch, heads: c.numAttentionHeads, stride: qkvWidth, backward: false)
+        rotate(key, batch, heads: c.numKeyValueHeads, stride: qkvWidth, backward: false)
         saved.commit(.qkv, layer)
 
-        let shape = Attention.Shape(rows: rows, seqLen: seqLen, heads: c.numAttentionHeads,
+        let shape = Attention.Shape(rows: batch.rows, seqLen: batch.seqLen, heads: c.numAttentionHeads,
                                     kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
-        let probs = saved.buffer(.probs, layer), attention = saved.buffer(.attention, layer)
-        Attention.forward(q: query, k: key, v: value, lengths: lengths, probs: probs, output: attention, shape: shape)
-        saved.commit(.probs, layer); saved.commit(.attention, layer)
+        let attention = saved.buffer(.attention, layer), scratch = arena.attentionScratch!.pointer
+        // The softmax weights live only in the scratch: backward recomputes them (no [rows, heads, T, T] tensor).
+        switch batch.structure {
+        case .paddedRows(let lengths):
+            lengths.withUnsafeBufferPointer { l in
+                Attention.forwardDiscardingProbs(q: query, k: key, v: value, lengths: l.baseAddress!, output: attention,
+                                                 scratch: scratch, shape: shape)
+            }
+        case .sharedPrompt(let segments):
+            segments.withUnsafeBufferPointer { s in
+                SharedPromptAttention.forward(q: query, k: key, v: value, segments: s.baseAddress!, output: attention,
+                                              scratch: scratch, shape: shape)
+            }
+        }
+        saved.commit(.attention, layer)
 
         let middle = saved.buffer(.middle, layer)
         middle.update(from: input, count: n * h)
@@ -127,6 +160,23 @@ extension LlamaModel {
     }
 
     // MARK: - Helpers
+
+    /// Rotary embedding (or its transpose) of q or k columns, at the batch's positions.
+    func rotate(_ x: UnsafeMutablePointer<Float>, _ batch: StackInput, heads: Int, stride: Int, backward: Bool) {
+        if let positions = batch.positions {
+            positions.withUnsafeBufferPointer { p in
+                if backward {
+                    rotary.backward(x, positions: p.baseAddress!, tokens: batch.tokens, heads: heads, stride: stride)
+                } else {
+                    rotary.forward(x, positions: p.baseAddress!, tokens: batch.tokens, heads: heads, stride: stride)
+                }
+            }
+        } else if backward {
+            rotary.backward(x, rows: batch.rows, seqLen: batch.seqLen, heads: heads, stride: stride)
+        } else {
+            rotary.forward(x, rows: batch.rows, seqLen: batch.seqLen, heads: heads, stride: stride)
+        }
+    }
 
     /// `destination[m, :] = source[indices[m], :]`.
     func gatherRows(_ source: UnsafePointer<Float>, _ indices: [Int], into destination: UnsafeMutablePointer<Float>, width: Int) {

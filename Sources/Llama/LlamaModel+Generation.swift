@@ -101,8 +101,7 @@ extension LlamaModel {
         let last = stream + (n - 1) * h
         RMSNorm.forward(x: last, weight: normWeight(finalNormOffset), output: normed, rstd: cache.rstd.pointer,
                         tokens: 1, hidden: h, eps: c.rmsNormEps)
-        Linear.forward(x: normed, weight: matrix(lmHeadOffset, count: c.vocabSize * h), y: cache.logits.pointer,
-                       tokens: 1, inFeatures: h, outFeatures: c.vocabSize)
+        lmHeadForward(x: normed, y: cache.logits.pointer, tokens: 1)
     }
 
     // MARK: - Choosing a token

@@ -24,8 +24,10 @@ public final class LlamaModel {
     /// Working weights, layout order: exactly one of the two is non-nil.
     let weights32: FloatBuffer?
     let weights16: HalfBuffer?
-    /// Float32 copy of one matrix at a time under fp16 (the largest entry, [gate; up] or [q; k; v]), and of norm weights.
+    /// Float32 copy of one layer matrix at a time under fp16 (the largest, [gate; up] or [q; k; v]),
+    /// of one LM-head panel (`LabelLogProbs.panelRows` vocabulary rows), and of norm weights.
     let matrixScratch: FloatBuffer?
+    let headPanelScratch: FloatBuffer?
     let normScratch: FloatBuffer?
 
     // MARK: Offsets
@@ -40,12 +42,14 @@ public final class LlamaModel {
 
     var rotary: Rotary
 
+    /// A forward without backward runs at most this many tokens (whole rows) at once, unless the
+    /// arena already holds the whole batch: the frozen reference model's scratch stays small.
+    public var forwardChunkTokens = 1024
+
     // MARK: Per-batch state
     var arena: ActivationArena?
     /// What backward needs to know about the last forward.
-    var lastBatch: TokenRows?
-    var labelledIndices: [Int] = []
-    var labelledTargets: [Int32] = []
+    var lastInput: StackInput?
 
     public init(config: LlamaConfig, precision: Precision, trainable: Bool) throws {
         let c = config
@@ -66,12 +70,15 @@ public final class LlamaModel {
         let total = layout.totalCount
         if precision == .fp32 {
             weights32 = FloatBuffer(count: total); weights16 = nil
-            matrixScratch = nil; normScratch = nil
+            matrixScratch = nil; headPanelScratch = nil; normScratch = nil
         } else {
             weights32 = nil; weights16 = HalfBuffer(count: total)
-            // The largest matrix used at once: any entry, or the stacked [gate_proj; up_proj].
-            matrixScratch = FloatBuffer(count: max(layout.entries.map(\.count).max() ?? 0, 2 * c.intermediateSize * c.hiddenSize,
-                                                   (c.qDim + 2 * c.kvDim) * c.hiddenSize))
+            // The largest layer matrix used at once: the stacked [gate_proj; up_proj] or [q; k; v], or
+            // down/o_proj. The embedding and LM head never need a whole float32 copy (lookups read
+            // binary16 rows, the head runs in panels).
+            matrixScratch = FloatBuffer(count: max(2 * c.intermediateSize * c.hiddenSize, (c.qDim + 2 * c.kvDim) * c.hiddenSize,
+                                                   c.qDim * c.hiddenSize))
+            headPanelScratch = FloatBuffer(count: min(LabelLogProbs.panelRows, c.vocabSize) * c.hiddenSize)
             normScratch = FloatBuffer(count: c.hiddenSize)
         }
         layerOffsets = (0..<c.numHiddenLayers).map { [layout] i in
@@ -143,6 +150,29 @@ public final class LlamaModel {
         return scratch
     }
 
+    /// Float32 rows `range` of the LM head (a conversion into the panel scratch under fp16; valid
+    /// until the next `headPanel` call).
+    @inline(__always)
+    func headPanel(_ range: Range<Int>) -> UnsafePointer<Float> {
+        let h = config.hiddenSize
+        if let weights32 { return UnsafePointer(weights32.pointer + lmHeadOffset + range.lowerBound * h) }
+        precondition(range.count <= LabelLogProbs.panelRows, "LM-head panel of \(range.count) rows exceeds the panel scratch")
+        Half.toFloat(weights16!.pointer + lmHeadOffset + range.lowerBound * h, headPanelScratch!.pointer, count: range.count * h)
+        return UnsafePointer(headPanelScratch!.pointer)
+    }
+
+    /// Full logits `y[tokens, vocab] = x[tokens, H] head^T`, one vocabulary panel at a time.
+    func lmHeadForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, tokens: Int) {
+        let h = config.hiddenSize, vocab = config.vocabSize
+        var start = 0
+        while start < vocab {
+            let panel = start..<min(vocab, start + LabelLogProbs.panelRows)
+            Matmul.gemm(transposeA: false, transposeB: true, m: tokens, n: panel.count, k: h,
+                        a: x, lda: h, b: headPanel(panel), ldb: h, beta: 0, c: y + start, ldc: vocab)
+            start = panel.upperBound
+        }
+    }
+
     /// Float32 view of a norm weight `[H]` (valid until the next `normWeight` call).
     @inline(__always)
     func normWeight(_ offset: Int) -> UnsafeMutablePointer<Float> {
@@ -154,19 +184,24 @@ public final class LlamaModel {
     // MARK: - Arena
 
     /// The arena, grown only when this batch does not fit (a saving arena also runs
-    /// non-saving forwards; a later backward then refuses, since `lastBatch` is cleared).
-    func prepareArena(rows: Int, seqLen: Int, saving: Bool) -> ActivationArena {
-        let needed = ActivationArena.Capacity(rows: rows, seqLen: seqLen, saving: saving)
+    /// non-saving forwards; a later backward then refuses, since `lastInput` is cleared).
+    func prepareArena(_ input: StackInput, saving: Bool) -> ActivationArena {
+        let needed = capacity(input, saving: saving)
         if let arena, arena.capacity.holds(needed) {
-            arena.use(rows: rows, seqLen: seqLen)
+            arena.use(rows: input.rows, seqLen: input.seqLen)
             return arena
         }
         let capacity = arena.map { $0.capacity.union(needed) } ?? needed
         arena = nil  // release the old buffers before allocating the larger ones
         let fresh = ActivationArena(config: config, capacity: capacity, precision: precision)
-        fresh.use(rows: rows, seqLen: seqLen)
+        fresh.use(rows: input.rows, seqLen: input.seqLen)
         arena = fresh
         return fresh
+    }
+
+    func capacity(_ input: StackInput, saving: Bool) -> ActivationArena.Capacity {
+        ActivationArena.Capacity(tokens: input.tokens, attentionScratch: input.attentionScratchCount(config),
+                                 labelled: input.labelledIndices.count, saving: saving)
     }
 
     func ensureRotary(positions: Int) {

@@ -172,14 +172,14 @@ public struct ModelBenchmark {
         return (times[times.count / 2], cpuTimes[cpuTimes.count / 2])
     }
 
-    static func processCPUSeconds() -> Double {
+    public static func processCPUSeconds() -> Double {
         var spec = timespec()
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &spec)
         return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 
     /// VmHWM from /proc/self/status (0 where unavailable).
-    static func peakResidentMB() -> Double {
+    public static func peakResidentMB() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
             let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0

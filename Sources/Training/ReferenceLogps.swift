@@ -12,12 +12,14 @@ public enum ReferenceLogps {
     /// Precomputed sums, indexed by encoded pair index (`--precompute-ref`).
     case cached(chosen: [Float], rejected: [Float])
 
-    /// The reference sequence log-prob sums of `batch` (empty arrays for `.none`).
-    public func sums(for batch: PreferenceBatch) -> (chosen: [Float], rejected: [Float]) {
+    /// The reference sequence log-prob sums of `batch` (empty arrays for `.none`); `shared` is
+    /// the batch packed with shared prompts (`--share-prompt`), run instead of the plain rows.
+    public func sums(for batch: PreferenceBatch, shared: SharedPromptRows? = nil) -> (chosen: [Float], rejected: [Float]) {
         switch self {
         case .none:
             return ([], [])
         case .model(let model):
+            if let shared { return batch.sequenceLogps(model.forward(shared, saveForBackward: false)) }
             return batch.sequenceLogps(model.forward(batch.rows, saveForBackward: false))
         case .cached(let chosen, let rejected):
             return (batch.pairIndices.map { chosen[$0] }, batch.pairIndices.map { rejected[$0] })

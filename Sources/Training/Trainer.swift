@@ -38,6 +38,8 @@ public final class DPOTrainer {
     public var onMessage: ((String) -> Void)?
     /// Called on rank 0 after every optimizer step.
     public var onProgress: ((ProgressSnapshot) -> Void)?
+    /// Called on every rank after every optimizer step with (step, this rank's seconds per phase); for `dpo bench dpo`.
+    public var onStepPhases: ((Int, StepPhaseSeconds) -> Void)?
     /// Creates the metrics sink on rank 0 from (OUT, the step a resumed run continues from);
     /// default: metrics.jsonl (keeping its lines up to that step) + TensorBoard in OUT.
     public var makeMetricsSink: (URL, Int?) throws -> MetricsSink = {
@@ -287,6 +289,14 @@ public final class DPOTrainer {
             if faults.contains(.throwError, rank: rank, step: step + 1) {
                 throw TrainingError.injectedFault("rank \(rank) throws at step \(step + 1)")
             }
+            var phases = StepPhaseSeconds()
+            var phaseStart = clock.now
+            /// Adds the time since the last mark to `phase`.
+            func mark(_ phase: WritableKeyPath<StepPhaseSeconds, Double>) {
+                let now = clock.now, elapsed = now - phaseStart
+                phases[keyPath: phase] += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+                phaseStart = now
+            }
             let epoch = step / stepsPerEpoch
             let batchInEpoch = step % stepsPerEpoch
             if epochBatches?.epoch != epoch { epochBatches = (epoch, plan.batches(epoch: epoch)) }
@@ -308,11 +318,16 @@ public final class DPOTrainer {
             for i in gradients.indices { gradients[i] = 0 }
             var stepSums = PreferenceMetricSums()
             var objective = 0.0
+            mark(\.data)
             for (microIndex, batch) in microBatches.enumerated() {
                 let isLast = microIndex == microBatches.count - 1
-                let tokenLogps = policy.forward(batch.rows, saveForBackward: true)
+                // --share-prompt: each pair's prompt runs once (exact; nil when a batch cannot be packed).
+                let shared = p.sharePrompt ? SharedPromptRows(pairedRows: batch.rows) : nil
+                let tokenLogps = shared.map { policy.forward($0, saveForBackward: true) } ?? policy.forward(batch.rows, saveForBackward: true)
                 let (chosen, rejected) = batch.sequenceLogps(tokenLogps)
-                let referenceSums = reference.sums(for: batch)
+                mark(\.policyForward)
+                let referenceSums = reference.sums(for: batch, shared: shared)
+                mark(\.referenceForward)
                 let result = try PreferenceLoss.compute(
                     PairLogps(policyChosen: chosen, policyRejected: rejected, referenceChosen: referenceSums.chosen,
                               referenceRejected: referenceSums.rejected, chosenTokens: batch.chosenTokenCounts,
@@ -326,12 +341,15 @@ public final class DPOTrainer {
                         policy.backward(dTokenLogps: d, gradients: g, groupFinished: isLast ? { reducer.groupReady($0) } : nil)
                     }
                 }
+                mark(\.backward)
                 if isLast && (step + 1) % p.logEvery == 0 || isLast && step + 1 == totalSteps {
                     let logits = batch.completionLogitSums(policy.logits(batch.rows), vocabSize: config.vocabSize)
                     logitsOfLastMicroBatch = (logits.chosen, batch.chosenTokenTotal, logits.rejected, batch.rejectedTokenCounts.reduce(0, +))
                 }
             }
+            phaseStart = clock.now  // the logged step's logits (above) are in no phase
             let reduction = reducer.finish()
+            mark(\.allReduceWait)
             gradients.withUnsafeMutableBufferPointer { g in gradientHook?(step, g) }
             if faults.contains(.nan, rank: rank, step: step + 1) { gradients[0] = .nan }
             if faults.contains(.zero, rank: rank, step: step + 1) { for i in gradients.indices { gradients[i] = 0 } }
@@ -349,6 +367,7 @@ public final class DPOTrainer {
                 }
                 if faults.contains(.diverge, rank: rank, step: step + 1) { master[0] = master[0].nextUp }
                 master.withUnsafeBufferPointer { policy.loadWeights($0) }
+                mark(\.optimizer)
                 pending = pending + stepSums
                 state.pendingSteps += 1
             } else {
@@ -398,6 +417,7 @@ public final class DPOTrainer {
             }
             state.pendingMetricSums = pending.packed
 
+            if let onStepPhases { onStepPhases(step, phases) }
             if isPrimary, let onProgress {
                 let now = clock.now - loopStart
                 let seconds = Double(now.components.seconds) + Double(now.components.attoseconds) * 1e-18

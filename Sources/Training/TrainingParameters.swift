@@ -77,6 +77,9 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     public var seed: Int = 42
     /// Compute the reference log-probs once before training and cache them in OUT (`--precompute-ref`), default off.
     public var precomputeReference: Bool = false
+    /// Run each pair's shared prompt once for chosen and rejected (`--share-prompt`), default on:
+    /// exact (same log-probs and gradients as the plain concatenated batch, to float32 rounding).
+    public var sharePrompt: Bool = true
     /// Stop after this many non-finite (skipped) steps in a row (`--max-skipped-steps`), default 10.
     public var maxSkippedSteps: Int = 10
     /// Size of a gradient all-reduce bucket in MiB (`--bucket-mb`), default 25.
@@ -110,7 +113,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         case maxSteps = "max_steps", maxLength = "max_length", maxPromptLength = "max_prompt_length", truncation, shuffle
         case skipInvalid = "skip_invalid", chatTemplate = "chat_template", promptKey = "prompt_key"
         case chosenKey = "chosen_key", rejectedKey = "rejected_key", groupByLength = "group_by_length", precision, saveDType = "save_dtype", seed
-        case precomputeReference = "precompute_ref", maxSkippedSteps = "max_skipped_steps"
+        case precomputeReference = "precompute_ref", sharePrompt = "share_prompt", maxSkippedSteps = "max_skipped_steps"
         case bucketMegabytes = "bucket_mb", logEvery = "log_every", evalEvery = "eval_every", saveEvery = "save_every"
         case keepCheckpoints = "keep_checkpoints", allreduceDType = "allreduce_dtype", checkEvery = "check_every", threads
     }
@@ -323,6 +326,9 @@ extension TrainingParameters {
         Option(name: "precompute-ref", valueName: "true|false", defaultValue: "false",
                help: "Compute the reference log-probs once (cached in --out) and free the reference model")
             { $0.precomputeReference = try bool("precompute-ref", $1) },
+        Option(name: "share-prompt", valueName: "true|false", defaultValue: "true",
+               help: "Run each pair's shared prompt once for chosen and rejected (exact; false = plain concatenated rows)")
+            { $0.sharePrompt = try bool("share-prompt", $1) },
         Option(name: "max-skipped-steps", valueName: "N", defaultValue: "10",
                help: "Stop after N non-finite (skipped) steps in a row") { $0.maxSkippedSteps = try int("max-skipped-steps", $1) },
         Option(name: "bucket-mb", valueName: "MB", defaultValue: "25", help: "Gradient all-reduce bucket size in MiB")

@@ -6,7 +6,10 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks that print one JSON line.",
         subcommands: [
+            BenchDPOCommand.self,
             BenchModelCommand.self,
+            BenchTokenizeCommand.self,
+            BenchAllreduceGroupCommand.self,
         ]
     )
 }

@@ -159,6 +159,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("skip-invalid"), help: help("skip-invalid"))
     var skipInvalid = false
 
+    @Option(name: .customLong("share-prompt"), help: help("share-prompt"))
+    var sharePrompt: String?
+
     @Option(name: .customLong("chat-template"), help: help("chat-template"))
     var chatTemplate: String?
 
@@ -221,6 +224,7 @@ struct TrainCommand: ParsableCommand {
             ("average-logps", averageLogps ? "true" : nil),
             ("precompute-ref", precomputeRef ? "true" : nil),
             ("skip-invalid", skipInvalid ? "true" : nil),
+            ("share-prompt", sharePrompt),
             ("chat-template", chatTemplate),
             ("prompt-key", promptKey),
             ("chosen-key", chosenKey),

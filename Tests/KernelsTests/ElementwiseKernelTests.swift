@@ -175,3 +175,20 @@ final class SwiGLUFusedTests: XCTestCase {
         }
     }
 }
+
+/// SwiGLU's backward may write its gradient over its input (the fp16 model's in-place gate|up gradient).
+final class SwiGLUInPlaceTests: XCTestCase {
+    /// In place and out of place agree exactly, including a row width that is not a multiple of 16.
+    func testInPlaceBackwardEqualsOutOfPlace() {
+        var random = TestRandom(seed: 61)
+        let rows = 3, width = 37
+        let gateUp = random.array(rows * 2 * width, scale: 3), dOutput = random.array(rows * width)
+        var outOfPlace = [Float](repeating: 0, count: gateUp.count)
+        SwiGLU.backward(gateUp: gateUp, dOutput: dOutput, dGateUp: &outOfPlace, rows: rows, width: width)
+        var inPlace = gateUp
+        inPlace.withUnsafeMutableBufferPointer { buffer in
+            SwiGLU.backward(gateUp: buffer.baseAddress!, dOutput: dOutput, dGateUp: buffer.baseAddress!, rows: rows, width: width)
+        }
+        XCTAssertEqual(inPlace, outOfPlace)
+    }
+}

@@ -48,3 +48,51 @@ final class LabelLogProbsTests: XCTestCase {
         }
     }
 }
+
+/// The vocabulary-panel kernels (the LM head supplied a panel at a time) against the whole-head ones.
+final class LabelLogProbsPanelTests: XCTestCase {
+    /// More vocabulary rows than two panels and more positions than one chunk: log-probs,
+    /// log-sum-exp, dHidden and dWeight agree with the whole-head kernels within 2e-5 (relative to
+    /// the largest magnitude), and every panel is requested in order, each exactly once per pass.
+    func testPanelledMatchesWholeHead() {
+        let hiddenSize = 8, vocab = 2 * LabelLogProbs.panelRows + 37, positions = LabelLogProbs.panelPositions + 5
+        var random = TestRandom(seed: 16)
+        let hidden = random.array(positions * hiddenSize, scale: 2), weight = random.array(vocab * hiddenSize)
+        let targets = (0..<positions).map { Int32(($0 * 97) % vocab) }
+        let dLogps = random.array(positions)
+        var wholeLogps = [Float](repeating: 0, count: positions), wholeLSE = wholeLogps
+        var wholeScratch = [Float](repeating: 0, count: LabelLogProbs.chunkRows * vocab)
+        LabelLogProbs.forward(hidden: hidden, weight: weight, targets: targets, logps: &wholeLogps, logSumExp: &wholeLSE,
+                              positions: positions, hiddenSize: hiddenSize, vocab: vocab, scratch: &wholeScratch)
+        var wholeDHidden = [Float](repeating: 0, count: hidden.count), wholeDWeight = [Float](repeating: 0, count: weight.count)
+        LabelLogProbs.backward(hidden: hidden, weight: weight, targets: targets, logSumExp: wholeLSE, dLogps: dLogps,
+                               dHidden: &wholeDHidden, dWeight: &wholeDWeight, positions: positions, hiddenSize: hiddenSize,
+                               vocab: vocab, scratch: &wholeScratch)
+
+        var panels: [Range<Int>] = []
+        var panelCopy = [Float](repeating: 0, count: LabelLogProbs.panelRows * hiddenSize)
+        var scratch = [Float](repeating: 0, count: LabelLogProbs.panelScratchCount)
+        var logps = [Float](repeating: 0, count: positions), lse = logps
+        var dHidden = [Float](repeating: .nan, count: hidden.count), dWeight = [Float](repeating: 0, count: weight.count)
+        panelCopy.withUnsafeMutableBufferPointer { copy in
+            // A copy, as the binary16 path makes: the kernel must not read past the panel.
+            let panel: (Range<Int>) -> UnsafePointer<Float> = { range in
+                panels.append(range)
+                copy.update(repeating: .nan)
+                for i in 0..<(range.count * hiddenSize) { copy[i] = weight[range.lowerBound * hiddenSize + i] }
+                return UnsafePointer(copy.baseAddress!)
+            }
+            LabelLogProbs.forwardPanelled(hidden: hidden, weightPanel: panel, targets: targets, logps: &logps, logSumExp: &lse,
+                                          positions: positions, hiddenSize: hiddenSize, vocab: vocab, scratch: &scratch)
+            LabelLogProbs.backwardPanelled(hidden: hidden, weightPanel: panel, targets: targets, logSumExp: lse, dLogps: dLogps,
+                                           dHidden: &dHidden, dWeight: &dWeight, positions: positions, hiddenSize: hiddenSize,
+                                           vocab: vocab, scratch: &scratch)
+        }
+        let expectedPanels = [0..<512, 512..<1024, 1024..<vocab]
+        XCTAssertEqual(panels, expectedPanels + expectedPanels)
+        XCTAssertLessThanOrEqual(maxAbsDifference(logps, wholeLogps), 2e-5 * maxAbs(wholeLogps))
+        XCTAssertLessThanOrEqual(maxAbsDifference(lse, wholeLSE), 2e-5 * maxAbs(wholeLSE))
+        XCTAssertLessThanOrEqual(maxAbsDifference(dHidden, wholeDHidden), 2e-5 * maxAbs(wholeDHidden))
+        XCTAssertLessThanOrEqual(maxAbsDifference(dWeight, wholeDWeight), 2e-5 * maxAbs(wholeDWeight))
+    }
+}

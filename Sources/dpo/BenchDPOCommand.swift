@@ -1,0 +1,102 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Kernels
+import Llama
+import Training
+
+/// `dpo bench dpo`: the full DPO training step (policy forward+backward, reference forward,
+/// optimizer) on a preset with synthetic rows shaped like the PyTorch anchor's; rank 0 prints
+/// one JSON line with the figures of all ranks.
+struct BenchDPOCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dpo",
+        abstract: "Time the DPO training step; print tokens/s, pairs/s, GFLOP/s, the fraction of the sgemm peak, peak RSS and the time per phase as one JSON line.",
+        discussion: """
+            GFLOP/s follow the PyTorch anchor (torch_dpo_step.py): N = matmul parameters (the tied head once), \
+            6N per trained token + 2N per reference token, plus causal attention 12*L*T*d/2 (trained) and \
+            4*L*T*d/2 (reference) per token. `gflops` counts the plain step's work (comparable with the anchor's \
+            figure whatever the switches); `executed_gflops` counts what ran (shared prompts once, no reference \
+            forward with --precompute-ref) and gives `fraction_of_sgemm_peak` against this machine's \
+            single-core sgemm (measured here) x threads x ranks. On a machine shared with other work the \
+            `*_cpu_s` figures (per process CPU-second, all ranks) are the ones that do not drop with the load.
+            """)
+
+    @Option(help: "Model preset: \(LlamaPreset.allCases.map(\.rawValue).joined(separator: "|")).")
+    var preset: String = "minimind"
+    @Option(help: "Preference pairs per rank per step.")
+    var batchPairs: Int = 4
+    @Option(help: "Input tokens per row (the anchor's --seq).")
+    var seq: Int = 256
+    @Option(help: "Threads per rank (default: this host's cores / ranks on it).")
+    var threads: Int?
+    @Option(help: "fp32 or fp16.")
+    var precision: String = "fp32"
+    @Flag(help: "Run each pair's prompt once for chosen and rejected.")
+    var sharePrompt = false
+    @Flag(help: "Reference log-probs computed before training (no reference forward in the step).")
+    var precomputeRef = false
+    @Option(help: "Fraction of each row that is prompt (unlabelled), as the anchor's quarter.")
+    var promptFraction: Double = 0.25
+    @Option(help: "Timed steps (median reported), after one warm-up step.")
+    var steps: Int = 3
+
+    func validate() throws {
+        guard LlamaPreset(rawValue: preset) != nil else {
+            throw ValidationError("--preset \(preset): expected one of \(LlamaPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision \(precision): expected fp32 or fp16") }
+        guard batchPairs > 0, seq >= 8, steps > 0, (threads ?? 1) > 0 else {
+            throw ValidationError("--batch-pairs, --steps and --threads must be positive and --seq at least 8")
+        }
+        guard promptFraction >= 0, promptFraction < 1 else { throw ValidationError("--prompt-fraction must be in [0, 1)") }
+    }
+
+    func run() throws {
+        try World.run { communicator in
+            let core = BLAS.ensureBestCore()
+            // The machine's single-core sgemm rate, measured on every rank at once (as the step runs).
+            communicator.barrier()
+            let (sgemm, sgemmPerCPU) = ModelBenchmark.singleCoreSgemmGFLOPS()
+            BLAS.threads = ThreadShare.threads(for: communicator, override: threads)
+            var options = DPOStepBenchmark.Options(preset: LlamaPreset(rawValue: preset)!)
+            options.precision = Precision(rawValue: precision)!
+            options.batchPairs = batchPairs
+            options.sequenceLength = seq
+            options.promptFraction = promptFraction
+            options.sharePrompt = sharePrompt
+            options.precomputeReference = precomputeRef
+            options.timedSteps = steps
+            options.threads = BLAS.threads
+            let result = try DPOStepBenchmark.run(options, communicator: communicator)
+            let totalThreads = Int(communicator.sum([Double(BLAS.threads)])[0])
+            guard communicator.isPrimary else { return }
+            let seconds = result.medianStepSeconds, phases = result.phases
+            let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "null"
+            func f(_ value: Double, _ digits: Int = 4) -> String { value.isFinite ? String(format: "%.\(digits)f", value) : "null" }
+            let fields: [(String, String)] = [
+                ("bench", "\"dpo\""), ("preset", "\"\(preset)\""), ("precision", "\"\(precision)\""),
+                ("ranks", "\(communicator.size)"), ("threads_per_rank", "\(BLAS.threads)"),
+                ("batch_pairs_per_rank", "\(batchPairs)"), ("seq", "\(seq)"), ("prompt_fraction", f(promptFraction, 3)),
+                ("share_prompt", "\(sharePrompt)"), ("precompute_ref", "\(precomputeRef)"),
+                ("tokens_per_step", "\(result.tokensPerStep)"), ("pairs_per_step", "\(result.pairsPerStep)"),
+                ("step_s", f(seconds)), ("tokens_per_s", f(result.tokensPerSecond, 1)), ("pairs_per_s", f(result.pairsPerSecond, 3)),
+                ("step_cpu_s", f(result.medianStepCPUSeconds)),
+                ("tokens_per_cpu_s", f(Double(result.tokensPerStep) / result.medianStepCPUSeconds, 1)),
+                ("gflops", f(result.plainStepFLOPs / seconds / 1e9, 1)),
+                ("gflops_per_cpu_s", f(result.plainStepFLOPs / result.medianStepCPUSeconds / 1e9, 1)),
+                ("executed_gflops", f(result.executedStepFLOPs / seconds / 1e9, 1)),
+                ("sgemm_1core_gflops", f(sgemm, 1)),
+                ("fraction_of_sgemm_peak", f(result.executedStepFLOPs / seconds / 1e9 / (Double(totalThreads) * sgemm), 3)),
+                ("sgemm_1core_gflops_per_cpu_s", f(sgemmPerCPU, 1)),
+                ("fraction_of_sgemm_peak_by_cpu_time", f(result.executedStepFLOPs / result.medianStepCPUSeconds / 1e9 / sgemmPerCPU, 3)),
+                ("peak_rss_mb", f(result.peakResidentMB, 1)),
+                ("phases_s", "{\"data\": \(f(phases.data)), \"reference_forward\": \(f(phases.referenceForward)), "
+                    + "\"policy_forward\": \(f(phases.policyForward)), \"backward\": \(f(phases.backward)), "
+                    + "\"allreduce_wait\": \(f(phases.allReduceWait)), \"optimizer\": \(f(phases.optimizer))}"),
+                ("timed_steps", "\(result.timedSteps)"), ("blas_core", "\"\(core)\""), ("load_average", load),
+            ]
+            print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+        }
+    }
+}
