@@ -145,6 +145,9 @@ public struct ModelBenchmark {
         let b = (0..<(size * size)).map { _ in Float(random.nextUnit()) }
         var c = [Float](repeating: 0, count: size * size)
         var best = Double.infinity, bestCPU = Double.infinity
+        // OpenBLAS's worker threads spin for a while after a threaded call; their spinning
+        // would be billed to this single-thread sgemm's CPU time. Let them go to sleep first.
+        usleep(300_000)
         for _ in 0..<4 {
             let start = DispatchTime.now().uptimeNanoseconds, startCPU = processCPUSeconds()
             c.withUnsafeMutableBufferPointer { cp in
