@@ -43,13 +43,7 @@ public enum ReferenceLogpsCache {
         var hasher = SHA256()
         weights.withUnsafeBytes { hasher.update($0) }
         hasher.update(Data(precision.rawValue.utf8))
-        for pair in pairs {
-            for part in [pair.prompt, pair.chosen, pair.rejected] {
-                var count = Int64(part.count)
-                withUnsafeBytes(of: &count) { hasher.update($0) }
-                part.withUnsafeBytes { hasher.update($0) }
-            }
-        }
+        hasher.update(pairs: pairs)
         return hasher.finalize().prefix(12).map { String(format: "%02x", $0) }.joined()
     }
 
@@ -102,6 +96,20 @@ public enum ReferenceLogpsCache {
                     [SafetensorsTensorSource(name: "chosen", shape: [c.count], values: c),
                      SafetensorsTensorSource(name: "rejected", shape: [r.count], values: r)],
                     dtype: .F32, to: url)
+            }
+        }
+    }
+}
+
+extension SHA256 {
+    /// Feeds every encoded token of `pairs` (prompt, chosen, rejected, each preceded by its
+    /// length), the byte stream the data fingerprint and the reference cache key share.
+    mutating func update(pairs: [EncodedPair]) {
+        for pair in pairs {
+            for part in [pair.prompt, pair.chosen, pair.rejected] {
+                var count = Int64(part.count)
+                withUnsafeBytes(of: &count) { update($0) }
+                part.withUnsafeBytes { update($0) }
             }
         }
     }

@@ -474,13 +474,7 @@ public final class DPOTrainer {
     /// state so a resume on changed data or encoding is noticed.
     static func dataFingerprint(_ pairs: [EncodedPair]) -> String {
         var hasher = SHA256()
-        for pair in pairs {
-            for part in [pair.prompt, pair.chosen, pair.rejected] {
-                var count = Int64(part.count)
-                withUnsafeBytes(of: &count) { hasher.update($0) }
-                part.withUnsafeBytes { hasher.update($0) }
-            }
-        }
+        hasher.update(pairs: pairs)
         return hasher.finalize().prefix(12).map { String(format: "%02x", $0) }.joined()
     }
 
