@@ -2,6 +2,7 @@ import Distributed
 import Foundation
 import Llama
 import Preference
+import Tokenization
 
 /// The library side of `dpo logps` and `dpo eval`: load, encode exactly as `dpo train`
 /// does, score, and return JSON text for the CLI to print.
@@ -17,11 +18,21 @@ public enum ScoringReports {
         public var maxPromptLength: Int?
         public var batchPairs = 4
         public var precision: Precision = .fp32
+        /// Chat template and key names, as `dpo train` takes them.
+        public var dataShape = DataShape()
 
         public init(modelDirectory: String, dataFile: String) {
             self.modelDirectory = modelDirectory
             self.dataFile = dataFile
         }
+    }
+
+    /// How the data file is read and rendered: `--chat-template` (nil = recognised from the
+    /// tokenizer) and `--prompt-key/--chosen-key/--rejected-key`, shared with `dpo train`.
+    public struct DataShape: Sendable {
+        public var chatTemplate: ChatTemplate?
+        public var keys = DatasetKeys()
+        public init() {}
     }
 
     /// Lengths that never truncate: longer than any row this machine could hold.
@@ -35,9 +46,11 @@ public enum ScoringReports {
         let (config, weights) = try TrainingInputs.loadModel(o.modelDirectory, flag: "--model")
         let tokenizer = try TrainingInputs.loadTokenizer(o.modelDirectory, flag: "--model")
         let maxLength = o.maxLength ?? unlimitedLength
-        let encoding = EncodingOptions(maxLength: maxLength, maxPromptLength: o.maxPromptLength ?? maxLength)
+        let encoding = EncodingOptions(maxLength: maxLength, maxPromptLength: o.maxPromptLength ?? maxLength,
+                                       chatTemplate: o.dataShape.chatTemplate)
         let data = try TrainingInputs.loadPairs(
-            o.dataFile, flag: "--data", tokenizer: tokenizer, encoding: encoding, allowEmpty: true)
+            o.dataFile, flag: "--data", tokenizer: tokenizer, encoding: encoding,
+            reading: DatasetReadOptions(keys: o.dataShape.keys), allowEmpty: true)
         try DPOTrainer.checkTokenIds(data.pairs, vocabSize: config.vocabSize, file: o.dataFile, flag: "--data")
         let model = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { model.loadWeights($0) }
@@ -69,6 +82,7 @@ public enum ScoringReports {
         public var maxPromptLength = 512
         public var batchPairs = 4
         public var precision: Precision = .fp32
+        public var dataShape = DataShape()
 
         public init(modelDirectory: String, dataFile: String) {
             self.modelDirectory = modelDirectory
@@ -95,7 +109,9 @@ public enum ScoringReports {
         let tokenizer = try TrainingInputs.loadTokenizer(o.modelDirectory, flag: "--model")
         let data = try TrainingInputs.loadPairs(
             o.dataFile, flag: "--data", tokenizer: tokenizer,
-            encoding: EncodingOptions(maxLength: o.maxLength, maxPromptLength: o.maxPromptLength))
+            encoding: EncodingOptions(maxLength: o.maxLength, maxPromptLength: o.maxPromptLength,
+                                      chatTemplate: o.dataShape.chatTemplate),
+            reading: DatasetReadOptions(keys: o.dataShape.keys))
         try DPOTrainer.checkTokenIds(data.pairs, vocabSize: config.vocabSize, file: o.dataFile, flag: "--data")
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { policy.loadWeights($0) }

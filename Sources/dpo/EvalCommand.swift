@@ -39,6 +39,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("fp32 or fp16 weights (default: fp32)", valueName: "fp32|fp16"))
     var precision: String = "fp32"
 
+    @OptionGroup var dataShapeArguments: DataShapeArguments
+
     func run() throws {
         guard let kind = PreferenceLossKind(rawValue: loss) else {
             throw ValidationError("--loss \(loss): expected one of \(PreferenceLossKind.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -55,6 +57,7 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("--precision \(precision): expected fp32 or fp16")
         }
         options.precision = parsedPrecision
+        options.dataShape = dataShapeArguments.dataShape
         let line = try World.run { try ScoringReports.evaluate(options, communicator: $0) }
         print(line)
     }

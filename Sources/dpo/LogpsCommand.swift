@@ -29,6 +29,8 @@ struct LogpsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("fp32 or fp16 weights (log-softmax is float32 either way) (default: fp32)", valueName: "fp32|fp16"))
     var precision: String = "fp32"
 
+    @OptionGroup var dataShapeArguments: DataShapeArguments
+
     func run() throws {
         var options = ScoringReports.LogpsOptions(modelDirectory: model, dataFile: data)
         options.averageLogps = averageLogps
@@ -39,6 +41,7 @@ struct LogpsCommand: ParsableCommand {
             throw ValidationError("--precision \(precision): expected fp32 or fp16")
         }
         options.precision = parsedPrecision
+        options.dataShape = dataShapeArguments.dataShape
         for line in try ScoringReports.logps(options) { print(line) }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Preference
 import XCTest
 @testable import dpo
 
@@ -126,6 +127,28 @@ final class CommandParsingTests: XCTestCase {
         XCTAssertEqual(rejection(["experiment", "lr-sweep"]),
                        "unknown experiment 'lr-sweep'; choose one of beta-sweep, dpo-vs-ipo, dpo-vs-sft")
         XCTAssertEqual(rejection(["experiment"]), "Missing expected argument '<name>'")
+    }
+
+    // MARK: - logps / eval data shape
+
+    /// `dpo logps` and `dpo eval` read the data the way `dpo train` does: chat template and key names.
+    func testLogpsAndEvalTakeTheDataShapeOfTrain() throws {
+        let defaults = try XCTUnwrap(try parse(["logps", "--model", "m", "--data", "d"]) as? LogpsCommand)
+        XCTAssertNil(defaults.dataShapeArguments.dataShape.chatTemplate)
+        XCTAssertEqual(defaults.dataShapeArguments.dataShape.keys, DatasetKeys())
+        let given = try XCTUnwrap(try parse(["eval", "--model", "m", "--data", "d", "--reference-free", "--chat-template", "llama3",
+                                             "--prompt-key", "q", "--chosen-key", "good", "--rejected-key", "bad"]) as? EvalCommand)
+        let shape = given.dataShapeArguments.dataShape
+        XCTAssertEqual(shape.chatTemplate, .llama3)
+        XCTAssertEqual(shape.keys, DatasetKeys(prompt: "q", chosen: "good", rejected: "bad"))
+        XCTAssertEqual(rejection(["logps", "--model", "m", "--data", "d", "--chat-template", "vicuna"]),
+                       "--chat-template vicuna: expected chatml, llama3, none or auto")
+        for command in [LogpsCommand.self, EvalCommand.self] as [ParsableCommand.Type] {
+            let help = DPOCommand.helpMessage(for: command)
+            for option in ["--chat-template", "--prompt-key", "--chosen-key", "--rejected-key"] {
+                XCTAssertTrue(help.contains(option), "\(command) help lacks \(option)")
+            }
+        }
     }
 
     // MARK: - Help
