@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Preference
@@ -102,7 +103,7 @@ final class LossFamilyTests: XCTestCase {
     /// d objective / d policy sums against central differences of the objective, for every loss
     /// and option combination, on random log-probs.
     func testGradientsMatchFiniteDifferences() throws {
-        var random = SplitMix(seed: 7)
+        var random = TestRandom(seed: 7)
         for options in optionSweep {
             for _ in 0..<3 {
                 let pairs = 3
@@ -240,18 +241,4 @@ final class LossFamilyTests: XCTestCase {
             }
         }
     }
-}
-
-/// SplitMix64 with a unit-interval helper, for the sweeps above.
-struct SplitMix {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

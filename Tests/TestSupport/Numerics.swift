@@ -22,6 +22,8 @@ public struct TestRandom {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+    /// Uniform in [0, 1) with 53 random bits.
+    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
     /// Uniform in [-scale, scale).
     public mutating func uniform(_ scale: Float = 1) -> Float {
         Float(next() >> 40) / Float(1 << 24) * 2 * scale - scale
