@@ -97,26 +97,11 @@ public enum LabelLogProbs {
         if positions == 0 { return }
         logSumExp.update(repeating: -.infinity, count: positions)
         logps.update(repeating: 0, count: positions)  // the target's logit until the end
-        var panelStart = 0
-        while panelStart < vocab {
-            let panel = panelStart..<min(vocab, panelStart + panelRows), width = panel.count
-            let weight = weightPanel(panel)
-            var start = 0
-            while start < positions {
-                let rows = min(panelPositions, positions - start)
-                Linear.forward(x: hidden + start * hiddenSize, weight: weight, y: scratch,
-                               tokens: rows, inFeatures: hiddenSize, outFeatures: width)
-                Parallel.forChunks(rows, minimumChunk: 32) { range in
-                    for i in range {
-                        let row = scratch + i * width, position = start + i
-                        logSumExp[position] = logAddExp(logSumExp[position], dpo_logsumexp(row, width))
-                        let target = Int(targets[position])
-                        if panel.contains(target) { logps[position] = row[target - panelStart] }
-                    }
-                }
-                start += rows
-            }
-            panelStart = panel.upperBound
+        forEachLogitPanel(hidden: hidden, weightPanel: weightPanel, positions: positions, hiddenSize: hiddenSize,
+                          vocab: vocab, scratch: scratch) { panel, row, position in
+            logSumExp[position] = logAddExp(logSumExp[position], dpo_logsumexp(row, panel.count))
+            let target = Int(targets[position])
+            if panel.contains(target) { logps[position] = row[target - panel.lowerBound] }
         }
         for i in 0..<positions { logps[i] -= logSumExp[i] }
     }
@@ -131,6 +116,29 @@ public enum LabelLogProbs {
     ) {
         dHidden.update(repeating: 0, count: positions * hiddenSize)
         if positions == 0 { return }
+        forEachLogitPanel(hidden: hidden, weightPanel: weightPanel, positions: positions, hiddenSize: hiddenSize,
+                          vocab: vocab, scratch: scratch) { panel, row, position in
+            let d = dLogps[position]
+            _ = dpo_shifted_exp(row, row, panel.count, logSumExp[position], -d)  // row = -d * softmax
+            let target = Int(targets[position])
+            if panel.contains(target) { row[target - panel.lowerBound] += d }
+        } afterChunk: { panel, weight, start, rows in
+            Linear.backward(x: hidden + start * hiddenSize, weight: weight, dy: scratch,
+                            dx: dHidden + start * hiddenSize, dWeight: dWeight.map { $0 + panel.lowerBound * hiddenSize },
+                            tokens: rows, inFeatures: hiddenSize, outFeatures: panel.count)
+        }
+    }
+
+    /// The walk both panelled kernels share: for every vocabulary panel and every chunk of
+    /// `panelPositions` positions, the chunk's logits `[rows, panel.count]` are computed into
+    /// `scratch` (forward computes them, backward recomputes them), `row` runs on each position's
+    /// logits (in parallel over positions; it may overwrite them), then `afterChunk` runs once.
+    private static func forEachLogitPanel(
+        hidden: UnsafePointer<Float>, weightPanel: (Range<Int>) -> UnsafePointer<Float>,
+        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>,
+        row body: (_ panel: Range<Int>, _ row: UnsafeMutablePointer<Float>, _ position: Int) -> Void,
+        afterChunk: ((_ panel: Range<Int>, _ weight: UnsafePointer<Float>, _ start: Int, _ rows: Int) -> Void)? = nil
+    ) {
         var panelStart = 0
         while panelStart < vocab {
             let panel = panelStart..<min(vocab, panelStart + panelRows), width = panel.count
@@ -141,17 +149,9 @@ public enum LabelLogProbs {
                 Linear.forward(x: hidden + start * hiddenSize, weight: weight, y: scratch,
                                tokens: rows, inFeatures: hiddenSize, outFeatures: width)
                 Parallel.forChunks(rows, minimumChunk: 32) { range in
-                    for i in range {
-                        let row = scratch + i * width, position = start + i
-                        let d = dLogps[position]
-                        _ = dpo_shifted_exp(row, row, width, logSumExp[position], -d)  // row = -d * softmax
-                        let target = Int(targets[position])
-                        if panel.contains(target) { row[target - panelStart] += d }
-                    }
+                    for i in range { body(panel, scratch + i * width, start + i) }
                 }
-                Linear.backward(x: hidden + start * hiddenSize, weight: weight, dy: scratch,
-                                dx: dHidden + start * hiddenSize, dWeight: dWeight.map { $0 + panelStart * hiddenSize },
-                                tokens: rows, inFeatures: hiddenSize, outFeatures: width)
+                afterChunk?(panel, weight, start, rows)
                 start += rows
             }
             panelStart = panel.upperBound
