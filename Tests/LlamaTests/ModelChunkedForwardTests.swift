@@ -6,8 +6,9 @@ import TestSupport
 /// reference's small arena): the log-probs equal the one-piece forward's.
 final class ModelChunkedForwardTests: XCTestCase {
     /// Plain rows and shared-prompt pairs, fp32 and fp16: chunks of one row (or pair) and of two
-    /// give the one-piece log-probs within 1e-6 (fp32) / 1e-3 (fp16), and the chunked model's arena
-    /// holds no more tokens than one chunk.
+    /// give the one-piece log-probs within 1e-6 (fp32) / 1e-3 (fp16) relative to the largest
+    /// |log-prob| (a sum over tokens: chunking changes the BLAS blocking, so an ulp or two of
+    /// the sum's magnitude may differ), and the chunked model's arena holds no more tokens than one chunk.
     func testChunkedForwardEqualsOnePiece() throws {
         let config = ModelTestSupport.config(tied: true)
         let weights = ModelTestSupport.weights(ParameterLayout(config: config), seed: 51)
@@ -21,12 +22,14 @@ final class ModelChunkedForwardTests: XCTestCase {
             for rowsPerChunk in [1, 2] {
                 let chunked = try ModelTestSupport.model(config, precision: precision, trainable: false, weights: weights)
                 chunked.forwardChunkTokens = rowsPerChunk * plain.seqLen
-                XCTAssertLessThanOrEqual(maxAbsDifference(chunked.forward(plain, saveForBackward: false),
-                                                          whole.forward(plain, saveForBackward: false)), tolerance, "\(precision) \(rowsPerChunk)")
+                let wholePlain = whole.forward(plain, saveForBackward: false)
+                XCTAssertLessThanOrEqual(maxAbsDifference(chunked.forward(plain, saveForBackward: false), wholePlain),
+                                         tolerance * max(1, maxAbs(wholePlain)), "\(precision) \(rowsPerChunk)")
                 XCTAssertEqual(chunked.arena?.capacity.tokens, rowsPerChunk * plain.seqLen)
                 chunked.forwardChunkTokens = rowsPerChunk * shared.seqLen
-                XCTAssertLessThanOrEqual(maxAbsDifference(chunked.forward(shared, saveForBackward: false),
-                                                          whole.forward(shared, saveForBackward: false)), tolerance, "\(precision) \(rowsPerChunk) shared")
+                let wholeShared = whole.forward(shared, saveForBackward: false)
+                XCTAssertLessThanOrEqual(maxAbsDifference(chunked.forward(shared, saveForBackward: false), wholeShared),
+                                         tolerance * max(1, maxAbs(wholeShared)), "\(precision) \(rowsPerChunk) shared")
             }
         }
     }
