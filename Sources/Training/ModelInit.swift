@@ -102,6 +102,16 @@ public enum ModelInit {
     }
 
     /// Refuses a path that is a file, or a non-empty directory unless `overwrite`.
+    /// The fp32 weights plus one saved copy must fit in memory (a huge --vocab-size is refused, not a SIGABRT).
+    static func checkMemory(_ config: LlamaConfig, available: Int? = MemoryBudget.availableBytes()) throws {
+        let bytes = config.parameterCountIfRepresentable.flatMap { MemoryBudget.product([$0, 8]) }
+        let what = "the weights of this model (vocab_size \(config.vocabSize), hidden_size \(config.hiddenSize), "
+            + "\(config.numHiddenLayers) layers\(bytes == nil ? "" : ", \(config.parameterCountIfRepresentable!) parameters"))"
+        do { try MemoryBudget.require(bytes: bytes, for: what, available: available) } catch {
+            throw ModelInitError.invalidOption("\(error)")
+        }
+    }
+
     static func checkOutputDirectory(_ url: URL, overwrite: Bool) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else { return }

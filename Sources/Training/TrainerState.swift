@@ -15,6 +15,8 @@ public struct TrainerState: Codable, Equatable, Sendable {
     public var seed: Int = 0
     /// SHA-256 prefix of the encoded training pairs (a resume on other data is reported).
     public var dataFingerprint: String = ""
+    /// SHA-256 of the policy's starting weights and of the reference (nil in checkpoints written before they were recorded).
+    public var modelFingerprints: ModelFingerprints?
     /// The batch geometry the state was written with (for resuming at another world size).
     public var worldSize: Int = 1
     public var batchPairs: Int = 1
@@ -40,7 +42,7 @@ public struct TrainerState: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case globalStep = "global_step", epoch, epochIndex = "epoch_index", batchInEpoch = "batch_in_epoch", seed
-        case dataFingerprint = "data_fingerprint"
+        case dataFingerprint = "data_fingerprint", modelFingerprints = "model_fingerprints"
         case worldSize = "world_size", batchPairs = "batch_pairs", gradAccum = "grad_accum"
         case lossScaler = "loss_scaler", trainTokens = "train_tokens", pendingMetricSums = "pending_metric_sums"
         case pendingSteps = "pending_steps", logHistory = "log_history"

@@ -102,6 +102,14 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     public var saveEvery: Int = 0
     /// Keep the newest K `checkpoint-<step>/` (`--keep-checkpoints`, 0 = all), default 3. `final/` is never removed.
     public var keepCheckpoints: Int = 3
+    /// Resume even when `--model`/`--ref-model` hold other weights than the checkpoint started
+    /// from (`--allow-changed-model`), default off: such a resume is refused, naming both.
+    public var allowChangedModel: Bool = false
+    /// Resume even when options that define the run (--loss, --beta, --precision, --seed...) changed
+    /// (`--allow-changed-config`), default off: such a resume is refused, listing the changes.
+    public var allowChangedConfig: Bool = false
+    /// Drop training pairs whose chosen equals the rejected (`--skip-identical`), default on.
+    public var skipIdentical: Bool = true
 
     public init() {}
 
@@ -116,6 +124,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         case precomputeReference = "precompute_ref", sharePrompt = "share_prompt", maxSkippedSteps = "max_skipped_steps"
         case bucketMegabytes = "bucket_mb", logEvery = "log_every", evalEvery = "eval_every", saveEvery = "save_every"
         case keepCheckpoints = "keep_checkpoints", allreduceDType = "allreduce_dtype", checkEvery = "check_every", threads
+        case allowChangedModel = "allow_changed_model", allowChangedConfig = "allow_changed_config", skipIdentical = "skip_identical"
     }
 
     // MARK: - Validation
@@ -350,5 +359,14 @@ extension TrainingParameters {
         Option(name: "keep-checkpoints", valueName: "K", defaultValue: "3",
                help: "Keep the newest K checkpoint-<step>/ (0 = all); final/ is never removed")
             { $0.keepCheckpoints = try int("keep-checkpoints", $1) },
+        Option(name: "allow-changed-model", valueName: "true|false", defaultValue: "false",
+               help: "Resume even if --model/--ref-model hold other weights than the checkpoint started from")
+            { $0.allowChangedModel = try bool("allow-changed-model", $1) },
+        Option(name: "allow-changed-config", valueName: "true|false", defaultValue: "false",
+               help: "Resume even if --loss, --beta, --precision, --seed or similar differ from the checkpoint's")
+            { $0.allowChangedConfig = try bool("allow-changed-config", $1) },
+        Option(name: "skip-identical", valueName: "true|false", defaultValue: "true",
+               help: "Drop training pairs whose chosen equals the rejected (no preference signal; counted and reported)")
+            { $0.skipIdentical = try bool("skip-identical", $1) },
     ]
 }

@@ -147,6 +147,15 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("keep-checkpoints"), parsing: .unconditional, help: help("keep-checkpoints"))
     var keepCheckpoints: Int?
 
+    @Flag(name: .customLong("allow-changed-model"), help: help("allow-changed-model"))
+    var allowChangedModel = false
+
+    @Flag(name: .customLong("allow-changed-config"), help: help("allow-changed-config"))
+    var allowChangedConfig = false
+
+    @Option(name: .customLong("skip-identical"), help: help("skip-identical"))
+    var skipIdentical: Bool?
+
     @Flag(name: .customLong("reference-free"), help: help("reference-free"))
     var referenceFree = false
 
@@ -224,6 +233,9 @@ struct TrainCommand: ParsableCommand {
             ("average-logps", averageLogps ? "true" : nil),
             ("precompute-ref", precomputeRef ? "true" : nil),
             ("skip-invalid", skipInvalid ? "true" : nil),
+            ("allow-changed-model", allowChangedModel ? "true" : nil),
+            ("allow-changed-config", allowChangedConfig ? "true" : nil),
+            ("skip-identical", skipIdentical.map { "\($0)" }),
             ("share-prompt", sharePrompt),
             ("chat-template", chatTemplate),
             ("prompt-key", promptKey),

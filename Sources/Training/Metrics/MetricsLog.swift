@@ -22,6 +22,8 @@ public struct MetricsLog: Sendable {
     }
 
     public var records: [Record]
+    /// What the reader tolerated, one line each (a torn last line it dropped).
+    public var notes: [String] = []
 
     public init(records: [Record]) { self.records = records }
 

@@ -1,0 +1,66 @@
+import Foundation
+
+/// The one check every size computed from user input passes before it is allocated:
+/// a `--vocab-size 100000000` or a config.json with a huge `hidden_size` must end in a
+/// one-line error, not in "failed to allocate N bytes" and a backtrace (SIGABRT).
+public enum MemoryBudget {
+    /// Why an allocation was refused.
+    public struct Exceeded: Error, CustomStringConvertible, LocalizedError {
+        public var description: String
+        public var errorDescription: String? { description }
+    }
+
+    /// Bytes this process may still allocate: the smaller of the kernel's `MemAvailable` and
+    /// the room left under a cgroup v2 `memory.max`; nil when neither is known.
+    public static func availableBytes() -> Int? {
+        var limits: [Int] = []
+        if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+           let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+           let kib = Int(line.split(separator: " ").dropFirst().first ?? "") {
+            limits.append(kib * 1024)
+        }
+        if let maxText = try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8),
+           let maximum = Int(maxText.trimmingCharacters(in: .whitespacesAndNewlines)),
+           let currentText = try? String(contentsOfFile: "/sys/fs/cgroup/memory.current", encoding: .utf8),
+           let current = Int(currentText.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            limits.append(max(0, maximum - current))
+        }
+        return limits.min()
+    }
+
+    /// Product of `factors` (element counts, bytes per element), nil on overflow or a negative factor.
+    public static func product(_ factors: [Int]) -> Int? {
+        var result = 1
+        for factor in factors {
+            guard factor >= 0 else { return nil }
+            let (value, overflow) = result.multipliedReportingOverflow(by: factor)
+            if overflow { return nil }
+            result = value
+        }
+        return result
+    }
+
+    /// Throws when `bytes` (nil = overflowed) exceeds what is available. `what` names the
+    /// allocation and the input it comes from, e.g. "the weights of --vocab-size 100000000".
+    public static func require(bytes: Int?, for what: String, available: Int? = availableBytes()) throws {
+        guard let bytes else {
+            throw Exceeded(description: "\(what) would need more bytes than a 64-bit size can count; use smaller sizes")
+        }
+        if let available, bytes > available {
+            throw Exceeded(description: "\(what) need \(describe(bytes)), but only \(describe(available)) of memory is available; use smaller sizes")
+        }
+    }
+
+    /// "25.6 GB", "512.0 MB": decimal units, one decimal.
+    public static func describe(_ bytes: Int) -> String {
+        let units = ["bytes", "kB", "MB", "GB", "TB", "PB", "EB"]
+        var value = Double(bytes), unit = 0
+        while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
+        return unit == 0 ? "\(bytes) bytes" : String(format: "%.1f %@", value, units[unit])
+    }
+}
+
+extension LlamaConfig {
+    /// Number of weights, nil if it overflows `Int` (every multiplication checked).
+    public var parameterCountIfRepresentable: Int? { checkedParameterCount() }
+}
