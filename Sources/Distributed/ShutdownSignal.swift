@@ -1,6 +1,7 @@
 import CMPIShim
 
-/// "Stop after the current step", requested by SIGTERM, SIGINT, SIGUSR1 or SIGUSR2.
+/// "Stop after the current step", requested by SIGTERM, SIGINT, SIGHUP (a dropped ssh session),
+/// SIGUSR1 or SIGUSR2. Installing also ignores SIGPIPE: a closed log pipe stops the output, not the run.
 ///
 /// Slurm sends SIGTERM before a time limit; the launch scripts turn SIGTERM/SIGINT on
 /// `mpirun` into SIGUSR1 for the ranks (Open MPI 4.1's mpirun would follow a forwarded
@@ -28,6 +29,11 @@ public enum ShutdownSignal {
     public static func agreed(by communicator: Communicator) -> Bool {
         communicator.anyRank(requested)
     }
+
+    /// While true, a stop signal ends the process at once (its default action) instead of
+    /// "after the current step": for start-up (loading, encoding), where there is nothing to
+    /// checkpoint and waiting for the first step would only delay the exit.
+    public static func setImmediate(_ immediate: Bool) { dpo_stop_signals_set_immediate(immediate ? 1 : 0) }
 
     /// Forgets a received signal (tests).
     public static func reset() { dpo_stop_signal_reset() }

@@ -86,6 +86,7 @@ public enum ModelInit {
                     + "pass --vocab-size \(tokenizer.vocabularySize) (or larger) or a larger --preset")
         }
         do { try config.validate() } catch { throw ModelInitError.invalidOption("\(error)") }
+        try checkMemory(config)
 
         let weights = WeightInitializer(seed: p.seed).weights(for: config)
         do {

@@ -82,9 +82,31 @@ public enum ReferenceLogpsCache {
         guard FileManager.default.fileExists(atPath: url.path),
             let file = try? SafetensorsFile(contentsOf: url),
             let chosen = try? file.floats("chosen"), let rejected = try? file.floats("rejected"),
-            chosen.count == pairCount, rejected.count == pairCount
+            chosen.count == pairCount, rejected.count == pairCount,
+            file.metadata[valuesDigestKey] == valuesDigest(chosen: chosen, rejected: rejected)
         else { return nil }
         return (chosen, rejected)
+    }
+
+    /// Metadata key of the SHA-256 of the stored values: a cache whose numbers were edited
+    /// (zeros, NaN) would otherwise be trusted as the reference.
+    static let valuesDigestKey = "values_sha256"
+
+    /// SHA-256 of the chosen then the rejected float32 values.
+    static func valuesDigest(chosen: [Float], rejected: [Float]) -> String {
+        var hasher = SHA256()
+        chosen.withUnsafeBytes { hasher.update($0) }
+        rejected.withUnsafeBytes { hasher.update($0) }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Why an existing cache file is not used (its values fail their checksum), nil otherwise.
+    public static func checksumProblem(_ url: URL) -> String? {
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        guard let file = try? SafetensorsFile(contentsOf: url), let chosen = try? file.floats("chosen"),
+            let rejected = try? file.floats("rejected"), file.metadata[valuesDigestKey] == valuesDigest(chosen: chosen, rejected: rejected)
+        else { return "reference cache \(url.lastPathComponent) does not match its checksum (edited or corrupted); recomputing it" }
+        return nil
     }
 
     /// Writes the cache file (atomically, by the safetensors writer).
@@ -95,7 +117,7 @@ public enum ReferenceLogpsCache {
                 try SafetensorsWriter.write(
                     [SafetensorsTensorSource(name: "chosen", shape: [c.count], values: c),
                      SafetensorsTensorSource(name: "rejected", shape: [r.count], values: r)],
-                    dtype: .F32, to: url)
+                    dtype: .F32, metadata: [valuesDigestKey: valuesDigest(chosen: chosen, rejected: rejected)], to: url)
             }
         }
     }

@@ -64,6 +64,9 @@ public final class DPOTrainer {
     public func run() throws -> TrainingSummary {
         var p = parameters
         try p.validate()
+        // Start-up: a stop signal ends the process at once (see ShutdownSignal.setImmediate).
+        ShutdownSignal.setImmediate(true)
+        defer { ShutdownSignal.setImmediate(false) }
         BLAS.ensureBestCore()
         let worldSize = communicator.size
         let faults = try FaultInjection.fromEnvironment() ?? FaultInjection(faults: [])
@@ -97,11 +100,16 @@ public final class DPOTrainer {
                 referenceWeights = initialWeights
             }
         }
+        let fingerprints = try ModelFingerprints.of(
+            policyDirectory: p.modelDirectory, referenceDirectory: p.referenceModelDirectory, needsReference: p.loss.needsReference)
         let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
         let paddingId = tokenizer.paddingId
-        let train = try TrainingInputs.loadPairs(
+        var train = try TrainingInputs.loadPairs(
             p.dataFile, flag: "--data", tokenizer: tokenizer, encoding: p.encodingOptions, reading: p.readOptions)
         message(train.summary)
+        let identical = try IdenticalPairs.filter(train.pairs, skip: p.skipIdentical, file: p.dataFile, flag: "--data")
+        train.pairs = identical.pairs
+        if let report = identical.report { message(report) }
         var evalPairs: [EncodedPair]?
         if let evalFile = p.evalDataFile {
             let eval = try TrainingInputs.loadPairs(
@@ -114,12 +122,20 @@ public final class DPOTrainer {
             // another step count and leave the others waiting in a collective forever.
             var parts = [(name: "training data (--data as encoded)", value: Self.dataFingerprint(train.pairs))]
             if let evalPairs { parts.append((name: "evaluation data (--eval-data as encoded)", value: Self.dataFingerprint(evalPairs))) }
+            // The reference, unlike the policy, is not broadcast from rank 0.
+            if let reference = fingerprints.reference { parts.append((name: "reference weights (--ref-model, else --model)", value: reference)) }
             try communicator.verifySameRun(parts)
         }
         try Self.checkTokenIds(train.pairs, vocabSize: config.vocabSize, file: p.dataFile, flag: "--data")
         if let evalPairs, let evalFile = p.evalDataFile {
             try Self.checkTokenIds(evalPairs, vocabSize: config.vocabSize, file: evalFile, flag: "--eval-data")
         }
+
+        // One run per OUT (rank 0 writes it; taken once the inputs are known good): a second
+        // trainer would overwrite this one's checkpoints, metrics and train_config.json.
+        let runLock = isPrimary ? try RunLock.acquire(outputDirectory: URL(fileURLWithPath: p.outputDirectory)) : nil
+        defer { runLock?.release() }
+        if let warning = runLock?.warning { message(warning) }
 
         // 2. Resume: which checkpoint, and the batch geometry it implies.
         var skippedCheckpoints: [String] = []
@@ -140,6 +156,9 @@ public final class DPOTrainer {
                 throw TrainingError.checkpoint("\(resumeURL.path) holds \(contents.masterWeights.count) weights, the model has \(initialWeights.count)")
             }
             let saved = contents.state
+            for line in try ModelFingerprints.checkResume(
+                saved: saved.modelFingerprints, now: fingerprints, checkpoint: resumeURL.path, allowChanged: p.allowChangedModel) { message(line) }
+            for line in try ResumeChecks.checkChangedOptions(checkpoint: resumeURL, now: p, allowChanged: p.allowChangedConfig) { message(line) }
             if saved.worldSize != worldSize || saved.batchPairs != p.batchPairs || saved.gradAccum != p.gradAccum {
                 let globalBatch = saved.batchPairs * saved.gradAccum * saved.worldSize
                 guard globalBatch % (p.batchPairs * worldSize) == 0 else {
@@ -181,6 +200,9 @@ public final class DPOTrainer {
         } catch { throw TrainingError.data("--data \(p.dataFile): \(error)") }
         let stepsPerEpoch = plan.stepsPerEpoch
         let totalSteps = p.maxSteps > 0 ? p.maxSteps : p.epochs * stepsPerEpoch
+        if let restored, let resumeURL {
+            try ResumeChecks.checkStepTarget(totalSteps: totalSteps, parameters: p, checkpointStep: restored.state.globalStep, checkpoint: resumeURL)
+        }
         let schedule = LearningRateSchedule(
             kind: p.schedule, peakLearningRate: p.learningRate,
             warmupSteps: LearningRateSchedule.warmupSteps(steps: p.warmupSteps, ratio: p.warmupRatio, totalSteps: totalSteps),
@@ -193,6 +215,11 @@ public final class DPOTrainer {
         if isPrimary {
             try CheckpointStore.prepareOutputDirectory(outputURL, requiredBytes: checkpointBytes)
             for line in store.recoverInterruptedSaves() { message(line) }
+            if let restored, let resumeURL {
+                for line in try RunLineage.setAsideNewer(than: restored.state.globalStep, resumeDirectory: resumeURL, outputDirectory: outputURL) {
+                    message(line)
+                }
+            }
             do {
                 try TrainingCheckpoint.encodedParameters(p).write(
                     to: outputURL.appendingPathComponent(TrainingCheckpoint.configFileName), options: .atomic)
@@ -211,6 +238,7 @@ public final class DPOTrainer {
         }
         state.seed = p.seed
         state.dataFingerprint = Self.dataFingerprint(train.pairs)
+        state.modelFingerprints = fingerprints
         state.worldSize = worldSize
         state.batchPairs = p.batchPairs
         state.gradAccum = p.gradAccum
@@ -244,6 +272,9 @@ public final class DPOTrainer {
         }
         referenceWeights = nil
 
+        if isPrimary, restored != nil, let note = try MetricsLog.dropTornLastLine(of: outputURL.appendingPathComponent("metrics.jsonl")) {
+            message(note)
+        }
         // 6. Metrics sink (rank 0). A resumed run keeps the logged lines up to its checkpoint
         // (later ones belong to steps that run again), so metrics.jsonl reads as if it never stopped.
         var sink: MetricsSink?
@@ -283,6 +314,13 @@ public final class DPOTrainer {
             + (worldSize > 1 ? ", all-reduce \(reducer.wireType.rawValue), \(BLAS.threads) BLAS thread(s) per rank" : ""))
 
         var step = startStep
+        // A stop before the first step (Ctrl-C during loading) leaves at once, writing nothing.
+        if step < totalSteps && (communicator.size > 1 ? communicator.anyRank(shouldStop()) : shouldStop()) {
+            return TrainingSummary(
+                startStep: startStep, finalStep: step, totalSteps: totalSteps, skippedSteps: 0, lastMetrics: [], lastEvalMetrics: [],
+                savedDirectory: nil, stoppedBySignal: true)
+        }
+        ShutdownSignal.setImmediate(false)
         while step < totalSteps {
             for fault in faults.matching(.delay, rank: rank, step: step + 1) { usleep(UInt32(fault.milliseconds) * 1000) }
             if faults.contains(.kill, rank: rank, step: step + 1) { kill(getpid(), SIGKILL) }
@@ -458,6 +496,9 @@ public final class DPOTrainer {
         }
 
         if !stoppedBySignal {
+            try FinalModelCheck.check(
+                master: master, stepsRun: step - startStep,
+                skippedSteps: state.lossScaler.totalSkips - (restored?.state.lossScaler.totalSkips ?? 0))
             savedDirectory = try saveCheckpoint(
                 name: CheckpointStore.finalName, step: step, store: store, config: config, master: master, optimizer: optimizer,
                 state: state, parameters: p)
@@ -547,6 +588,7 @@ public final class DPOTrainer {
             message("reference log-probs of \(name) data: reusing \(url.lastPathComponent)")
             return .cached(chosen: cached.chosen, rejected: cached.rejected)
         }
+        if let problem = ReferenceLogpsCache.checksumProblem(url) { message(problem) }
         let sums = ReferenceLogpsCache.compute(
             model: model, pairs: pairs, batchPairs: parameters.batchPairs, paddingId: paddingId, communicator: communicator)
         if isPrimary {

@@ -15,6 +15,7 @@ struct DemoDataCommand: ParsableCommand {
     @Flag(help: "Write {\"prompt\", \"completion\"} lines for the sft stage instead of preference pairs.") var sft = false
     @Option(help: "With --sft: share (0...1) of examples whose completion is wrong.") var wrongShare = 0.0
     @Flag(help: "Write chat messages (user prompt, assistant answer) instead of plain strings.") var conversational = false
+    @Flag(help: "Replace an existing --out file.") var force = false
 
     func run() throws {
         guard n > 0 else { throw ValidationError("--n must be positive") }
@@ -24,7 +25,16 @@ struct DemoDataCommand: ParsableCommand {
             ? try DatasetWriter.jsonLines(demoTask.supervisedExamples(n: n, seed: seed, wrongShare: wrongShare, conversational: conversational))
             : try DatasetWriter.jsonLines(demoTask.preferenceExamples(n: n, seed: seed, conversational: conversational))
         let url = URL(fileURLWithPath: out)
+        if !force && FileManager.default.fileExists(atPath: url.path) {
+            throw DemoDataError(message: "\(url.path) already exists; choose another --out or pass --force")
+        }
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try data.write(to: url, options: .atomic)
     }
+}
+
+/// A refusal of `dpo demo-data` (printed as one line, without the usage text).
+struct DemoDataError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
 }

@@ -46,6 +46,11 @@ struct PlotCommand: ParsableCommand {
         let runs = try metrics.enumerated().map { index, path in
             try MetricsPlot.Run.read(URL(fileURLWithPath: path), label: label.isEmpty ? nil : label[index])
         }
+        var standardError = FileHandleOutputStream(.standardError)
+        for run in runs { for note in run.log.notes { print("warning: \(note)", to: &standardError) } }
+        if let empty = zip(metrics, runs).first(where: { $0.1.log.records.isEmpty }) {
+            throw MetricsError("\(empty.0) holds no metrics (no step was logged); plot the metrics.jsonl of a run that logged at least one step")
+        }
         try MetricsPlot.render(runs: runs, title: title, smoothing: smooth, to: URL(fileURLWithPath: out))
         print("wrote \(out)")
     }

@@ -266,8 +266,15 @@ struct TrainCommand: ParsableCommand {
                 }
                 let summary = try trainer.run()
                 reporter.finish()
+                // The plots are a convenience: a failure to draw them is said, not fatal.
+                if summary.savedDirectory != nil { do {
+                    let plots = try MetricsPlot.writeTrainingPlots(outputDirectory: URL(fileURLWithPath: parameters.outputDirectory))
+                    print("plots: " + plots.map(\.path).joined(separator: ", "), to: &errorStream)
+                } catch { print("warning: no plots written: \(error)", to: &errorStream) } }
                 let saved = summary.savedDirectory?.path ?? parameters.outputDirectory
-                if summary.stoppedBySignal {
+                if summary.stoppedBySignal && summary.savedDirectory == nil {
+                    print("stopped on request before the first step; nothing was written", to: &errorStream)
+                } else if summary.stoppedBySignal {
                     print("stopped at step \(summary.finalStep)/\(summary.totalSteps) on request; checkpoint \(saved)", to: &errorStream)
                     print("continue with: dpo train ... --resume auto", to: &errorStream)
                 } else {

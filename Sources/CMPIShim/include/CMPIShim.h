@@ -92,14 +92,17 @@ int dpo_affinity_core_count(void);
 
 // MARK: - Stop signals (no MPI)
 
-/// Installs handlers for SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 that record the signal
-/// (a second SIGINT/SIGTERM restores the default action and re-raises it). 0 on success.
+/// Installs handlers for SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 that record the signal
+/// (a second SIGINT/SIGTERM restores the default action and re-raises it) and ignores SIGPIPE.
+/// 0 on success.
 int dpo_stop_signals_install(void);
 /// Restores the default action of those signals.
 void dpo_stop_signals_uninstall(void);
 /// The last stop signal received, 0 if none.
 int dpo_stop_signal_received(void);
 void dpo_stop_signal_reset(void);
+/// While nonzero, a stop signal ends the process at once (its default action) instead of being recorded.
+void dpo_stop_signals_set_immediate(int immediate);
 
 #ifdef __cplusplus
 }

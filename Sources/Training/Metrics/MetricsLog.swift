@@ -66,18 +66,41 @@ public struct MetricsLog: Sendable {
     }
 
     /// Parses JSONL text; `source` names the file in error messages.
+    /// A last line without its newline that does not parse was cut by a crash mid-write: it
+    /// is dropped (with a note), not an error.
     public static func parse(_ text: String, source: String) throws -> MetricsLog {
         var records: [Record] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        var notes: [String] = []
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        for (index, line) in lines.enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.isEmpty { continue }
             do {
                 records.append(try parseRecord(Array(trimmed.utf8)))
             } catch let error as MetricsError {
+                if index == lines.count - 1 {
+                    notes.append("\(source):\(index + 1): dropped a torn last line (\(line.utf8.count) bytes, an interrupted write)")
+                    continue
+                }
                 throw MetricsError("\(source):\(index + 1): \(error.message)")
             }
         }
-        return MetricsLog(records: records)
+        var log = MetricsLog(records: records)
+        log.notes = notes
+        return log
+    }
+
+    /// Cuts a torn last line (text after the last newline that does not parse) off the file at
+    /// `url`, so a resumed run appends after whole lines; returns a message when it did.
+    public static func dropTornLastLine(of url: URL) throws -> String? {
+        guard let data = FileManager.default.contents(atPath: url.path), let last = data.last, last != 0x0A else { return nil }
+        let cut = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? data.startIndex
+        let tail = Array(data[cut...])
+        if (try? parseRecord(tail)) != nil { return nil }
+        do { try data[..<cut].write(to: url, options: .atomic) } catch {
+            throw MetricsError("cannot repair \(url.path): \(error.localizedDescription)")
+        }
+        return "\(url.path): dropped its torn last line (\(tail.count) bytes, an interrupted write)"
     }
 
     static func parseRecord(_ bytes: [UInt8]) throws -> Record {
