@@ -8,7 +8,11 @@ import Preference
 public enum IdenticalPairs {
     /// The pairs to train on and a one-line report (nil when there are no identical pairs).
     /// Throws when dropping would leave nothing.
-    public static func filter(_ pairs: [EncodedPair], skip: Bool, file: String, flag: String) throws -> (pairs: [EncodedPair], report: String?) {
+    /// `--loss sft` never reads the rejected completion (its data may repeat the chosen one there): nothing to check.
+    public static func filter(
+        _ pairs: [EncodedPair], skip: Bool, loss: PreferenceLossKind, file: String, flag: String
+    ) throws -> (pairs: [EncodedPair], report: String?) {
+        guard loss != .sft else { return (pairs, nil) }
         let identical = pairs.filter { $0.chosen == $0.rejected }
         guard !identical.isEmpty else { return (pairs, nil) }
         let lines = identical.prefix(5).map { "\($0.index + 1)" }.joined(separator: ", ") + (identical.count > 5 ? ", ..." : "")

@@ -107,7 +107,8 @@ public final class DPOTrainer {
         var train = try TrainingInputs.loadPairs(
             p.dataFile, flag: "--data", tokenizer: tokenizer, encoding: p.encodingOptions, reading: p.readOptions)
         message(train.summary)
-        let identical = try IdenticalPairs.filter(train.pairs, skip: p.skipIdentical, file: p.dataFile, flag: "--data")
+        let identical = try IdenticalPairs.filter(
+            train.pairs, skip: p.skipIdentical, loss: p.loss.kind, file: p.dataFile, flag: "--data")
         train.pairs = identical.pairs
         if let report = identical.report { message(report) }
         var evalPairs: [EncodedPair]?

@@ -153,12 +153,12 @@ final class RunSafetyTests: XCTestCase {
         again.maxSteps = 8
         again.keepCheckpoints = 1
         var messages: [String] = []
-        var stopAfter = 3
+        var stepsDone = 0
         _ = try sandbox.train(again) { trainer in
             trainer.onMessage = { messages.append($0) }
             trainer.makeMetricsSink = { try FanOutMetricsSink.standard(outputDirectory: $0, resumingFromStep: $1) }
-            trainer.onProgress = { stopAfter = $0.step }
-            trainer.shouldStop = { stopAfter >= 3 }
+            trainer.onProgress = { stepsDone = $0.step }
+            trainer.shouldStop = { stepsDone >= 3 }
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: out.path)
         let aside = try XCTUnwrap(names.first { $0.hasPrefix("abandoned-") }, "nothing set aside: \(names.sorted()) \(messages)")

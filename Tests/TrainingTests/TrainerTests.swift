@@ -158,9 +158,10 @@ final class TrainerTests: XCTestCase {
 
             var first = p
             first.outputDirectory = sandbox.root.appendingPathComponent("resumed").path
-            var stopAfterFive = 0
+            var stepsDone = 0
             let (stopped, _) = try sandbox.train(first) { trainer in
-                trainer.shouldStop = { stopAfterFive += 1; return stopAfterFive == 5 }
+                trainer.onProgress = { stepsDone = $0.step }
+                trainer.shouldStop = { stepsDone == 5 }
             }
             XCTAssertTrue(stopped.stoppedBySignal)
             XCTAssertEqual(stopped.finalStep, 5)
@@ -344,7 +345,7 @@ final class TrainerTests: XCTestCase {
         let (summary, sink) = try sandbox.train(p)
         let out = URL(fileURLWithPath: p.outputDirectory)
         let names = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
-        XCTAssertEqual(names, ["checkpoint-4", "checkpoint-6", "final", "train_config.json"], "\(names)")
+        XCTAssertEqual(names, [".lock", "checkpoint-4", "checkpoint-6", "final", "train_config.json"], "\(names)")
         XCTAssertEqual(summary.savedDirectory?.lastPathComponent, "final")
         for name in ["checkpoint-6", "final"] {
             let directory = out.appendingPathComponent(name)
