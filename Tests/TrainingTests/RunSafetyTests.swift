@@ -387,4 +387,25 @@ final class RunSafetyTests: XCTestCase {
         only.dataFile = try sandbox.writePairs("same.jsonl", [("1+1=", "2", "2")]).path
         XCTAssertThrowsError(try sandbox.train(only)) { XCTAssertTrue("\($0)".contains("no other pair is left"), "\($0)") }
     }
+
+    /// A corrupt manifest in final/ and a manifest listing no files are incomplete checkpoints,
+    /// each reported with a "skipping" line (before: the first was skipped silently, the second
+    /// counted as complete).
+    func testCorruptOrEmptyManifestsAreReportedIncomplete() throws {
+        let sandbox = try TrainerSandbox()
+        let out = sandbox.root.appendingPathComponent("out")
+        let store = CheckpointStore(outputDirectory: out)
+        for name in ["checkpoint-1", "checkpoint-2", "final"] {
+            try store.save(name: name, step: name == "final" ? 3 : Int(name.dropFirst(11))!) { directory in
+                try Data("weights".utf8).write(to: directory.appendingPathComponent("model.safetensors"))
+            }
+        }
+        try Data("{not json".utf8).write(to: out.appendingPathComponent("final/manifest.json"))
+        try Data(#"{"format_version": 1, "step": 2, "files": {}}"#.utf8).write(to: out.appendingPathComponent("checkpoint-2/manifest.json"))
+        var skipped: [String] = []
+        XCTAssertEqual(store.newestComplete(skipped: &skipped)?.url.lastPathComponent, "checkpoint-1")
+        XCTAssertEqual(skipped.count, 2, "\(skipped)")
+        XCTAssertTrue(skipped.contains { $0.hasPrefix("skipping \(out.path)/final: ") && $0.contains("is not a valid manifest") }, "\(skipped)")
+        XCTAssertTrue(skipped.contains { $0.hasPrefix("skipping \(out.path)/checkpoint-2: ") && $0.contains("lists no files") }, "\(skipped)")
+    }
 }

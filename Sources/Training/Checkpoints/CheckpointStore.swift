@@ -166,6 +166,10 @@ public struct CheckpointStore: Sendable {
         do { manifest = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
             throw TrainingError.checkpoint("\(manifestURL.path) is not a valid manifest: \(error)")
         }
+        // Every save lists at least its weights: an empty list is an edited or foreign manifest.
+        guard !manifest.files.isEmpty else {
+            throw TrainingError.checkpoint("\(manifestURL.path) lists no files: the checkpoint is incomplete")
+        }
         for (relative, expected) in manifest.files.sorted(by: { $0.key < $1.key }) {
             let url = directory.appendingPathComponent(relative)
             guard FileManager.default.fileExists(atPath: url.path) else {
@@ -189,10 +193,13 @@ public struct CheckpointStore: Sendable {
         }
         let finalURL = outputDirectory.appendingPathComponent(Self.finalName)
         if FileManager.default.fileExists(atPath: finalURL.path) {
-            let finalStep = (try? JSONDecoder().decode(
-                CheckpointManifest.self,
-                from: Data(contentsOf: finalURL.appendingPathComponent(Self.manifestName))).step) ?? -1
-            candidates.append((finalStep, finalURL))
+            // An unreadable manifest gives final/ no step to rank it by: said here, never resumed from.
+            if let finalStep = try? JSONDecoder().decode(
+                CheckpointManifest.self, from: Data(contentsOf: finalURL.appendingPathComponent(Self.manifestName))).step {
+                candidates.append((finalStep, finalURL))
+            } else {
+                do { _ = try Self.verify(finalURL) } catch { skipped.append("skipping \(finalURL.path): \(error)") }
+            }
         }
         candidates.sort { $0.step != $1.step ? $0.step > $1.step : $0.url.lastPathComponent == Self.finalName }
         for candidate in candidates {
