@@ -70,8 +70,9 @@ public enum ModelDirectory {
             throw SafetensorsError(.unexpectedTensor, file: archive[name]!.file.url.path, tensor: name, "the model described by \(configPath) has no such parameter; refusing to drop it")
         }
 
-        var weights = [Float](repeating: 0, count: layout.totalCount)
-        try weights.withUnsafeMutableBufferPointer { flat in
+        // Every parameter is read from its tensor below, so the buffer is not zero-filled first.
+        precondition(sources.reduce(0) { $0 + $1.entry.range.count } == layout.totalCount, "every parameter has a source tensor")
+        let weights = try [Float](unsafeUninitializedCapacity: layout.totalCount) { flat, initialized in
             for (entry, tensor) in sources {
                 let destination = UnsafeMutableBufferPointer(rebasing: flat[entry.range])
                 try archive.readFloats(tensor, expectedShape: entry.shape, into: destination)
@@ -79,6 +80,7 @@ public enum ModelDirectory {
                     throw SafetensorsError(.nonFinite, file: archive[tensor]!.file.url.path, tensor: tensor, "value \(destination[bad]) at index \(bad) is not finite")
                 }
             }
+            initialized = layout.totalCount
         }
         return (config, weights)
     }
