@@ -29,7 +29,7 @@ public struct PairLogps: Equatable, Sendable {
 
 /// How big the *global* batch is, so that every micro-batch on every rank scales its
 /// share of the loss the same way and the sum of the shares is the global loss
-/// (DESIGN.md section 3: 4 micro-batches of 1 pair == 1 batch of 4 pairs).
+/// (docs/ARCHITECTURE.md, Conventions: 4 micro-batches of 1 pair == 1 batch of 4 pairs).
 public struct LossNormalizer: Equatable, Sendable {
     /// Pairs in the global batch (pairs per rank x grad accum x world size).
     public var globalPairs: Int
@@ -64,7 +64,7 @@ public struct PreferenceLossResult: Equatable, Sendable {
     public var dPolicyRejected: [Double]
 }
 
-/// Computes the loss family of DESIGN.md section 4 on sequence log-probs.
+/// Computes the loss family of docs/ARCHITECTURE.md on sequence log-probs.
 public enum PreferenceLoss {
 
     /// Weight of the chosen NLL in the objective: `rpo_alpha`, plus 1 for `sft`.

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The per-pair formulas of DESIGN.md section 4 with their derivatives.
+/// The per-pair formulas of docs/ARCHITECTURE.md, The loss family, with their derivatives.
 ///
 /// Every loss is a function of `c = logp_pi(chosen) - logp_ref(chosen)` and
 /// `r = logp_pi(rejected) - logp_ref(rejected)` (the log-probs already length-averaged when
@@ -74,7 +74,7 @@ public enum PreferenceLossFormulas {
 
         case .bcoPair:
             // -log s(beta c) - log s(-beta r). Early TRL versions subtracted a running mean of
-            // the rewards (delta) inside both sigmoids; DESIGN.md and TRL 1.x do not, and
+            // the rewards (delta) inside both sigmoids; docs/ARCHITECTURE.md and TRL 1.x do not, and
             // without that state the loss stays a pure function (and micro-batching exact).
             let chosenArgument = beta * c
             let rejectedArgument = beta * r

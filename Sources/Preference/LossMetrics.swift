@@ -1,4 +1,4 @@
-/// Running sums behind the TRL-named metrics (DESIGN.md section 3).
+/// Running sums behind the TRL-named metrics (docs/ARCHITECTURE.md, Conventions).
 ///
 /// Sums, not means, so that micro-batches and ranks combine by addition (one all-reduce of
 /// `packed`) and the final means weight every pair and token equally, as TRL's gathered means do.

@@ -1,4 +1,4 @@
-/// Which preference objective to optimise, and its knobs (DESIGN.md section 4).
+/// Which preference objective to optimise, and its knobs (docs/ARCHITECTURE.md, The loss family).
 ///
 /// The raw values are the `--loss` names, the same as TRL's `loss_type`.
 public enum PreferenceLossKind: String, CaseIterable, Codable, Sendable {
@@ -32,7 +32,7 @@ public struct PreferenceLossOptions: Codable, Equatable, Sendable {
     public var kind: PreferenceLossKind = .sigmoid
     /// Temperature of the implicit reward, beta > 0 (`--beta`, default 0.1).
     public var beta: Double = 0.1
-    /// `e` of DESIGN.md section 4, in [0, 0.5) (`--label-smoothing`, default 0).
+    /// `e` of docs/ARCHITECTURE.md, The loss family, in [0, 0.5) (`--label-smoothing`, default 0).
     /// Only `sigmoid` (conservative DPO), `robust` and `exo_pair` (which needs e > 0) use it.
     public var labelSmoothing: Double = 0
     /// Weight of the chosen NLL added to the loss (`--rpo-alpha`, default 0 = off).

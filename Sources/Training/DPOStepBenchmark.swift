@@ -2,11 +2,12 @@ import Distributed
 import Foundation
 import Kernels
 import Llama
+import Preference
 import Tokenization
 
-/// Times the real training step (`DPOTrainer`, nothing re-implemented) on a randomly
-/// initialised preset model and synthetic pairs shaped like the PyTorch anchor's
-/// (`../shared/anchors/torch_dpo_step.py`): every row has exactly `sequenceLength` input tokens,
+/// Times the real training step (`DPOStep`, nothing re-implemented) on a randomly
+/// initialised preset model held in memory and synthetic pairs shaped like the PyTorch anchor's
+/// (`torch_dpo_step.py`, see README "Performance"): every row has exactly `sequenceLength` input tokens,
 /// the first `promptFraction` of them without a label. For `dpo bench dpo`.
 ///
 /// FLOP model (the anchor's): N = matmul parameters (every layer's q, k, v, o, gate, up, down and
@@ -56,8 +57,8 @@ public enum DPOStepBenchmark {
         public var peakResidentMB: Double
     }
 
-    /// Runs `warmupSteps + timedSteps + 1` steps in a scratch directory (removed afterwards);
-    /// the first `warmupSteps` and the last (which logs and computes `logits/*`) are not timed.
+    /// Runs `warmupSteps + timedSteps` steps of a `DPOStep` built in memory (nothing is
+    /// written to disk); the first `warmupSteps` are not timed.
     public static func run(_ o: Options, communicator: Communicator = SingleProcessCommunicator()) throws -> Result {
         let T = o.sequenceLength
         guard T >= 8, o.batchPairs >= 1, o.timedSteps >= 1, o.warmupSteps >= 0 else {
@@ -66,110 +67,112 @@ public enum DPOStepBenchmark {
         guard o.promptFraction >= 0, o.promptFraction < 1 else {
             throw TrainingError.invalidOption("bench: --prompt-fraction must be in [0, 1), got \(o.promptFraction)")
         }
-        // Every rank writes into its own scratch directory name, chosen on rank 0 and broadcast.
-        var tag = Array(UUID().uuidString.utf8.prefix(36))
-        tag.withUnsafeMutableBytes { communicator.broadcast($0, root: 0) }
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dpo-bench-\(String(decoding: tag, as: UTF8.self))")
-        defer { if communicator.isPrimary { try? FileManager.default.removeItem(at: scratch) } }
-        let modelURL = scratch.appendingPathComponent("model")
+        BLAS.ensureBestCore()
+        let previousThreads = BLAS.threads
+        if let threads = o.threads { BLAS.threads = threads }
+        defer { BLAS.threads = previousThreads }
         var config = o.preset.config
         config.maxPositionEmbeddings = max(config.maxPositionEmbeddings, T + 1)
-        let dataURL = scratch.appendingPathComponent("pairs.jsonl")
-
         // A row is prompt + completion tokens t[0...T] (T input tokens); the prompt is P = unlabelled + 1
         // tokens, so the input positions P-1..<T carry labels, as the anchor's mask[:, T//4:].
-        let unlabelled = Int(o.promptFraction * Double(T))
-        let promptLength = unlabelled + 1
-        let completionText = T + 1 - promptLength - 1  // + EOS
-        if communicator.isPrimary {
-            try ModelDirectory.save(config: config, weights: WeightInitializer(seed: 1).weights(for: config), to: modelURL)
-            try TokenizerFiles.writeByteTokenizer(to: modelURL)
-            let pairsNeeded = o.batchPairs * communicator.size * (o.warmupSteps + o.timedSteps + 1)
-            var lines = ""
-            for i in 0..<pairsNeeded {
-                // Byte tokenizer: one token per ASCII letter; chosen and rejected differ from their first letter.
-                func text(_ n: Int, _ salt: Int) -> String {
-                    String((0..<n).map { Character(UnicodeScalar(UInt8(97 + (i * 7 + $0 * 3 + salt) % 26))) })
-                }
-                let record = ["prompt": text(promptLength, 0), "chosen": text(completionText, 1), "rejected": text(completionText, 2)]
-                lines += String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self) + "\n"
-            }
-            try lines.write(to: dataURL, atomically: true, encoding: .utf8)
-        }
-        communicator.barrier()
+        let promptLength = Int(o.promptFraction * Double(T)) + 1
+        let steps = o.warmupSteps + o.timedSteps
+        let (pairs, paddingId) = try syntheticPairs(
+            count: o.batchPairs * communicator.size * steps, promptLength: promptLength, completionLength: T + 1 - promptLength)
+        let step = try makeStep(o, config: config, pairs: pairs, paddingId: paddingId, communicator: communicator)
 
-        var parameters = TrainingParameters()
-        parameters.modelDirectory = modelURL.path
-        parameters.dataFile = dataURL.path
-        parameters.outputDirectory = scratch.appendingPathComponent("out").path
-        parameters.batchPairs = o.batchPairs
-        parameters.maxSteps = o.warmupSteps + o.timedSteps + 1
-        parameters.logEvery = parameters.maxSteps
-        parameters.maxLength = T + 1
-        parameters.maxPromptLength = promptLength
-        parameters.precision = o.precision
-        parameters.shuffle = false
-        parameters.learningRate = 1e-6
-        parameters.sharePrompt = o.sharePrompt
-        parameters.precomputeReference = o.precomputeReference
-        parameters.threads = o.threads
-
-        final class NullSink: MetricsSink {
-            func log(step: Int, metrics: [(name: String, value: Double)]) throws {}
-            func close() throws {}
-        }
-        let trainer = DPOTrainer(parameters: parameters, communicator: communicator)
-        trainer.makeMetricsSink = { _, _ in NullSink() }
-        trainer.shouldStop = { false }
-        var stepEnds: [Double] = []
-        var phases: [StepPhaseSeconds] = []
-        trainer.onProgress = { stepEnds.append($0.elapsedSeconds) }
-        // Peak RSS through the timed steps (the last, logged step also computes full logits for `logits/*`).
+        var stepSeconds: [Double] = [], cpuSeconds: [Double] = [], phases: [StepPhaseSeconds] = []
+        // Peak RSS through the timed steps.
         var timedPeakMB = 0.0
-        var cpuEnds: [Double] = []
-        let cpuStart = ModelBenchmark.processCPUSeconds()
-        trainer.onStepPhases = {
-            phases.append($1)
-            cpuEnds.append(ModelBenchmark.processCPUSeconds())
-            if phases.count == o.warmupSteps + o.timedSteps { timedPeakMB = ModelBenchmark.peakResidentMB() }
+        let clock = ContinuousClock()
+        for index in 0..<steps {
+            // Rank r takes pairs r, r+W, ... of this step's global batch, as the trainer's sampler would.
+            let mine = Array(stride(from: index * o.batchPairs * communicator.size + communicator.rank,
+                                    to: (index + 1) * o.batchPairs * communicator.size, by: communicator.size))
+            let start = clock.now, cpuStart = ModelBenchmark.processCPUSeconds()
+            let batch = PreferenceBatch(pairs: pairs, indices: mine, paddingId: paddingId)
+            let result = try step.step(microBatches: [batch], learningRate: 1e-6)
+            // The slowest rank's wall time (the all-reduces inside the step keep the ranks together).
+            stepSeconds.append(communicator.max(Int64((DPOStep.seconds(clock.now - start) * 1e9).rounded())).asSeconds)
+            cpuSeconds.append(ModelBenchmark.processCPUSeconds() - cpuStart)
+            phases.append(result.phases)
+            if index == steps - 1 { timedPeakMB = ModelBenchmark.peakResidentMB() }
         }
-        _ = try trainer.run()
-
-        // Step k's duration = end(k) - end(k-1); keep the timed window (rank 0's clock; the
-        // all-reduce inside every step keeps the ranks in step).
-        let durations = stepEnds.isEmpty ? [] : [stepEnds[0]] + (1..<stepEnds.count).map { stepEnds[$0] - stepEnds[$0 - 1] }
-        // Step indices of the timed window; rank 0 alone has wall-clock ends (onProgress), every rank CPU times and phases.
-        let window = o.warmupSteps..<(o.warmupSteps + o.timedSteps)
-        let timed = window.compactMap { $0 < durations.count ? durations[$0] : nil }
-        let median = communicator.isPrimary ? (timed.isEmpty ? Double.nan : timed.sorted()[timed.count / 2]) : 0
-        let cpuDurations = cpuEnds.isEmpty ? [] : [cpuEnds[0] - cpuStart] + (1..<cpuEnds.count).map { cpuEnds[$0] - cpuEnds[$0 - 1] }
-        let timedCPU = window.compactMap { $0 < cpuDurations.count ? cpuDurations[$0] : nil }.sorted()
-        let medianCPU = timedCPU.isEmpty ? Double.nan : timedCPU[timedCPU.count / 2]
-        let timedPhases = window.compactMap { $0 < phases.count ? phases[$0] : nil }
-        func medianOf(_ key: KeyPath<StepPhaseSeconds, Double>) -> Double {
-            let values = timedPhases.map { $0[keyPath: key] }.sorted()
-            return values.isEmpty ? 0 : values[values.count / 2]
-        }
+        let window = o.warmupSteps..<steps
+        func median(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.sorted()[values.count / 2] }
+        let timedPhases = Array(phases[window])
         var phaseMedians = StepPhaseSeconds()
         for key in [\StepPhaseSeconds.data, \.referenceForward, \.policyForward, \.backward, \.allReduceWait, \.optimizer] {
-            phaseMedians[keyPath: key] = medianOf(key)
+            phaseMedians[keyPath: key] = median(timedPhases.map { $0[keyPath: key] })
         }
+        let medianCPU = median(Array(cpuSeconds[window]))
+        let timed = Array(stepSeconds[window])
 
         // FLOPs per step, all ranks.
-        let pairs = o.batchPairs * communicator.size
-        let plainTokens = Double(2 * pairs * T)
-        let sharedTokens = o.sharePrompt ? Double(pairs * (2 * T - promptLength)) : plainTokens
+        let pairCount = o.batchPairs * communicator.size
+        let plainTokens = Double(2 * pairCount * T)
+        let sharedTokens = o.sharePrompt ? Double(pairCount * (2 * T - promptLength)) : plainTokens
         let n = Double(ModelBenchmark.matmulParameters(config))
         let attentionPerToken = Double(config.numHiddenLayers * T * config.qDim) / 2
         func flops(policy: Double, reference: Double) -> Double {
             policy * (6 * n + 12 * attentionPerToken) + reference * (2 * n + 4 * attentionPerToken)
         }
-        let peak = Double(communicator.max(Int64((timedPeakMB > 0 ? timedPeakMB : ModelBenchmark.peakResidentMB()) * 1024))) / 1024
+        let peak = Double(communicator.max(Int64(timedPeakMB * 1024))) / 1024
         return Result(
-            tokensPerStep: Int(plainTokens), pairsPerStep: pairs, medianStepSeconds: median,
+            tokensPerStep: Int(plainTokens), pairsPerStep: pairCount, medianStepSeconds: median(timed),
             medianStepCPUSeconds: communicator.sum([medianCPU])[0], phases: phaseMedians,
             plainStepFLOPs: flops(policy: plainTokens, reference: plainTokens),
             executedStepFLOPs: flops(policy: sharedTokens, reference: o.precomputeReference ? 0 : sharedTokens),
             timedSteps: timed.count, peakResidentMB: peak)
     }
+
+    /// Pairs encoded by the built-in byte tokenizer (in memory) exactly as `dpo train` encodes
+    /// them: one token per ASCII letter, `promptLength` prompt tokens, completions of
+    /// `completionLength` tokens with the end token; chosen and rejected differ from their first letter.
+    static func syntheticPairs(count: Int, promptLength: Int, completionLength: Int) throws -> (pairs: [EncodedPair], paddingId: Int32) {
+        let tokenizer = try TokenizerFiles.byteTokenizer()
+        var options = TrainingParameters()
+        options.maxLength = promptLength + completionLength
+        options.maxPromptLength = promptLength
+        let encoder = try PreferenceEncoder(tokenizer: tokenizer, options: options.encodingOptions)
+        let pairs = try (0..<count).map { i -> EncodedPair in
+            func text(_ n: Int, _ salt: Int) -> String {
+                String((0..<n).map { Character(UnicodeScalar(UInt8(97 + (i * 7 + $0 * 3 + salt) % 26))) })
+            }
+            let example = PreferenceExample.standard(
+                prompt: text(promptLength, 0), chosen: text(completionLength - 1, 1), rejected: text(completionLength - 1, 2))
+            guard case .encoded(let pair) = try encoder.encode(example, index: i).outcome else {
+                throw TrainingError.invalidOption("bench: a synthetic pair of \(promptLength + completionLength) tokens was dropped")
+            }
+            return pair
+        }
+        return (pairs, tokenizer.paddingId)
+    }
+
+    /// The step the trainer would build for these options: random weights (seed 1), a frozen
+    /// reference with the same weights (its sums precomputed with `precomputeReference`), AdamW.
+    static func makeStep(_ o: Options, config: LlamaConfig, pairs: [EncodedPair], paddingId: Int32, communicator: Communicator) throws -> DPOStep {
+        let weights = WeightInitializer(seed: 1).weights(for: config)
+        let policy = try LlamaModel(config: config, precision: o.precision, trainable: true)
+        let referenceModel = try LlamaModel(config: config, precision: o.precision, trainable: false)
+        weights.withUnsafeBufferPointer { referenceModel.loadWeights($0) }
+        var reference = ReferenceLogps.model(referenceModel)
+        if o.precomputeReference {
+            let sums = ReferenceLogpsCache.compute(model: referenceModel, pairs: pairs, batchPairs: o.batchPairs, paddingId: paddingId, communicator: communicator)
+            reference = .cached(chosen: sums.chosen, rejected: sums.rejected)
+        }
+        var defaults = TrainingParameters()
+        defaults.precision = o.precision
+        let options = DPOStep.Options(
+            loss: defaults.loss, maxGradNorm: defaults.maxGradNorm, sharePrompt: o.sharePrompt, bucketMegabytes: defaults.bucketMegabytes,
+            wireType: o.precision == .fp16 ? .fp16 : .fp32)
+        return try DPOStep(
+            policy: policy, reference: reference, masterWeights: weights,
+            optimizer: FlatOptimizer(options: defaults.optimizer, layout: policy.layout),
+            lossScaler: DynamicLossScaler(enabled: o.precision == .fp16), options: options, communicator: communicator)
+    }
+}
+
+private extension Int64 {
+    var asSeconds: Double { Double(self) * 1e-9 }
 }

@@ -261,7 +261,9 @@ extension TrainingParameters {
                help: "Continue from a checkpoint; auto = the newest complete one in --out (a fresh start if there is none)")
             { $0.resume = $1 },
         Option(name: "loss", valueName: choices(PreferenceLossKind.self), defaultValue: "sigmoid",
-               help: "Preference loss (TRL's loss_type names)") { $0.loss.kind = try choice("loss", $1, PreferenceLossKind.self) },
+               help: "Preference loss (TRL's loss_type names); sft = the chosen completions' NLL only, and its data is still "
+                   + "preference records (prompt, chosen, rejected; the rejected is not read, so it may repeat the chosen)")
+            { $0.loss.kind = try choice("loss", $1, PreferenceLossKind.self) },
         Option(name: "beta", valueName: "B", defaultValue: "0.1", help: "Implicit reward temperature, > 0")
             { $0.loss.beta = try double("beta", $1) },
         Option(name: "label-smoothing", valueName: "E", defaultValue: "0",

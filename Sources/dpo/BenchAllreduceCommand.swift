@@ -4,14 +4,22 @@ import Foundation
 import Kernels
 import Llama
 
-/// `dpo bench-allreduce`: the gradient reducer against a plain MPI_Allreduce of the same
-/// bytes; rank 0 prints one JSON line. Run it under `launch/local.sh -n 2 --`.
+/// `dpo bench allreduce` (and the hidden alias `dpo bench-allreduce`): the gradient reducer
+/// against a plain MPI_Allreduce of the same bytes; rank 0 prints one JSON line. Run it under
+/// `launch/local.sh -n 2 --`.
 struct BenchAllreduceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-allreduce",
         abstract: "Time the bucketed gradient all-reduce against a plain MPI_Allreduce (prints one JSON line).",
         shouldDisplay: false)
 
+    @OptionGroup var options: AllreduceBenchOptions
+
+    func run() throws { try options.run() }
+}
+
+/// The options and the run of the all-reduce benchmark, shared by both spellings of the command.
+struct AllreduceBenchOptions: ParsableArguments {
     @Option(help: "Gradient size in MB of fp32.") var megabytes = 100.0
     @Option(help: "Element type on the wire: fp32 or fp16.") var allreduceDtype = "fp32"
     @Option(help: "Largest bucket in MiB on the wire.") var bucketMb = 25.0
@@ -54,7 +62,7 @@ struct BenchAllreduceCommand: ParsableCommand {
 
 // MARK: - Overlap with a real backward
 
-extension BenchAllreduceCommand {
+extension AllreduceBenchOptions {
     /// Median step seconds (slowest rank) of forward+backward with the reducer fed by
     /// `groupFinished` (overlapped), with `finish()` only after backward (serial), and with
     /// no communication at all; rank 0 prints one JSON line.

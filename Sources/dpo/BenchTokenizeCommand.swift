@@ -48,7 +48,7 @@ struct BenchAllreduceGroupCommand: ParsableCommand {
         commandName: "allreduce",
         abstract: "Time the bucketed gradient all-reduce against a plain MPI_Allreduce, or its overlap with a real backward (--preset); rank 0 prints one JSON line.")
 
-    @OptionGroup var options: BenchAllreduceCommand
+    @OptionGroup var options: AllreduceBenchOptions
 
     func run() throws { try options.run() }
 }

@@ -7,6 +7,7 @@ struct DPOCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dpo",
         abstract: "Direct Preference Optimization for LLaMA-architecture models on CPUs, data-parallel over MPI.",
+        version: DPOCommand.version,
         subcommands: [
             // Subcommands are registered here, one line each.
             TrainCommand.self,
@@ -26,4 +27,7 @@ struct DPOCommand: ParsableCommand {
             BenchAllreduceCommand.self,
         ]
     )
+
+    /// `dpo --version`.
+    static let version = "dpo 0.1.0"
 }

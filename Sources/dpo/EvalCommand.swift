@@ -20,23 +20,23 @@ struct EvalCommand: ParsableCommand {
     var referenceFree = false
     @Option(help: ArgumentHelp("Preference pairs (required)", valueName: "FILE"))
     var data: String
-    @Option(help: ArgumentHelp("Loss whose value is reported (default: sigmoid)", valueName: PreferenceLossKind.allCases.map(\.rawValue).joined(separator: "|")))
+    @Option(help: ArgumentHelp("Loss whose value is reported", valueName: PreferenceLossKind.allCases.map(\.rawValue).joined(separator: "|")))
     var loss: String = "sigmoid"
-    @Option(help: "Implicit reward temperature (default: 0.1)")
+    @Option(help: "Implicit reward temperature")
     var beta: Double = 0.1
-    @Option(help: "Label smoothing for sigmoid/robust/exo_pair (default: 0)")
+    @Option(help: "Label smoothing for sigmoid/robust/exo_pair")
     var labelSmoothing: Double = 0
-    @Option(help: "Weight of the chosen NLL added to the loss (default: 0)")
+    @Option(help: "Weight of the chosen NLL added to the loss")
     var rpoAlpha: Double = 0
     @Flag(help: "Length-normalise sequence log-probs (default: off)")
     var averageLogps = false
-    @Option(help: "Longest prompt+completion in tokens (default: 1024)")
+    @Option(help: "Longest prompt+completion in tokens")
     var maxLength = 1024
-    @Option(help: "Longest prompt in tokens (default: 512)")
+    @Option(help: "Longest prompt in tokens")
     var maxPromptLength = 512
-    @Option(help: "Pairs per forward pass (default: 4)")
+    @Option(help: "Pairs per forward pass")
     var batchPairs = 4
-    @Option(help: ArgumentHelp("fp32 or fp16 weights (default: fp32)", valueName: "fp32|fp16"))
+    @Option(help: ArgumentHelp("fp32 or fp16 weights", valueName: "fp32|fp16"))
     var precision: String = "fp32"
 
     @OptionGroup var dataShapeArguments: DataShapeArguments

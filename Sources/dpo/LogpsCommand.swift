@@ -24,9 +24,9 @@ struct LogpsCommand: ParsableCommand {
     var maxLength: Int?
     @Option(help: ArgumentHelp("Truncate prompts to N tokens (default: --max-length, i.e. no truncation)", valueName: "N"))
     var maxPromptLength: Int?
-    @Option(help: ArgumentHelp("Pairs scored per forward pass (default: 4)", valueName: "N"))
+    @Option(help: ArgumentHelp("Pairs scored per forward pass", valueName: "N"))
     var batchPairs = 4
-    @Option(help: ArgumentHelp("fp32 or fp16 weights (log-softmax is float32 either way) (default: fp32)", valueName: "fp32|fp16"))
+    @Option(help: ArgumentHelp("fp32 or fp16 weights (log-softmax is float32 either way)", valueName: "fp32|fp16"))
     var precision: String = "fp32"
 
     @OptionGroup var dataShapeArguments: DataShapeArguments

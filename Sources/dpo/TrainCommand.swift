@@ -245,44 +245,62 @@ struct TrainCommand: ParsableCommand {
         ]
     }
 
-    func run() throws {
+    /// The parameters of this command line: defaults, then the --config file, then the flags given.
+    func resolvedParameters() throws -> TrainingParameters {
         var parameters = TrainingParameters()
         if let config { try TrainingConfigFile.apply(URL(fileURLWithPath: config), to: &parameters) }
         for case let (name, value?) in givenOptions { try parameters.apply(name, value) }
+        return parameters
+    }
+
+    func run() throws {
+        let parameters = try resolvedParameters()
         try parameters.validate()
         try ShutdownSignal.install()
-        try World.run { communicator in
+        let stopped = try World.run { communicator in
             let trainer = DPOTrainer(parameters: parameters, communicator: communicator)
-            if communicator.isPrimary {
-                var errorStream = FileHandleOutputStream(.standardError)
-                let reporter = ProgressReporter(
-                    output: FileHandleOutputStream(.standardError), mode: .detect(fileDescriptor: STDERR_FILENO))
-                trainer.onMessage = { reporter.message($0) }
-                // A terminal redraws the bar every step; a log file gets a line every --log-every steps.
-                trainer.onProgress = { snapshot in
-                    if reporter.mode == .interactive || snapshot.step % parameters.logEvery == 0 || snapshot.step == snapshot.totalSteps {
-                        reporter.update(snapshot)
-                    }
-                }
-                let summary = try trainer.run()
-                reporter.finish()
-                // The plots are a convenience: a failure to draw them is said, not fatal.
-                if summary.savedDirectory != nil { do {
-                    let plots = try MetricsPlot.writeTrainingPlots(outputDirectory: URL(fileURLWithPath: parameters.outputDirectory))
-                    print("plots: " + plots.map(\.path).joined(separator: ", "), to: &errorStream)
-                } catch { print("warning: no plots written: \(error)", to: &errorStream) } }
-                let saved = summary.savedDirectory?.path ?? parameters.outputDirectory
-                if summary.stoppedBySignal && summary.savedDirectory == nil {
-                    print("stopped on request before the first step; nothing was written", to: &errorStream)
-                } else if summary.stoppedBySignal {
-                    print("stopped at step \(summary.finalStep)/\(summary.totalSteps) on request; checkpoint \(saved)", to: &errorStream)
-                    print("continue with: dpo train ... --resume auto", to: &errorStream)
-                } else {
-                    print("trained to step \(summary.finalStep) (\(summary.skippedSteps) skipped); model in \(saved)", to: &errorStream)
-                }
-            } else {
-                _ = try trainer.run()
-            }
+            guard communicator.isPrimary else { return try trainer.run().stoppedBySignal }
+            let summary = try Self.runReporting(trainer, parameters: parameters)
+            return summary.stoppedBySignal
         }
+        // A stop on request (signal) is neither success nor failure: a requeue script resumes on this code.
+        if stopped { throw ExitCode(TrainCommand.stoppedExitCode) }
+    }
+
+    /// EX_TEMPFAIL: stopped on request before the end (checkpoint written, or nothing yet); run again with --resume auto.
+    static let stoppedExitCode: Int32 = 75
+
+    /// Rank 0: the run with its start-up summary, progress and messages on stderr, then the plots and the outcome.
+    private static func runReporting(_ trainer: DPOTrainer, parameters: TrainingParameters) throws -> TrainingSummary {
+        var errorStream = FileHandleOutputStream(.standardError)
+        let reporter = ProgressReporter(output: FileHandleOutputStream(.standardError), mode: .detect(fileDescriptor: STDERR_FILENO))
+        let summary = try trainer.run { event in
+            switch event {
+            case .message(let text): reporter.message(text)
+            case .startup(let facts): reporter.message(ProgressStartupSummary.format(facts).trimmingCharacters(in: .newlines))
+            case .progress(let snapshot):
+                // A terminal redraws the bar every step; a log file gets a line every --log-every steps.
+                if reporter.mode == .interactive || snapshot.step % parameters.logEvery == 0 || snapshot.step == snapshot.totalSteps {
+                    reporter.update(snapshot)
+                }
+            }
+            return .more
+        }
+        reporter.finish()
+        // The plots are a convenience: a failure to draw them is said, not fatal.
+        if summary.savedDirectory != nil { do {
+            let plots = try MetricsPlot.writeTrainingPlots(outputDirectory: URL(fileURLWithPath: parameters.outputDirectory))
+            print("plots: " + plots.map(\.path).joined(separator: ", "), to: &errorStream)
+        } catch { print("warning: no plots written: \(error)", to: &errorStream) } }
+        let saved = summary.savedDirectory?.path ?? parameters.outputDirectory
+        if summary.stoppedBySignal && summary.savedDirectory == nil {
+            print("stopped on request before the first step; nothing was written", to: &errorStream)
+        } else if summary.stoppedBySignal {
+            print("stopped at step \(summary.finalStep)/\(summary.totalSteps) on request; checkpoint \(saved)", to: &errorStream)
+            print("continue with: dpo train ... --resume auto", to: &errorStream)
+        } else {
+            print("trained to step \(summary.finalStep) (\(summary.skippedSteps) skipped); model in \(saved)", to: &errorStream)
+        }
+        return summary
     }
 }

@@ -143,7 +143,7 @@ final class FaultToleranceTests: XCTestCase {
         var bytes = try Data(contentsOf: model)
         bytes[bytes.count - 1] ^= 0xFF
         try bytes.write(to: model)
-        let resumed = try job.trainSucceeding(ranks: 1, out: "killed", options, faults: "stop:step=\(steps[steps.count - 2] + 1)")
+        let resumed = try job.trainStopping(ranks: 1, out: "killed", options, faults: "stop:step=\(steps[steps.count - 2] + 1)")
         XCTAssertTrue(resumed.output.contains("skipping \(newestURL.path)"), resumed.output)
         XCTAssertTrue(resumed.output.contains("at step \(steps[steps.count - 2])"), resumed.output)
     }
@@ -180,7 +180,7 @@ final class FaultToleranceTests: XCTestCase {
         XCTAssertTrue(outcome.output.contains("launch: stop requested"), outcome.output)
         XCTAssertTrue(signalled, "the job never reached step 2:\n\(outcome.output)")
         XCTAssertFalse(outcome.timedOut, outcome.output)
-        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertEqual(outcome.status, 75, "a stop with a checkpoint exits 75 (EX_TEMPFAIL):\n\(outcome.output)")
         let stoppedAt = outcome.output.components(separatedBy: "stopped at step ").dropFirst().first?.prefix { $0.isNumber }
         let step = try XCTUnwrap(stoppedAt.flatMap { Int($0) }, "no 'stopped at step' in:\n\(outcome.output)")
         XCTAssertLessThan(step, 40)

@@ -47,6 +47,17 @@ final class TrainingJobSandbox {
         return outcome
     }
 
+    /// Like `train` with a `stop` fault: the job must stop on request, exit 75 (EX_TEMPFAIL:
+    /// stopped with a checkpoint, neither success nor failure) in time.
+    @discardableResult
+    func trainStopping(ranks: Int, out: String, _ extra: [String], faults: String,
+                       file: StaticString = #filePath, line: UInt = #line) throws -> MPIJob.Outcome {
+        let outcome = try train(ranks: ranks, out: out, extra, faults: faults)
+        XCTAssertFalse(outcome.timedOut, "job timed out:\n\(outcome.output)", file: file, line: line)
+        XCTAssertEqual(outcome.status, 75, "job did not stop on request:\n\(outcome.output)", file: file, line: line)
+        return outcome
+    }
+
     // MARK: - What a run left
 
     /// metrics.jsonl of OUT: one dictionary per logged line (step included), in file order.

@@ -153,7 +153,7 @@ final class MultiRankTrainingTests: XCTestCase {
             XCTAssertTrue(resumed.output.contains("at step 3"), resumed.output)
 
             // Stop after step 3 (as SIGTERM would; requested on the last rank only, so the ranks must agree), then --resume auto.
-            let stopped = try job.trainSucceeding(ranks: ranks, out: auto, common, faults: "stop:rank=\(ranks - 1):step=3")
+            let stopped = try job.trainStopping(ranks: ranks, out: auto, common, faults: "stop:rank=\(ranks - 1):step=3")
             XCTAssertTrue(stopped.output.contains("stopped at step 3/6 on request"), stopped.output)
             XCTAssertFalse(FileManager.default.fileExists(atPath: job.out(auto).appendingPathComponent("final").path))
             try job.trainSucceeding(ranks: ranks, out: auto, common + ["--resume", "auto"])
@@ -180,7 +180,7 @@ final class MultiRankTrainingTests: XCTestCase {
         let common = ["--optimizer", "sgd", "--lr", "0.5", "--batch-pairs", "1", "--max-steps", "4"]
         try job.trainSucceeding(ranks: 2, out: "straight", common + ["--grad-accum", "2"])
 
-        try job.trainSucceeding(ranks: 2, out: "shrink", common + ["--grad-accum", "2"], faults: "stop:step=2")
+        try job.trainStopping(ranks: 2, out: "shrink", common + ["--grad-accum", "2"], faults: "stop:step=2")
         let shrink = try job.trainSucceeding(ranks: 1, out: "shrink", common + ["--grad-accum", "2", "--resume", "auto"])
         XCTAssertTrue(shrink.output.contains("resuming with 1 rank(s) x 1 pairs: --grad-accum 2 -> 4 keeps the global batch of 4 pairs"),
                       shrink.output)
@@ -191,7 +191,7 @@ final class MultiRankTrainingTests: XCTestCase {
         // 7 pairs: on 2 ranks an epoch is padded to 8 (the first pair of the permutation
         // repeats in the last step), on 1 rank it is not; the message says so.
         let odd = try TrainingJobSandbox(pairs: Array(TrainingJobSandbox.eightPairs.prefix(7)))
-        try odd.trainSucceeding(ranks: 2, out: "odd", common + ["--grad-accum", "2"], faults: "stop:step=1")
+        try odd.trainStopping(ranks: 2, out: "odd", common + ["--grad-accum", "2"], faults: "stop:step=1")
         let oddResumed = try odd.trainSucceeding(ranks: 1, out: "odd", common + ["--grad-accum", "2", "--resume", "auto"])
         XCTAssertTrue(oddResumed.output.contains(
             "except the last step of each epoch, which now repeats 0 instead of 1 pair(s) from the epoch's start"), oddResumed.output)
@@ -203,7 +203,7 @@ final class MultiRankTrainingTests: XCTestCase {
         let job = try TrainingJobSandbox()
         let common = ["--optimizer", "sgd", "--lr", "0.5", "--batch-pairs", "1", "--max-steps", "4", "--grad-accum", "4"]
         try job.trainSucceeding(ranks: 1, out: "straight", common)
-        try job.trainSucceeding(ranks: 1, out: "grow", common, faults: "stop:step=2")
+        try job.trainStopping(ranks: 1, out: "grow", common, faults: "stop:step=2")
         let grow = try job.trainSucceeding(ranks: 2, out: "grow", common + ["--resume", "auto"])
         XCTAssertTrue(grow.output.contains("resuming with 2 rank(s) x 1 pairs: --grad-accum 4 -> 2 keeps the global batch of 4 pairs"), grow.output)
         assertTensorsClose(try job.tensors("straight"), try job.tensors("grow"), relative: 1e-5, "1 rank -> 2 ranks")

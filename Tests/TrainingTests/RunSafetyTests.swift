@@ -31,7 +31,7 @@ final class RunSafetyTests: XCTestCase {
     }
 
     /// The real binary: a second `dpo train` on a running one's OUT is refused with the first
-    /// one's pid; SIGHUP (a dropped ssh session) then checkpoints and exits 0 like SIGTERM;
+    /// one's pid; SIGHUP (a dropped ssh session) then checkpoints and exits 75 like SIGTERM;
     /// the lock dies with the process, so `--resume auto` continues at once.
     func testASecondTrainerIsRefusedAndAHangupCheckpointsAndReleasesTheLock() throws {
         let job = try TrainingJobSandbox()
@@ -50,7 +50,7 @@ final class RunSafetyTests: XCTestCase {
         let refused = try XCTUnwrap(second, "the first run never logged 2 steps:\n\(first.output)")
         XCTAssertNotEqual(refused.status, 0, "two trainers ran on one OUT:\n\(refused.output)")
         XCTAssertTrue(refused.output.contains("is in use by another run (pid "), refused.output)
-        XCTAssertEqual(first.status, 0, "SIGHUP must stop like SIGTERM (checkpoint, exit 0):\n\(first.output)")
+        XCTAssertEqual(first.status, 75, "SIGHUP must stop like SIGTERM (checkpoint, exit 75):\n\(first.output)")
         XCTAssertTrue(first.output.contains("stopped at step "), first.output)
         let stopped = try XCTUnwrap(CheckpointStore(outputDirectory: job.out("run")).checkpointSteps().first, "no checkpoint at the stop")
         let resumed = try MPIJob.dpo(ranks: 1, job.trainArguments(out: "run", ["--max-steps", "\(stopped + 1)", "--batch-pairs", "1", "--resume", "auto"]))
@@ -322,7 +322,7 @@ final class RunSafetyTests: XCTestCase {
         p.batchPairs = 1
         p.maxSteps = 2
         p.saveEvery = 1
-        let standardSink: (DPOTrainer) -> Void = { $0.makeMetricsSink = { try FanOutMetricsSink.standard(outputDirectory: $0, resumingFromStep: $1) } }
+        let standardSink: (TrainerConfiguration) -> Void = { $0.makeMetricsSink = { try FanOutMetricsSink.standard(outputDirectory: $0, resumingFromStep: $1) } }
         _ = try sandbox.train(p, configure: standardSink)
         let metrics = URL(fileURLWithPath: p.outputDirectory).appendingPathComponent("metrics.jsonl")
         let handle = try FileHandle(forWritingTo: metrics)

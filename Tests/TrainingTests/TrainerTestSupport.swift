@@ -75,17 +75,40 @@ final class TrainerSandbox {
     }
 
     /// Runs a trainer; returns the summary and the records logged.
-    func train(_ p: TrainingParameters, configure: ((DPOTrainer) -> Void)? = nil) throws -> (TrainingSummary, MemoryMetricsSink) {
+    func train(_ p: TrainingParameters, configure: ((TrainerConfiguration) -> Void)? = nil) throws -> (TrainingSummary, MemoryMetricsSink) {
         let sink = MemoryMetricsSink()
-        let trainer = DPOTrainer(parameters: p, communicator: SingleProcessCommunicator())
-        trainer.makeMetricsSink = { _, _ in sink }
-        trainer.shouldStop = { false }
-        configure?(trainer)
-        return (try trainer.run(), sink)
+        let configuration = TrainerConfiguration()
+        configuration.makeMetricsSink = { _, _ in sink }
+        configure?(configuration)
+        let trainer = DPOTrainer(
+            parameters: p, communicator: SingleProcessCommunicator(), makeMetricsSink: configuration.makeMetricsSink,
+            testHooks: TrainingTestHooks(faults: FaultInjection(faults: []), gradients: configuration.gradientHook))
+        return (try trainer.run(onEvent: configuration.handle), sink)
     }
 
     /// The fp32 master weights a checkpoint holds.
     static func masterWeights(_ directory: URL) throws -> [Float] {
         try SafetensorsFile(contentsOf: directory.appendingPathComponent(TrainingCheckpoint.optimizerFileName)).floats("master_weights")
+    }
+}
+
+/// What a test sets on a run: messages and progress to watch, a stop condition, a gradient hook,
+/// a metrics sink; turned into `DPOTrainer`'s one event callback and its test hooks.
+final class TrainerConfiguration {
+    var onMessage: ((String) -> Void)?
+    var onProgress: ((ProgressSnapshot) -> Void)?
+    /// Asked after every event (the last of a step is its progress); true asks for a stop.
+    var shouldStop: () -> Bool = { false }
+    /// (0-based step, averaged gradients) after the reduction, before unscaling.
+    var gradientHook: ((Int, UnsafeMutableBufferPointer<Float>) -> Void)?
+    var makeMetricsSink: (URL, Int?) throws -> MetricsSink = { try FanOutMetricsSink.standard(outputDirectory: $0, resumingFromStep: $1) }
+
+    func handle(_ event: TrainingEvent) -> TrainingDisposition {
+        switch event {
+        case .message(let text): onMessage?(text)
+        case .progress(let snapshot): onProgress?(snapshot)
+        case .startup: break
+        }
+        return shouldStop() ? .stop : .more
     }
 }

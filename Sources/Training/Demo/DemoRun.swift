@@ -165,10 +165,14 @@ public final class DemoRun {
 
     /// Runs one trainer on this demo's communicator, forwarding its messages and progress.
     public func train(_ parameters: TrainingParameters, stage: String) throws -> TrainingSummary {
-        let trainer = DPOTrainer(parameters: parameters, communicator: communicator)
-        trainer.onMessage = { [weak self] in self?.onMessage?("  \($0)") }
-        trainer.onProgress = { [weak self] in self?.onProgress?(stage, $0) }
-        return try trainer.run()
+        try DPOTrainer(parameters: parameters, communicator: communicator).run { [weak self] event in
+            switch event {
+            case .message(let text): self?.onMessage?("  \(text)")
+            case .progress(let snapshot): self?.onProgress?(stage, snapshot)
+            case .startup: break
+            }
+            return .more
+        }
     }
 
     /// Every rank learns whether rank 0 failed; rank 0 rethrows its error.

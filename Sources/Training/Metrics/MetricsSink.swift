@@ -4,11 +4,11 @@ import Foundation
 
 /// Receives the metrics of each logged training step.
 ///
-/// Metric names follow TRL (DESIGN.md section 3): `loss`, `rewards/chosen`, `rewards/rejected`,
+/// Metric names follow TRL (docs/ARCHITECTURE.md, Conventions): `loss`, `rewards/chosen`, `rewards/rejected`,
 /// `rewards/accuracies`, `rewards/margins`, `logps/chosen`, ..., eval ones prefixed `eval_`.
 /// Only rank 0 owns sinks.
 public protocol MetricsSink: AnyObject {
-    /// One logged step; `metrics` in a stable order, names as in DESIGN.md ("loss", "rewards/chosen", ...,
+    /// One logged step; `metrics` in a stable order, names as in docs/ARCHITECTURE.md, Conventions ("loss", "rewards/chosen", ...,
     /// eval ones prefixed "eval_").
     func log(step: Int, metrics: [(name: String, value: Double)]) throws
     func close() throws

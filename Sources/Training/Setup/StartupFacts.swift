@@ -1,0 +1,55 @@
+import Foundation
+import Kernels
+import Llama
+import Preference
+
+/// The start-up summary and plan line of a prepared run (what the README promises before step 1).
+enum StartupFacts {
+    static func summary(of run: PreparedRun) -> ProgressStartupSummary {
+        let p = run.parameters, config = run.config
+        let parameterCount = run.step.masterWeights.count
+        let lossDescription = p.loss.kind == .sft ? "sft" : "\(p.loss.kind.rawValue), beta \(p.loss.beta)"
+        return ProgressStartupSummary(
+            modelDescription: "\(p.modelDirectory) (\(config.numHiddenLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize))",
+            parameterCount: parameterCount, worldSize: run.communicator.size, threadsPerRank: BLAS.threads,
+            pairsPerRank: p.batchPairs, gradientAccumulation: p.gradAccum, precision: p.precision.rawValue,
+            lossDescription: lossDescription, trainPairs: run.dataCounts.trainPairs, evalPairs: run.dataCounts.evalPairs,
+            droppedPairs: run.dataCounts.dropped, totalSteps: run.plan.totalSteps,
+            epochs: Double(run.plan.totalSteps) / Double(run.plan.stepsPerEpoch), memory: memoryEstimate(of: run))
+    }
+
+    /// Estimated peak bytes of one rank, from the shapes (P parameters, N = 2 x pairs x longest row tokens of a micro-batch).
+    static func memoryEstimate(of run: PreparedRun) -> ProgressStartupSummary.MemoryEstimate {
+        let p = run.parameters, c = run.config
+        let parameters = run.step.masterWeights.count
+        let workingBytes = p.precision == .fp16 ? 2 : 4
+        // Master weights (fp32) + the policy's working copy.
+        let weights = parameters * (4 + workingBytes)
+        // Gradients (fp32) + optimizer moments.
+        let optimizer = parameters * 4 + (run.step.optimizer.firstMoment.count + run.step.optimizer.secondMoment.count) * 4
+        let longest = min(p.maxLength, run.trainPairs.map(\.longestRowLength).max() ?? p.maxLength)
+        let tokens = 2 * p.batchPairs * longest
+        let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
+        // Saved for backward per layer and token: layer input, q/k/v, attention output, middle stream, gate/up.
+        let savedPerToken = L * (h + q + 2 * k + q + h + 2 * f) * workingBytes
+        // Float32 scratch per token: forward (normed, SwiGLU, rstd) and backward (streams, MLP, q/k/v, attention).
+        let scratchPerToken = 4 * (h + f + 2 * L + 1 + 2 * h + 3 * f + q + 2 * k + q)
+        let activations = tokens * (savedPerToken + scratchPerToken)
+        let reference: Int
+        switch run.step.reference {
+        case .none: reference = 0
+        case .model: reference = parameters * workingBytes + tokens * 4 * (2 * h + f)
+        case .cached(let chosen, let rejected): reference = (chosen.count + rejected.count) * 4
+        }
+        return .init(weightsBytes: weights, optimizerBytes: optimizer, activationsBytes: activations, referenceBytes: reference)
+    }
+
+    /// `training 10 step(s) (0/10 done): ...`: the plan in one line.
+    static func planLine(of run: PreparedRun) -> String {
+        let p = run.parameters, worldSize = run.communicator.size, start = run.state.globalStep, total = run.plan.totalSteps
+        return "training \(total - start) step(s) (\(start)/\(total) done): \(run.plan.stepsPerEpoch) steps/epoch, "
+            + "global batch \(p.batchPairs * p.gradAccum * worldSize) pairs (\(p.batchPairs) x \(p.gradAccum) x \(worldSize) ranks), "
+            + "loss \(p.loss.kind.rawValue), beta \(p.loss.beta), precision \(p.precision.rawValue)"
+            + (worldSize > 1 ? ", all-reduce \(run.step.wireType.rawValue), \(BLAS.threads) BLAS thread(s) per rank" : "")
+    }
+}

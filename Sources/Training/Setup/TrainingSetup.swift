@@ -1,0 +1,70 @@
+import Distributed
+import Foundation
+import Llama
+import Preference
+
+/// Everything before the first step, in the order it must happen: load and check the inputs
+/// (nothing written yet), take OUT, pick the checkpoint to resume, plan the data, prepare OUT,
+/// build the `DPOStep`, open the metrics sink. Each part reports through `TrainingEvents`.
+enum TrainingSetup {
+    static func prepare(
+        _ parameters: TrainingParameters, communicator: Communicator, events: TrainingEvents,
+        makeMetricsSink: (URL, Int?) throws -> MetricsSink
+    ) throws -> PreparedRun {
+        var p = parameters
+        if communicator.size > 1 {
+            // A different binary or configuration on one rank would silently train something else.
+            try communicator.verifySameRun([
+                ("binary", RunFingerprint.executable()),
+                ("configuration", String(decoding: try TrainingCheckpoint.encodedParameters(p), as: UTF8.self)),
+            ])
+        }
+        let inputs = try LoadedInputs.load(p, communicator: communicator, events: events)
+        // One run per OUT (rank 0 writes it; taken once the inputs are known good): a second
+        // trainer would overwrite this one's checkpoints, metrics and train_config.json.
+        let runLock = communicator.rank == 0 ? try RunLock.acquire(outputDirectory: URL(fileURLWithPath: p.outputDirectory)) : nil
+        if let warning = runLock?.warning { events.message(warning) }
+        let restored = try ResumePoint.resolve(&p, inputs: inputs, worldSize: communicator.size, events: events)
+        let plan = try RunPlan(p, pairs: inputs.train, communicator: communicator, restored: restored)
+        if communicator.rank == 0 { try prepareOutput(p, parameterCount: inputs.policyWeights.count, restored: restored, events: events) }
+        let models = try StepBuilder.build(p, inputs: inputs, restored: restored, communicator: communicator, events: events)
+        if communicator.rank == 0, restored != nil,
+           let note = try MetricsLog.dropTornLastLine(of: URL(fileURLWithPath: p.outputDirectory).appendingPathComponent("metrics.jsonl")) {
+            events.message(note)
+        }
+        // A resumed run keeps the logged lines up to its checkpoint (later ones belong to steps
+        // that run again), so metrics.jsonl reads as if it never stopped.
+        var sink: MetricsSink?
+        if communicator.rank == 0 {
+            do { sink = try makeMetricsSink(URL(fileURLWithPath: p.outputDirectory), restored == nil ? nil : models.state.globalStep) } catch {
+                throw TrainingError.output("cannot open the metrics files in \(p.outputDirectory): \(error)")
+            }
+        }
+        return PreparedRun(
+            parameters: p, communicator: communicator, config: inputs.config, trainPairs: inputs.train, evalPairs: inputs.eval,
+            paddingId: inputs.paddingId, plan: plan, state: models.state, restoredState: restored?.state, step: models.step,
+            evalReference: models.evalReference, sink: sink, runLock: runLock, dataCounts: inputs.counts)
+    }
+
+    /// OUT: writable, space for a checkpoint, earlier interrupted saves cleaned, newer lines set
+    /// aside on resume, the resolved configuration written (rank 0).
+    static func prepareOutput(
+        _ p: TrainingParameters, parameterCount: Int, restored: ResumePoint?, events: TrainingEvents
+    ) throws {
+        let outputURL = URL(fileURLWithPath: p.outputDirectory)
+        let store = CheckpointStore(outputDirectory: outputURL)
+        let bytesPerSavedWeight = p.saveDType == .fp32 ? 4 : 2
+        let checkpointBytes = parameterCount * (bytesPerSavedWeight + (p.optimizer.kind == .adamw ? 12 : 4)) + (1 << 20)
+        try CheckpointStore.prepareOutputDirectory(outputURL, requiredBytes: checkpointBytes)
+        for line in store.recoverInterruptedSaves() { events.message(line) }
+        if let restored {
+            for line in try RunLineage.setAsideNewer(than: restored.state.globalStep, resumeDirectory: restored.directory, outputDirectory: outputURL) {
+                events.message(line)
+            }
+        }
+        do {
+            try TrainingCheckpoint.encodedParameters(p).write(
+                to: outputURL.appendingPathComponent(TrainingCheckpoint.configFileName), options: .atomic)
+        } catch { throw TrainingError.output("cannot write train_config.json in \(outputURL.path): \(error.localizedDescription)") }
+    }
+}

@@ -1,0 +1,223 @@
+import Distributed
+import Foundation
+import Llama
+import Preference
+
+/// One optimizer step of the preference loss family on data-parallel ranks: the step a
+/// newcomer reads to see what training does. It owns the policy, the reference (a model or
+/// precomputed log-probs), the fp32 master weights, the flat gradient buffer and its
+/// `GradientReducer`, the optimizer and the loss scaler; it touches no file, no environment
+/// and prints nothing.
+///
+///     let step = try DPOStep(policy: policy, reference: .model(reference), masterWeights: w,
+///                            optimizer: FlatOptimizer(options: o, layout: policy.layout),
+///                            lossScaler: DynamicLossScaler(enabled: false), options: options,
+///                            communicator: SingleProcessCommunicator())
+///     let result = try step.step(microBatches: batches, learningRate: 1e-6)
+///
+/// Data flow of `step` (B pairs per micro-batch, 2B rows of seqLen tokens, P parameters):
+/// 1. `stepCounts`: the global pair, chosen-token and input-token counts (one all-reduce of 3),
+///    which fix the loss normalizer before the first micro-batch.
+/// 2. per micro-batch: `LlamaModel.forward` -> token log-probs [2B*seqLen] -> `sequenceLogps` [B]+[B];
+///    `ReferenceLogps.sums` [B]+[B]; `PreferenceLoss.compute` -> d loss / d sequence sums;
+///    `tokenGradients` x (loss scale x world size) -> `LlamaModel.backward` accumulating into
+///    the gradients [P]. On the last micro-batch backward hands each finished layer group to
+///    `GradientReducer.groupReady`, so its bucketed all-reduce overlaps the rest of backward.
+/// 3. `GradientReducer.finish` (gradients now the mean over ranks), unscale by 1/loss scale,
+///    `GradientClipping.clip`, agree on finiteness (loss and gradients) over ranks.
+/// 4. `DynamicLossScaler.update`: finite -> `FlatOptimizer.step` on the master weights and
+///    `LlamaModel.loadWeights` (the working precision copy); not finite -> skipped everywhere.
+public final class DPOStep {
+    /// What shapes the step besides the models.
+    public struct Options: Sendable {
+        public var loss: PreferenceLossOptions
+        /// `--max-grad-norm` (<= 0: no clipping).
+        public var maxGradNorm: Double
+        /// `--share-prompt`: each pair's prompt runs once for chosen and rejected.
+        public var sharePrompt: Bool
+        /// `--bucket-mb`: largest all-reduce bucket.
+        public var bucketMegabytes: Double
+        /// Gradients on the wire (`--allreduce-dtype`).
+        public var wireType: GradientReducer.WireType
+
+        public init(loss: PreferenceLossOptions, maxGradNorm: Double = 1, sharePrompt: Bool = false,
+                    bucketMegabytes: Double = 25, wireType: GradientReducer.WireType = .fp32) {
+            self.loss = loss
+            self.maxGradNorm = maxGradNorm
+            self.sharePrompt = sharePrompt
+            self.bucketMegabytes = bucketMegabytes
+            self.wireType = wireType
+        }
+    }
+
+    public let policy: LlamaModel
+    public let reference: ReferenceLogps
+    public let optimizer: FlatOptimizer
+    public let communicator: Communicator
+    public let options: Options
+    public var lossScaler: DynamicLossScaler
+    /// The fp32 master weights [P] the optimizer updates; the policy runs a copy in its precision.
+    public private(set) var masterWeights: [Float]
+    /// Steps taken so far (skipped ones count): the 0-based index of the next step.
+    public var stepIndex: Int
+    /// Test-only (fault injection); nil in every product run.
+    public var faults: StepFaults?
+
+    /// The flat gradient buffer [P]; `reducer` keeps its address, so it is allocated once and never moves.
+    private let gradients: UnsafeMutableBufferPointer<Float>
+    private let reducer: GradientReducer
+    private let clock = ContinuousClock()
+
+    /// - Parameters:
+    ///   - masterWeights: the fp32 weights the policy starts from (loaded into it here).
+    ///   - stepIndex: steps already taken (a resumed run's global step).
+    public init(
+        policy: LlamaModel, reference: ReferenceLogps, masterWeights: [Float], optimizer: FlatOptimizer,
+        lossScaler: DynamicLossScaler, options: Options, communicator: Communicator, stepIndex: Int = 0
+    ) throws {
+        precondition(masterWeights.count == policy.layout.totalCount, "master weights [\(masterWeights.count)] do not fit the policy")
+        self.policy = policy
+        self.reference = reference
+        self.masterWeights = masterWeights
+        self.optimizer = optimizer
+        self.lossScaler = lossScaler
+        self.options = options
+        self.communicator = communicator
+        self.stepIndex = stepIndex
+        gradients = .allocate(capacity: masterWeights.count)
+        gradients.initialize(repeating: 0)
+        do {
+            reducer = try GradientReducer(
+                communicator: communicator, gradients: gradients, groupRanges: policy.layout.groupRanges,
+                bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
+        } catch {
+            gradients.deallocate()
+            throw error
+        }
+        masterWeights.withUnsafeBufferPointer { policy.loadWeights($0) }
+    }
+
+    deinit { gradients.deallocate() }
+
+    /// The gradients [P] of the last step as the optimizer saw them (averaged over ranks, unscaled, clipped).
+    public var lastGradients: UnsafeBufferPointer<Float> { UnsafeBufferPointer(gradients) }
+
+    /// The element type the gradients travel in between ranks.
+    public var wireType: GradientReducer.WireType { reducer.wireType }
+
+    /// One optimizer step on this rank's `microBatches` (gradient accumulation over them).
+    /// - Parameter completionLogits: also compute TRL's `logits/*` sums of the last micro-batch
+    ///   (one more forward, with the weights before the update; for logged steps only).
+    public func step(microBatches: [PreferenceBatch], learningRate: Double, completionLogits: Bool = false) throws -> StepResult {
+        var phases = StepPhaseSeconds()
+        var phaseStart = clock.now
+        func mark(_ phase: WritableKeyPath<StepPhaseSeconds, Double>) {
+            let now = clock.now
+            phases[keyPath: phase] += Self.seconds(now - phaseStart)
+            phaseStart = now
+        }
+        let counts = stepCounts(microBatches)
+        let normalizer = LossNormalizer(globalPairs: counts.pairs, globalChosenTokens: counts.chosenTokens)
+        let lossScale = lossScaler.scale
+        gradients.update(repeating: 0)
+        mark(\.data)
+        var sums = PreferenceMetricSums()
+        var objective = 0.0
+        var logits: CompletionLogitSums?
+        for (index, batch) in microBatches.enumerated() {
+            let isLast = index == microBatches.count - 1
+            objective += try accumulate(batch, normalizer: normalizer, lossScale: lossScale, reduce: isLast, sums: &sums, mark: mark)
+            if isLast && completionLogits { logits = CompletionLogitSums(batch, policy: policy) }
+        }
+        phaseStart = clock.now  // the logged step's logits (above) are in no phase
+        let reduction = reducer.finish()
+        mark(\.allReduceWait)
+        let update = try applyUpdate(reduction: reduction, lossScale: lossScale, objective: objective, learningRate: learningRate)
+        mark(\.optimizer)
+        stepIndex += 1
+        return StepResult(
+            applied: update.applied, objective: update.globalObjective, gradNorm: update.gradNorm, lossScale: lossScale,
+            learningRate: learningRate, metricSums: sums, globalPairs: counts.pairs, globalInputTokens: counts.inputTokens,
+            completionLogits: logits, phases: phases)
+    }
+
+    // MARK: - The parts of a step
+
+    /// The step's global pair, chosen-token and input-token counts, summed over ranks.
+    private func stepCounts(_ microBatches: [PreferenceBatch]) -> (pairs: Int, chosenTokens: Int, inputTokens: Double) {
+        let counts = communicator.sum([
+            Double(microBatches.reduce(0) { $0 + $1.pairCount }), Double(microBatches.reduce(0) { $0 + $1.chosenTokenTotal }),
+            Double(microBatches.reduce(0) { $0 + $1.inputTokenTotal }),
+        ])
+        return (Int(counts[0]), Int(counts[1]), counts[2])
+    }
+
+    /// Forward, loss and backward of one micro-batch, adding its gradients; returns its share
+    /// of the objective. `reduce`: hand finished layer groups to the reducer (last micro-batch).
+    private func accumulate(
+        _ batch: PreferenceBatch, normalizer: LossNormalizer, lossScale: Double, reduce: Bool,
+        sums: inout PreferenceMetricSums, mark: (WritableKeyPath<StepPhaseSeconds, Double>) -> Void
+    ) throws -> Double {
+        // --share-prompt: each pair's prompt runs once (exact; nil when a batch cannot be packed).
+        let shared = options.sharePrompt ? SharedPromptRows(pairedRows: batch.rows) : nil
+        let tokenLogps = shared.map { policy.forward($0, saveForBackward: true) } ?? policy.forward(batch.rows, saveForBackward: true)
+        let (chosen, rejected) = batch.sequenceLogps(tokenLogps)
+        mark(\.policyForward)
+        let referenceSums = reference.sums(for: batch, shared: shared)
+        mark(\.referenceForward)
+        let result = try PreferenceLoss.compute(
+            PairLogps(policyChosen: chosen, policyRejected: rejected, referenceChosen: referenceSums.chosen,
+                      referenceRejected: referenceSums.rejected, chosenTokens: batch.chosenTokenCounts,
+                      rejectedTokens: batch.rejectedTokenCounts),
+            options: options.loss, normalizer: normalizer)
+        sums.add(result, chosenTokens: batch.chosenTokenCounts)
+        // GradientReducer averages over ranks, so each rank's share is scaled by the world size.
+        let gradientScale = lossScale * Double(communicator.size)
+        let dTokens = batch.tokenGradients(dChosen: result.dPolicyChosen, dRejected: result.dPolicyRejected, scale: gradientScale)
+        let reducer = self.reducer
+        dTokens.withUnsafeBufferPointer { d in
+            policy.backward(dTokenLogps: d, gradients: gradients, groupFinished: reduce ? { reducer.groupReady($0) } : nil)
+        }
+        mark(\.backward)
+        return result.objective
+    }
+
+    /// Unscale, measure, clip; a non-finite loss or gradient on any rank skips the step everywhere.
+    private func applyUpdate(
+        reduction: GradientReducer.Reduction, lossScale: Double, objective: Double, learningRate: Double
+    ) throws -> (applied: Bool, gradNorm: Double, globalObjective: Double) {
+        faults?.afterReduction?(stepIndex, gradients)
+        if lossScale != 1 {
+            let inverseScale = Float(1 / lossScale)
+            for i in 0..<gradients.count { gradients[i] *= inverseScale }
+        }
+        let gradNorm = GradientClipping.clip(gradients, maxNorm: options.maxGradNorm)
+        let globalObjective = communicator.sum([objective])[0]
+        let finite = !communicator.anyRank(reduction.nonFinite || !gradNorm.isFinite || !globalObjective.isFinite)
+        guard lossScaler.update(gradientsFinite: finite) else { return (false, gradNorm, globalObjective) }
+        masterWeights.withUnsafeMutableBufferPointer { w in
+            optimizer.step(weights: w, gradients: UnsafeBufferPointer(gradients), learningRate: learningRate)
+        }
+        faults?.afterUpdate?(stepIndex, &masterWeights)
+        masterWeights.withUnsafeBufferPointer { policy.loadWeights($0) }
+        return (true, gradNorm, globalObjective)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+    }
+}
+
+/// Test-only changes to a step (fault injection); the CLI never sets them.
+public struct StepFaults {
+    /// Called with (0-based step, this rank's averaged gradients) after the reduction, before unscaling.
+    public var afterReduction: ((Int, UnsafeMutableBufferPointer<Float>) -> Void)?
+    /// Called with (0-based step, the master weights) after an applied update, before the policy loads them.
+    public var afterUpdate: ((Int, inout [Float]) -> Void)?
+
+    public init(afterReduction: ((Int, UnsafeMutableBufferPointer<Float>) -> Void)? = nil,
+                afterUpdate: ((Int, inout [Float]) -> Void)? = nil) {
+        self.afterReduction = afterReduction
+        self.afterUpdate = afterUpdate
+    }
+}
