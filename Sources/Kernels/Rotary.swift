@@ -14,17 +14,25 @@ public struct Rotary {
     /// Tables for positions `0..<maxPositions`, computed as transformers does in float32
     /// (float32 inverse frequencies and angles, float32 cos/sin of those angles).
     public init(headDim: Int, theta: Float, maxPositions: Int) {
+        let inverse = (0..<headDim / 2).map { i in 1 / powf(theta, Float(2 * i) / Float(headDim)) }
+        self.init(headDim: headDim, inverseFrequencies: inverse, attentionScaling: 1, maxPositions: maxPositions)
+    }
+
+    /// Tables from given inverse frequencies `[headDim / 2]` (a scaled RoPE variant), with cos
+    /// and sin multiplied by `attentionScaling` in float32 as transformers does (YaRN's factor; 1 otherwise).
+    public init(headDim: Int, inverseFrequencies: [Float], attentionScaling: Float, maxPositions: Int) {
+        precondition(inverseFrequencies.count == headDim / 2, "Rotary: \(inverseFrequencies.count) frequencies for head_dim \(headDim)")
         self.headDim = headDim
         self.maxPositions = maxPositions
         let half = headDim / 2
         var cosTable = [Float](repeating: 0, count: maxPositions * half)
         var sinTable = cosTable
         for i in 0..<half {
-            let invFreq: Float = 1 / powf(theta, Float(2 * i) / Float(headDim))
+            let invFreq = inverseFrequencies[i]
             for p in 0..<maxPositions {
                 let angle = Float(p) * invFreq
-                cosTable[p * half + i] = Float(cos(Double(angle)))
-                sinTable[p * half + i] = Float(sin(Double(angle)))
+                cosTable[p * half + i] = Float(cos(Double(angle))) * attentionScaling
+                sinTable[p * half + i] = Float(sin(Double(angle))) * attentionScaling
             }
         }
         self.cosTable = cosTable

@@ -127,6 +127,8 @@ final class SavedActivations {
         case middle
         /// MLP gate and up projections side by side `[N, 2F]` (one matmul against [gate_proj; up_proj]).
         case gateUp
+        /// Queries and keys before their per-head norm `[N, Q + K]` (Qwen3; width 0 otherwise).
+        case qkPreNorm
     }
 
     let saving: Bool
@@ -204,5 +206,6 @@ private func widthsFor(_ c: LlamaConfig, _ kind: SavedActivations.Kind) -> Int {
     case .attention: return c.qDim
     case .qkv: return c.qDim + 2 * c.kvDim
     case .gateUp: return 2 * c.intermediateSize
+    case .qkPreNorm: return c.hasQueryKeyNorm ? c.qDim + c.kvDim : 0
     }
 }

@@ -28,10 +28,11 @@ public struct LlamaConfigError: Error, CustomStringConvertible, LocalizedError, 
 extension LlamaConfig {
     /// Builds a config from a parsed `config.json` object, refusing anything this model does
     /// not compute:
-    /// - `model_type` other than `"llama"`; a `quantization_config`;
-    /// - `rope_scaling` / `rope_parameters` other than null or `rope_type: "default"`;
-    /// - `attention_bias` or `mlp_bias` true; `use_sliding_window` true, or `sliding_window`
-    ///   set without `use_sliding_window: false`;
+    /// - `model_type` other than those of `ModelFamily`; a `quantization_config`;
+    /// - a RoPE variant other than those of `RopeScaling`, `partial_rotary_factor` below 1;
+    /// - biases the family does not have (`attention_bias` or `mlp_bias` true);
+    /// - for `llama`, a `sliding_window` (transformers' Llama has none) unless switched off;
+    /// - mixture-of-experts or ALiBi keys (`ConfigFamilies.swift`);
     /// - `hidden_act` other than `silu` (`swish` is the same function);
     /// - heads that do not divide (`num_attention_heads % num_key_value_heads`, or
     ///   `hidden_size % num_attention_heads` when `head_dim` is absent), odd `head_dim`;
@@ -43,16 +44,17 @@ extension LlamaConfig {
         let reader = ConfigReader(object: object)
 
         let modelType = try reader.requiredString("model_type")
-        guard modelType == "llama" else {
+        guard let family = ModelFamily(rawValue: modelType) else {
             throw LlamaConfigError(
                 key: "model_type",
-                problem: "is \"\(modelType)\"; only \"llama\" (LlamaForCausalLM) models can be trained here")
+                problem: "is \"\(modelType)\"; only \(ModelFamily.supportedList) models can be trained here")
         }
         if let quantization = object["quantization_config"], !quantization.isNull {
             throw LlamaConfigError(
                 key: "quantization_config",
                 problem: "quantized checkpoints are not supported; use the unquantized float32/float16/bfloat16 weights")
         }
+        try reader.refuseUnsupportedArchitectureKeys()
 
         let hiddenSize = try reader.requiredPositiveInt("hidden_size")
         let intermediateSize = try reader.requiredPositiveInt("intermediate_size")
@@ -61,6 +63,7 @@ extension LlamaConfig {
         let vocabSize = try reader.requiredPositiveInt("vocab_size")
         let numKeyValueHeads = try reader.optionalPositiveInt("num_key_value_heads") ?? numAttentionHeads
         let explicitHeadDim = try reader.optionalPositiveInt("head_dim")
+            ?? family.defaultHeadDim(hiddenSize: hiddenSize, heads: numAttentionHeads)
         if explicitHeadDim == nil, hiddenSize % numAttentionHeads != 0 {
             throw LlamaConfigError(
                 key: "num_attention_heads",
@@ -70,7 +73,7 @@ extension LlamaConfig {
         let rmsNormEps = try reader.optionalNumber("rms_norm_eps") ?? 1e-6
         let ropeTheta = try reader.ropeTheta()
         let tieWordEmbeddings = try reader.optionalBool("tie_word_embeddings") ?? false
-        let maxPositionEmbeddings = try reader.optionalPositiveInt("max_position_embeddings") ?? 2048
+        let maxPositionEmbeddings = try reader.optionalPositiveInt("max_position_embeddings") ?? family.defaultMaxPositions
 
         self.init(
             hiddenSize: hiddenSize, intermediateSize: intermediateSize, numHiddenLayers: numHiddenLayers,
@@ -84,19 +87,10 @@ extension LlamaConfig {
         if let pad = try reader.optionalInt("pad_token_id"), pad >= 0 { self.padTokenId = pad }
         self.hiddenAct = try reader.optionalString("hidden_act") ?? "silu"
         self.torchDtype = try reader.optionalString("torch_dtype") ?? reader.optionalString("dtype")
-
-        for key in ["attention_bias", "mlp_bias"] where try reader.optionalBool(key) == true {
-            throw LlamaConfigError(key: key, problem: "is true; this model has no projection biases")
-        }
-        // A window switched off by `use_sliding_window: false` (Qwen2-style configs) is no window.
-        if let window = object["sliding_window"], !window.isNull, window != .bool(false),
-           try reader.optionalBool("use_sliding_window") != false {
-            throw LlamaConfigError(
-                key: "sliding_window", problem: "is \(window.kindDescription); only full causal attention is implemented")
-        }
-        if try reader.optionalBool("use_sliding_window") == true {
-            throw LlamaConfigError(key: "use_sliding_window", problem: "is true; only full causal attention is implemented")
-        }
+        self.rope = try reader.ropeScaling(maxPositionEmbeddings: maxPositionEmbeddings)
+        try reader.refuseBiases(family)
+        self.slidingWindow = try reader.slidingWindow(family, layers: numHiddenLayers)
+        self.otherKeys = object.filter { !Self.interpretedKeys.contains($0.key) }
         try validate()
     }
 
@@ -104,8 +98,11 @@ extension LlamaConfig {
 
     /// Checks what the model needs whatever the source of the config (file, preset, code).
     public func validate() throws {
-        guard modelType == "llama" else {
-            throw LlamaConfigError(key: "model_type", problem: "is \"\(modelType)\"; only \"llama\" is supported")
+        guard ModelFamily(rawValue: modelType) != nil else {
+            throw LlamaConfigError(key: "model_type", problem: "is \"\(modelType)\"; only \(ModelFamily.supportedList) are supported")
+        }
+        if let window = slidingWindow, window <= 0 {
+            throw LlamaConfigError(key: "sliding_window", problem: "is \(window); it must be a positive integer")
         }
         for (key, value) in [("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
                              ("num_hidden_layers", numHiddenLayers), ("num_attention_heads", numAttentionHeads),
@@ -174,7 +171,8 @@ extension LlamaConfig {
               let keyValue = multiply(2, numKeyValueHeads, headDim, hiddenSize),
               let mlp = multiply(3, intermediateSize, hiddenSize)
         else { return nil }
-        var perLayer = 2 * hiddenSize
+        // Norms, plus the q/k/v biases (Qwen2) and the two per-head norms (Qwen3): small, bounded by the matrices.
+        var perLayer = 2 * hiddenSize + (hasQKVBias ? qDim + kvDim * 2 : 0) + (hasQueryKeyNorm ? 2 * headDim : 0)
         for part in [query, query, keyValue, mlp] {
             let (sum, overflow) = perLayer.addingReportingOverflow(part)
             if overflow { return nil }
@@ -258,20 +256,13 @@ struct ConfigReader {
     }
 
     /// `rope_theta` from the top level (transformers 4) or from `rope_parameters` /
-    /// `rope_scaling` (transformers 5), refusing any RoPE variant other than the default one.
+    /// `rope_scaling` (transformers 5); the two must agree when both are given.
     func ropeTheta() throws -> Double {
         var theta = try optionalNumber("rope_theta")
         for key in ["rope_scaling", "rope_parameters"] {
             guard let value = present(key) else { continue }
             guard let parameters = value.objectValue else { throw wrongType(key, "null or an object", value) }
-            let type = parameters["rope_type"]?.stringValue ?? parameters["type"]?.stringValue
-            guard type == "default" else {
-                throw LlamaConfigError(
-                    key: key,
-                    problem: "asks for RoPE scaling \(value.kindDescription) (rope_type \(type.map { "\"\($0)\"" } ?? "missing")); "
-                        + "only plain RoPE is implemented, so this model would compute different outputs")
-            }
-            if let nested = parameters["rope_theta"] {
+            if let nested = parameters["rope_theta"], !nested.isNull {
                 guard let nestedTheta = nested.doubleValue else { throw wrongType(key + ".rope_theta", "a number", nested) }
                 // Compared as the Float the model uses: `encode` writes rope_theta as Float text and the
                 // nested copy as the widened Double, which differ in decimal for thetas such as 1e11.
@@ -286,7 +277,7 @@ struct ConfigReader {
     }
 
     func missing(_ key: String) -> LlamaConfigError {
-        LlamaConfigError(key: key, problem: "is missing; a LLaMA config.json must give it")
+        LlamaConfigError(key: key, problem: "is missing; the config.json must give it")
     }
 
     func wrongType(_ key: String, _ expected: String, _ found: JSONValue) -> LlamaConfigError {

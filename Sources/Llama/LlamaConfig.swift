@@ -2,14 +2,19 @@ import Foundation
 
 /// The architecture of a LLaMA-family causal LM, decoded from a Hugging Face `config.json`.
 ///
-/// Only what this model computes is accepted: a config asking for something else
-/// (another `model_type`, `rope_scaling`, biases, sliding windows, ...) is refused
-/// (see `ConfigValidation.swift`) with a message naming the key, never silently run as a
-/// different model. Keys missing from a `config.json` take the defaults of transformers'
-/// `LlamaConfig`, except the five sizes (`hidden_size`, `intermediate_size`,
-/// `num_hidden_layers`, `num_attention_heads`, `vocab_size`), which are required.
+/// One model, several families (`ModelFamily`): `llama`, `qwen2` (q/k/v biases), `qwen3`
+/// (per-head q/k RMSNorm) and `mistral` (sliding window), each with the RoPE variants of
+/// `RopeScaling`. Only what this model computes is accepted: a config asking for something
+/// else (another `model_type`, an unknown rope type, MoE, biases the family does not have,
+/// ...) is refused (see `ConfigValidation.swift`, `ConfigFamilies.swift`) with a message
+/// naming the key, never silently run as a different model. Keys missing from a `config.json`
+/// take the defaults of the family's transformers config class, except the five sizes
+/// (`hidden_size`, `intermediate_size`, `num_hidden_layers`, `num_attention_heads`,
+/// `vocab_size`), which are required.
 ///
-/// Encoding writes a `config.json` that transformers (4.x and 5.x) loads as `LlamaForCausalLM`.
+/// Encoding writes a `config.json` that transformers (4.x and 5.x) loads as the family's own
+/// class (`LlamaForCausalLM`, `Qwen2ForCausalLM`, ...), keeping the keys this model does not
+/// interpret (`otherKeys`) as they were read.
 public struct LlamaConfig: Codable, Equatable, Sendable {
     public var modelType: String = "llama"
     public var hiddenSize: Int
@@ -32,6 +37,27 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
     public var hiddenAct: String = "silu"
     /// `torch_dtype` (transformers 4) / `dtype` (transformers 5): the dtype of the stored weights.
     public var torchDtype: String?
+    /// The rotary-embedding variant (`rope_scaling` / `rope_parameters`).
+    public var rope: RopeScaling = .none
+    /// The attention window of the layers that slide (Mistral, or Qwen with
+    /// `use_sliding_window`); nil when every layer attends to the whole prefix. Rows longer than
+    /// the window are refused (`positionLimit`), so attention itself stays full causal.
+    public var slidingWindow: Int?
+    /// Keys of the loaded `config.json` this model does not interpret (`transformers_version`,
+    /// `max_window_layers`, `layer_types`, ...), written back unchanged so the saved directory
+    /// keeps them.
+    var otherKeys: [String: JSONValue] {
+        get { passthrough.values }
+        set { passthrough.values = newValue }
+    }
+    var passthrough = PassthroughKeys()
+
+    /// The family (a valid config's `model_type`; `.llama` for an unknown one, which `validate` refuses).
+    public var family: ModelFamily { ModelFamily(rawValue: modelType) ?? .llama }
+    /// q_proj, k_proj and v_proj carry biases (Qwen2).
+    public var hasQKVBias: Bool { family == .qwen2 }
+    /// Per-head RMSNorm of queries and keys before RoPE (`q_norm`, `k_norm`: Qwen3).
+    public var hasQueryKeyNorm: Bool { family == .qwen3 }
 
     /// The end-of-sequence id appended to completions (the first of `eosTokenIds`).
     public var eosTokenId: Int? {
@@ -135,46 +161,13 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
 
     // MARK: - Encoding
 
-    /// Writes the keys transformers needs to build a `LlamaForCausalLM` with exactly this
-    /// architecture, with every feature the model does not implement explicitly off.
+    /// Writes the keys transformers needs to build the family's `...ForCausalLM` with exactly this
+    /// architecture, every feature the model does not implement explicitly off, and `otherKeys`.
     public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(["LlamaForCausalLM"], forKey: .architectures)
-        try container.encode(modelType, forKey: .modelType)
-        try container.encode(hiddenSize, forKey: .hiddenSize)
-        try container.encode(intermediateSize, forKey: .intermediateSize)
-        try container.encode(numHiddenLayers, forKey: .numHiddenLayers)
-        try container.encode(numAttentionHeads, forKey: .numAttentionHeads)
-        try container.encode(numKeyValueHeads, forKey: .numKeyValueHeads)
-        try container.encode(headDim, forKey: .headDim)
-        try container.encode(vocabSize, forKey: .vocabSize)
-        try container.encode(rmsNormEps, forKey: .rmsNormEps)
-        // transformers 4 reads rope_theta + rope_scaling, transformers 5 reads rope_parameters.
-        try container.encode(ropeTheta, forKey: .ropeTheta)
-        try container.encodeNil(forKey: .ropeScaling)
-        try container.encode(
-            ["rope_type": JSONValue.string("default"), "rope_theta": JSONValue.number(Double(ropeTheta))],
-            forKey: .ropeParameters)
-        try container.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
-        try container.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
-        try container.encode(bosTokenId, forKey: .bosTokenId)
-        if eosTokenIds.count > 1 {
-            try container.encode(eosTokenIds, forKey: .eosTokenId)
-        } else {
-            try container.encode(eosTokenIds.first, forKey: .eosTokenId)
-        }
-        try container.encode(padTokenId, forKey: .padTokenId)
-        try container.encode(hiddenAct, forKey: .hiddenAct)
-        if let torchDtype {
-            try container.encode(torchDtype, forKey: .torchDtype)
-            try container.encode(torchDtype, forKey: .dtype)
-        }
-        try container.encode(false, forKey: .attentionBias)
-        try container.encode(false, forKey: .mlpBias)
-        try container.encode(0.0, forKey: .attentionDropout)
-        try container.encode(0.02, forKey: .initializerRange)
-        try container.encode(1, forKey: .pretrainingTP)
-        try container.encode(true, forKey: .useCache)
+        var object = otherKeys
+        for (key, value) in try encodedKeys() { object[key] = value }
+        var container = encoder.singleValueContainer()
+        try container.encode(JSONValue.object(object))
     }
 
     /// The `config.json` text (pretty-printed, sorted keys).
@@ -188,4 +181,11 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
     public func save(to url: URL) throws {
         try AtomicFile.write(try jsonData(), to: url)
     }
+}
+
+/// The uninterpreted keys of a loaded config.json. They do not change what the model computes,
+/// so two configs that differ only here are equal (a config equals its own re-read encoding).
+struct PassthroughKeys: Equatable, Sendable {
+    var values: [String: JSONValue] = [:]
+    static func == (lhs: PassthroughKeys, rhs: PassthroughKeys) -> Bool { true }
 }

@@ -110,6 +110,11 @@ extension LlamaModel {
         }
         rotate(dQKV, batch, heads: c.numAttentionHeads, stride: qkvWidth, backward: true)
         rotate(dQKV + qw, batch, heads: c.numKeyValueHeads, stride: qkvWidth, backward: true)
+        if let norm = o.queryKeyNorm {
+            queryKeyNormBackward(dQKV, stride: qkvWidth, preNorm: saved.restore(.qkPreNorm, layer), tokens: n,
+                                 weights: vector(norm, count: 2 * c.headDim), dWeights: grad + norm)
+        }
+        if let bias = o.qkvBias { biasBackward(dQKV, dBias: grad + bias, tokens: n, width: qkvWidth) }
 
         let input = saved.restore(.layerInput, layer)
         let inputNorm = normWeight(o.inputNorm)

@@ -117,6 +117,12 @@ extension LlamaModel {
         let qkv = saved.buffer(.qkv, layer)
         Linear.forward(x: normed, weight: matrix(o.query, count: qkvWidth * h), y: qkv, tokens: n, inFeatures: h, outFeatures: qkvWidth)
         let query = qkv, key = qkv + qw, value = qkv + qw + kw
+        if let bias = o.qkvBias { addBias(qkv, vector(bias, count: qkvWidth), tokens: n, width: qkvWidth) }
+        if let norm = o.queryKeyNorm {
+            queryKeyNormForward(qkv, stride: qkvWidth, preNorm: saved.buffer(.qkPreNorm, layer), tokens: n,
+                                weights: vector(norm, count: 2 * c.headDim))
+            saved.commit(.qkPreNorm, layer)
+        }
         rotate(query, batch, heads: c.numAttentionHeads, stride: qkvWidth, backward: false)
         rotate(key, batch, heads: c.numKeyValueHeads, stride: qkvWidth, backward: false)
         saved.commit(.qkv, layer)

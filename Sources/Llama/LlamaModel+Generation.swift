@@ -31,12 +31,15 @@ extension LlamaModel {
     /// Continues `prompt` by up to `maxNewTokens` tokens with a KV cache, greedy or sampled
     /// (`sampling`, reproducible by seed). Returns the new tokens only; a stop token, when
     /// produced, is the last one returned. `onToken` sees each new token as it is chosen and
-    /// returns false to stop. Prompt plus generated tokens never exceed `max_position_embeddings`.
+    /// returns false to stop. Prompt plus generated tokens never exceed `max_position_embeddings`,
+    /// nor the config's `positionLimit` (a sliding window, dynamic RoPE).
     public func generate(prompt: [Int32], maxNewTokens: Int, sampling: SamplingOptions, stopTokens: Set<Int32>,
                          onToken: ((Int32) -> Bool)?) -> [Int32] {
         precondition(!prompt.isEmpty, "generate: the prompt must hold at least one token")
         precondition(prompt.allSatisfy { $0 >= 0 && Int($0) < config.vocabSize }, "generate: a prompt id is outside the vocabulary")
-        let capacity = min(prompt.count + max(maxNewTokens, 0), max(config.maxPositionEmbeddings, prompt.count))
+        precondition(prompt.count <= config.positionLimit?.tokens ?? .max, "generate: the prompt exceeds \(config.positionLimit!)")
+        let limit = min(config.maxPositionEmbeddings, config.positionLimit?.tokens ?? .max)
+        let capacity = min(prompt.count + max(maxNewTokens, 0), max(limit, prompt.count))
         if maxNewTokens <= 0 || capacity <= prompt.count { return [] }
         ensureRotary(positions: capacity)
         let cache = KeyValueCache(config: config, capacity: capacity, maxStep: prompt.count)
@@ -77,6 +80,19 @@ extension LlamaModel {
             Linear.forward(x: normed, weight: matrix(o.query, count: qw * h), y: cache.query.pointer, tokens: n, inFeatures: h, outFeatures: qw)
             Linear.forward(x: normed, weight: matrix(o.key, count: kw * h), y: keyRows, tokens: n, inFeatures: h, outFeatures: kw)
             Linear.forward(x: normed, weight: matrix(o.value, count: kw * h), y: valueRows, tokens: n, inFeatures: h, outFeatures: kw)
+            if let bias = o.qkvBias {
+                let b = vector(bias, count: qw + 2 * kw)
+                addBias(cache.query.pointer, b, tokens: n, width: qw)
+                addBias(keyRows, b + qw, tokens: n, width: kw)
+                addBias(valueRows, b + qw + kw, tokens: n, width: kw)
+            }
+            if let norm = o.queryKeyNorm {
+                let w = vector(norm, count: 2 * c.headDim)
+                HeadNorm.forward(x: cache.query.pointer, xStride: qw, y: cache.query.pointer, yStride: qw, weight: w,
+                                 shape: .init(tokens: n, heads: c.numAttentionHeads, headDim: c.headDim), eps: c.rmsNormEps)
+                HeadNorm.forward(x: keyRows, xStride: kw, y: keyRows, yStride: kw, weight: w + c.headDim,
+                                 shape: .init(tokens: n, heads: c.numKeyValueHeads, headDim: c.headDim), eps: c.rmsNormEps)
+            }
             rotary.forward(cache.query.pointer, rows: 1, seqLen: n, heads: c.numAttentionHeads, startPosition: start)
             rotary.forward(keyRows, rows: 1, seqLen: n, heads: c.numKeyValueHeads, startPosition: start)
             for head in 0..<c.numAttentionHeads {

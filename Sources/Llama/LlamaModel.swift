@@ -29,10 +29,14 @@ public final class LlamaModel {
     let matrixScratch: FloatBuffer?
     let headPanelScratch: FloatBuffer?
     let normScratch: FloatBuffer?
+    /// Float32 copy of a q/k/v bias or the q|k norm weights under fp16.
+    let vectorScratch: FloatBuffer?
 
     // MARK: Offsets
     struct LayerOffsets {
         var inputNorm, query, key, value, output, postNorm, gate, up, down: Int
+        /// The stacked [q; k; v] bias `[Q + 2K]` (Qwen2), and q_norm followed by k_norm `[2 * headDim]` (Qwen3).
+        var qkvBias, queryKeyNorm: Int?
     }
     let layerOffsets: [LayerOffsets]
     let embedOffset: Int
@@ -70,7 +74,7 @@ public final class LlamaModel {
         let total = layout.totalCount
         if precision == .fp32 {
             weights32 = FloatBuffer(count: total); weights16 = nil
-            matrixScratch = nil; headPanelScratch = nil; normScratch = nil
+            matrixScratch = nil; headPanelScratch = nil; normScratch = nil; vectorScratch = nil
         } else {
             weights32 = nil; weights16 = HalfBuffer(count: total)
             // The largest layer matrix used at once: the stacked [gate_proj; up_proj] or [q; k; v], or
@@ -80,6 +84,7 @@ public final class LlamaModel {
                                                    c.qDim * c.hiddenSize))
             headPanelScratch = FloatBuffer(count: min(LabelLogProbs.panelRows, c.vocabSize) * c.hiddenSize)
             normScratch = FloatBuffer(count: c.hiddenSize)
+            vectorScratch = FloatBuffer(count: max(c.qDim + 2 * c.kvDim, 2 * c.headDim))
         }
         layerOffsets = (0..<c.numHiddenLayers).map { [layout] i in
             let p = "model.layers.\(i)."
@@ -92,19 +97,30 @@ public final class LlamaModel {
                 postNorm: layout.entry(p + "post_attention_layernorm.weight").offset,
                 gate: layout.entry(p + "mlp.gate_proj.weight").offset,
                 up: layout.entry(p + "mlp.up_proj.weight").offset,
-                down: layout.entry(p + "mlp.down_proj.weight").offset)
+                down: layout.entry(p + "mlp.down_proj.weight").offset,
+                qkvBias: layout[p + "self_attn.q_proj.bias"]?.offset,
+                queryKeyNorm: layout[p + "self_attn.q_norm.weight"]?.offset)
         }
         // gate_proj and up_proj are adjacent in the layout: one [2F, H] matmul computes both.
         // q_proj, k_proj, v_proj are adjacent too: one [Q + 2K, H] matmul.
-        for o in layerOffsets {
+        for (i, o) in layerOffsets.enumerated() {
             precondition(o.up == o.gate + c.intermediateSize * c.hiddenSize, "layout: up_proj must follow gate_proj")
             precondition(o.key == o.query + c.qDim * c.hiddenSize && o.value == o.key + c.kvDim * c.hiddenSize,
                          "layout: q_proj, k_proj, v_proj must be adjacent")
+            if let bias = o.qkvBias {
+                let p = "model.layers.\(i).self_attn."
+                precondition(layout.entry(p + "k_proj.bias").offset == bias + c.qDim
+                             && layout.entry(p + "v_proj.bias").offset == bias + c.qDim + c.kvDim, "layout: q/k/v biases must be adjacent")
+            }
+            if let norm = o.queryKeyNorm {
+                precondition(layout.entry("model.layers.\(i).self_attn.k_norm.weight").offset == norm + c.headDim,
+                             "layout: k_norm must follow q_norm")
+            }
         }
         embedOffset = layout.entry("model.embed_tokens.weight").offset
         finalNormOffset = layout.entry("model.norm.weight").offset
         lmHeadOffset = c.tieWordEmbeddings ? embedOffset : layout.entry("lm_head.weight").offset
-        rotary = Rotary(headDim: c.headDim, theta: c.ropeTheta, maxPositions: max(c.maxPositionEmbeddings, 1))
+        rotary = c.rotary(maxPositions: max(c.maxPositionEmbeddings, 1))
         BLAS.ensureBestCore()
     }
 
@@ -181,6 +197,16 @@ public final class LlamaModel {
         return normScratch!.pointer
     }
 
+    /// Float32 view of `count` values at `offset` (a bias or the q|k norm weights; a conversion
+    /// into scratch under fp16, valid until the next `vector` call).
+    @inline(__always)
+    func vector(_ offset: Int, count: Int) -> UnsafeMutablePointer<Float> {
+        if let weights32 { return weights32.pointer + offset }
+        precondition(count <= vectorScratch!.count, "vector of \(count) values exceeds its scratch")
+        Half.toFloat(weights16!.pointer + offset, vectorScratch!.pointer, count: count)
+        return vectorScratch!.pointer
+    }
+
     // MARK: - Arena
 
     /// The arena, grown only when this batch does not fit (a saving arena also runs
@@ -206,7 +232,7 @@ public final class LlamaModel {
 
     func ensureRotary(positions: Int) {
         if positions > rotary.maxPositions {
-            rotary = Rotary(headDim: config.headDim, theta: config.ropeTheta, maxPositions: positions)
+            rotary = config.rotary(maxPositions: positions)
         }
     }
 
@@ -218,5 +244,8 @@ public final class LlamaModel {
         let vocab = Int32(config.vocabSize)
         precondition(batch.inputIds.allSatisfy { $0 >= 0 && $0 < vocab }, "TokenRows: an input id is outside 0..<\(vocab)")
         precondition(batch.targetIds.allSatisfy { $0 < vocab }, "TokenRows: a target id is >= vocab \(vocab)")
+        if let limit = config.positionLimit, let longest = batch.lengths.max() {
+            precondition(longest <= limit.tokens, "TokenRows: a row of \(longest) tokens; this config allows \(limit)")
+        }
     }
 }

@@ -9,6 +9,11 @@
 ///     model.layers.{i}.self_attn.q_proj.weight    [nH*hd, H]
 ///     model.layers.{i}.self_attn.k_proj.weight    [nKV*hd, H]
 ///     model.layers.{i}.self_attn.v_proj.weight    [nKV*hd, H]
+///     model.layers.{i}.self_attn.q_proj.bias      [nH*hd]         qwen2 only
+///     model.layers.{i}.self_attn.k_proj.bias      [nKV*hd]        qwen2 only
+///     model.layers.{i}.self_attn.v_proj.bias      [nKV*hd]        qwen2 only
+///     model.layers.{i}.self_attn.q_norm.weight    [hd]            qwen3 only
+///     model.layers.{i}.self_attn.k_norm.weight    [hd]            qwen3 only
 ///     model.layers.{i}.self_attn.o_proj.weight    [H, nH*hd]
 ///     model.layers.{i}.post_attention_layernorm.weight [H]
 ///     model.layers.{i}.mlp.gate_proj.weight       [F, H]
@@ -28,8 +33,10 @@ public struct ParameterLayout: Sendable {
         public var count: Int { shape.reduce(1, *) }
         /// Parameter group (see the type's documentation).
         public let group: Int
-        /// Norm weights get no weight decay.
+        /// Norm weights get no weight decay (and start at 1).
         public let isNorm: Bool
+        /// Biases start at 0 (and, like norms, should get no weight decay).
+        public var isBias: Bool { name.hasSuffix(".bias") }
         public var range: Range<Int> { offset..<(offset + count) }
     }
 
@@ -56,6 +63,16 @@ public struct ParameterLayout: Sendable {
             add(p + "self_attn.q_proj.weight", [c.qDim, h], group: g)
             add(p + "self_attn.k_proj.weight", [c.kvDim, h], group: g)
             add(p + "self_attn.v_proj.weight", [c.kvDim, h], group: g)
+            if c.hasQKVBias {
+                // Adjacent like the weights: one [Q + 2K] bias for the stacked projection.
+                add(p + "self_attn.q_proj.bias", [c.qDim], group: g)
+                add(p + "self_attn.k_proj.bias", [c.kvDim], group: g)
+                add(p + "self_attn.v_proj.bias", [c.kvDim], group: g)
+            }
+            if c.hasQueryKeyNorm {
+                add(p + "self_attn.q_norm.weight", [c.headDim], group: g, isNorm: true)
+                add(p + "self_attn.k_norm.weight", [c.headDim], group: g, isNorm: true)
+            }
             add(p + "self_attn.o_proj.weight", [h, c.qDim], group: g)
             add(p + "post_attention_layernorm.weight", [h], group: g, isNorm: true)
             add(p + "mlp.gate_proj.weight", [f, h], group: g)

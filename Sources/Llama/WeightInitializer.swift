@@ -2,7 +2,7 @@ import Foundation
 
 /// Random initial weights the way transformers initialises a fresh `LlamaForCausalLM`:
 /// every linear and embedding weight ~ Normal(0, `standardDeviation`) (transformers'
-/// `initializer_range`, 0.02), every RMSNorm weight = 1, and the embedding row of
+/// `initializer_range`, 0.02), every RMSNorm weight = 1, every bias = 0, and the embedding row of
 /// `pad_token_id` zeroed (transformers passes it as the embedding's `padding_idx`).
 ///
 /// Deterministic from `seed`: each tensor draws from its own stream, seeded by the seed and
@@ -37,6 +37,10 @@ public struct WeightInitializer: Sendable {
             let values = UnsafeMutableBufferPointer(start: base + entry.offset, count: entry.count)
             if entry.isNorm {
                 values.update(repeating: 1)
+                return
+            }
+            if entry.isBias {
+                values.update(repeating: 0)  // nn.Linear biases as transformers' _init_weights leaves them
                 return
             }
             var generator = NormalGenerator(seed: seed ^ Self.nameHash(entry.name))

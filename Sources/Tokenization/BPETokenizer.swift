@@ -1,11 +1,14 @@
 import Foundation
 
-// MARK: - Byte-level BPE
+// MARK: - BPE
 
-/// Byte-level BPE as Hugging Face `tokenizers` runs it: added tokens are matched first
-/// (leftmost-longest), the rest is NFC-normalised (when the file says so), split into pre-tokens,
-/// spelled as bytes, and each pre-token is merged by rank (lowest rank, leftmost first).
-/// BPE results are cached per pre-token.
+/// BPE as Hugging Face `tokenizers` runs it: added tokens are matched first (leftmost-longest),
+/// each stretch of text between them is normalised (NFC, NFKC, Replace, Prepend, Strip), split into
+/// pre-tokens (Split regexes, Digits, Metaspace), spelled as symbols, and each pre-token is merged
+/// by rank (lowest rank, leftmost first). The symbols are bytes of the byte-level alphabet when the
+/// file has a ByteLevel pre-tokenizer, else characters, a character missing from the vocabulary
+/// becoming its `<0xHH>` byte tokens (`byte_fallback`) or the unknown token. BPE results are cached
+/// per pre-token.
 public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let vocabularySize: Int
     public let bosTokenId: Int32?
@@ -21,7 +24,8 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// Token string of each id (model vocabulary and added tokens), [vocabularySize].
     private let tokenOfId: [String?]
     private let specialIds: Set<Int32>
-    /// Id of each single-byte token, [256].
+    /// Id of each single-byte token, [256]: the byte-level alphabet's character for byte-level
+    /// files, the `<0xHH>` token for byte fallback.
     private let byteIds: [Int32?]
     /// Id of each vocabulary entry by its bytes (for `ignore_merges`).
     private let idOfBytes: [[UInt8]: Int32]
@@ -68,7 +72,10 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         self.tokenOfId = tokenOfId
         self.idOfBytes = idOfBytes
         specialIds = Set(definition.addedTokens.filter(\.special).map(\.id))
-        byteIds = (0..<256).map { definition.vocabulary[String(ByteLevelAlphabet.characterOfByte[$0])] }
+        byteIds = (0..<256).map { byte in
+            definition.byteLevel ? definition.vocabulary[String(ByteLevelAlphabet.characterOfByte[byte])]
+                : definition.vocabulary[String(format: "<0x%02X>", byte)]
+        }
 
         var mergeTable = [UInt64: (rank: Int32, merged: Int32)]()
         mergeTable.reserveCapacity(definition.merges.count)
@@ -103,21 +110,22 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32] {
         var ids = [Int32]()
         if addSpecialTokens { ids += definition.postProcessorPrefix }
-        for segment in addedTokenMatcher.split(text, includeSpecial: parseSpecialTokens) {
+        for (index, segment) in addedTokenMatcher.split(text, includeSpecial: parseSpecialTokens).enumerated() {
             switch segment {
             case .added(let id): ids.append(id)
-            case .text(let substring): encodeOrdinaryText(String(substring), into: &ids)
+            case .text(let substring): encodeOrdinaryText(String(substring), atStart: index == 0, into: &ids)
             }
         }
         if addSpecialTokens { ids += definition.postProcessorSuffix }
         return ids
     }
 
-    /// Normalises, pre-tokenises and BPE-encodes text that holds no added token.
-    private func encodeOrdinaryText(_ original: String, into ids: inout [Int32]) {
-        // Every scalar below U+0300 has NFC_Quick_Check=Yes, so such text is already NFC.
-        let needsNormalization = definition.normalizeNFC && original.unicodeScalars.contains { $0.value >= 0x300 }
-        var text = needsNormalization ? original.precomposedStringWithCanonicalMapping : original
+    /// Normalises, pre-tokenises and BPE-encodes text that holds no added token (`atStart`: it
+    /// begins the input, for Metaspace's "first" prepend scheme).
+    private func encodeOrdinaryText(_ original: String, atStart: Bool, into ids: inout [Int32]) {
+        var text = original
+        for step in definition.normalizers { text = step.apply(text) }
+        if let metaspace = definition.metaspace { text = metaspace.apply(text, atStart: atStart) }
         if text.isEmpty { return }
         if definition.addPrefixSpace && !text.hasPrefix(" ") { text = " " + text }
         let scalars = Array(text.unicodeScalars)
@@ -150,7 +158,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         defer { cacheLock.unlock() }
         for piece in pieces where !piece.isEmpty {
             let wordBytes = bytes[byteOffset[piece.lowerBound]..<byteOffset[piece.upperBound]]
-            if mergeTable.isEmpty && !definition.ignoreMerges {
+            if mergeTable.isEmpty && !definition.ignoreMerges && definition.byteLevel {
                 for byte in wordBytes {
                     if let id = byteIds[Int(byte)] { ids.append(id) } else if let unknownId { ids.append(unknownId) }
                 }
@@ -175,11 +183,18 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// BPE of one pre-token's bytes: start from single bytes, merge the lowest-ranked adjacent pair
     /// (leftmost on ties) until no pair has a merge.
     private func mergeWord(_ word: [UInt8]) -> [Int32] {
-        if definition.ignoreMerges, let whole = idOfBytes[word] { return [whole] }
-        var symbols = [Int32]()
-        symbols.reserveCapacity(word.count)
-        for byte in word {
-            if let id = byteIds[Int(byte)] { symbols.append(id) } else if let unknownId { symbols.append(unknownId) }
+        var symbols: [Int32]
+        if definition.byteLevel {
+            if definition.ignoreMerges, let whole = idOfBytes[word] { return [whole] }
+            symbols = []
+            symbols.reserveCapacity(word.count)
+            for byte in word {
+                if let id = byteIds[Int(byte)] { symbols.append(id) } else if let unknownId { symbols.append(unknownId) }
+            }
+        } else {
+            let text = String(decoding: word, as: UTF8.self)
+            if definition.ignoreMerges, let whole = definition.vocabulary[text] { return [whole] }
+            symbols = characterSymbols(text)
         }
         while symbols.count > 1 {
             var bestRank = Int32.max
@@ -200,6 +215,33 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         return symbols
     }
 
+    /// The initial symbols of a character-level (sentencepiece-style) word: each character's id,
+    /// else its UTF-8 bytes as `<0xHH>` ids (byte fallback, when every one exists), else the
+    /// unknown id, consecutive unknowns fused into one when the file says `fuse_unk`.
+    private func characterSymbols(_ text: String) -> [Int32] {
+        var symbols = [Int32]()
+        var previousUnknown = false
+        for scalar in text.unicodeScalars {
+            if let id = definition.vocabulary[String(scalar)] {
+                symbols.append(id)
+                previousUnknown = false
+                continue
+            }
+            if definition.byteFallback {
+                let fallback = Array(String(scalar).utf8).map { byteIds[Int($0)] }
+                if fallback.allSatisfy({ $0 != nil }) {
+                    symbols += fallback.map { $0! }
+                    previousUnknown = false
+                    continue
+                }
+            }
+            guard let unknownId else { continue }
+            if !(definition.fuseUnknown && previousUnknown) { symbols.append(unknownId) }
+            previousUnknown = true
+        }
+        return symbols
+    }
+
     // MARK: - Decoding and lookup
 
     public func decode(_ ids: [Int32], skipSpecialTokens: Bool) -> String {
@@ -209,12 +251,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
             if skipSpecialTokens && specialIds.contains(id) { continue }
             tokens.append(token)
         }
-        guard definition.byteLevelDecoder else { return tokens.joined(separator: " ") }
-        var bytes = [UInt8]()
-        for token in tokens {
-            if let tokenBytes = ByteLevelAlphabet.decode(token) { bytes += tokenBytes } else { bytes += Array(token.utf8) }
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        return DecoderStep.decode(tokens, steps: definition.decoders)
     }
 
     public func tokenToId(_ token: String) -> Int32? {

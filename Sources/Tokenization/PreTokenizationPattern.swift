@@ -16,6 +16,12 @@ public enum PreTokenizationPattern: Sendable {
     case llama3(maxDigits: Int)
     /// Any other regex (Isolated behaviour: matches and the gaps between them are both pieces).
     case other(NSRegularExpression)
+    /// The `Digits` pre-tokenizer: runs of numbers (`\p{N}`, as Rust's `char::is_numeric`) isolated
+    /// from the rest, each digit alone when `individual`.
+    case digits(individual: Bool)
+    /// The splitting of a `Metaspace` pre-tokenizer with `split: true`: a new piece before every
+    /// `replacement` (MergedWithNext), so each piece but the first starts with it.
+    case beforeEach(Unicode.Scalar)
 
     static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
     static let llama3Source = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
@@ -55,6 +61,19 @@ public enum PreTokenizationPattern: Sendable {
                 position = Self.llama3Match(scalars, classes, position, maxDigits)
                 ends.append(position)
             }
+        case .digits(let individual):
+            while position < count {
+                let isNumber = classes[position] & ScalarClass.number != 0
+                var end = position + 1
+                if !(isNumber && individual) {
+                    while end < count && (classes[end] & ScalarClass.number != 0) == isNumber { end += 1 }
+                }
+                ends.append(end)
+                position = end
+            }
+        case .beforeEach(let marker):
+            for index in 1..<max(count, 1) where scalars[index] == marker { ends.append(index) }
+            if count > 0 { ends.append(count) }
         case .other(let regex):
             var text = String.UnicodeScalarView()
             text.append(contentsOf: scalars)

@@ -63,8 +63,9 @@ public enum TokenizerError: Error, LocalizedError, CustomStringConvertible, Equa
         case .unreadable(let path, let problem):
             return "\(path): cannot read: \(problem)"
         case .unsupported(let path, let component, let what):
-            return "\(path): unsupported \(component) '\(what)' (supported: byte-level BPE with ByteLevel/Split "
-                + "pre-tokenizers, normalizer none or NFC, ByteLevel decoder, TemplateProcessing/ByteLevel post-processor)"
+            return "\(path): unsupported \(component) '\(what)' (supported: BPE, byte-level or with byte_fallback; "
+                + "pre-tokenizers ByteLevel, Split, Digits, Metaspace; normalizers NFC, NFKC, Replace, Prepend, Strip; "
+                + "decoders ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip; TemplateProcessing/ByteLevel post-processor)"
         case .malformed(let path, let problem):
             return "\(path): malformed tokenizer file: \(problem)"
         }

@@ -2,8 +2,10 @@ import Foundation
 
 // MARK: - What a tokenizer.json says, checked
 
-/// The parts of a Hugging Face `tokenizer.json` (plus `tokenizer_config.json`) that byte-level BPE uses,
-/// read and checked. Anything outside the supported subset is refused by name with `TokenizerError.unsupported`.
+/// The parts of a Hugging Face `tokenizer.json` (plus `tokenizer_config.json`) that BPE uses, read and
+/// checked: byte-level BPE (GPT-2, Llama-3, Qwen, SmolLM2 files) and sentencepiece-style BPE over
+/// characters with byte fallback (Llama-2, TinyLlama, Mistral files). Anything outside the supported
+/// subset is refused by name with `TokenizerError.unsupported`.
 struct TokenizerDefinition {
     /// One entry of `added_tokens`.
     struct AddedToken {
@@ -25,11 +27,19 @@ struct TokenizerDefinition {
     var merges: [(String, String)] = []
     var unknownToken: String?
     var ignoreMerges = false
+    /// Characters missing from the vocabulary become their UTF-8 bytes as `<0xHH>` tokens.
+    var byteFallback = false
+    /// Consecutive unknown characters become one unknown token.
+    var fuseUnknown = false
     var addedTokens: [AddedToken] = []
-    var normalizeNFC = false
+    var normalizers: [NormalizerStep] = []
     var addPrefixSpace = false
     var preTokenizerStages: [PreTokenizerStage] = []
-    var byteLevelDecoder = false
+    /// A `ByteLevel` pre-tokenizer is present: the model's symbols are the byte-level alphabet.
+    /// Without one, BPE works on the characters themselves (sentencepiece-style files).
+    var byteLevel = false
+    var metaspace: MetaspaceOptions?
+    var decoders: [DecoderStep] = []
     /// Ids the post-processor puts before and after a single sequence.
     var postProcessorPrefix: [Int32] = []
     var postProcessorSuffix: [Int32] = []
@@ -101,9 +111,8 @@ struct TokenizerDefinition {
         if let dropout = model["dropout"] as? Double, dropout > 0 {
             throw TokenizerError.unsupported(path: path, component: "BPE option", what: "dropout=\(dropout)")
         }
-        if let fallback = model["byte_fallback"] as? Bool, fallback {
-            throw TokenizerError.unsupported(path: path, component: "BPE option", what: "byte_fallback=true")
-        }
+        byteFallback = model["byte_fallback"] as? Bool ?? false
+        fuseUnknown = model["fuse_unk"] as? Bool ?? false
         ignoreMerges = model["ignore_merges"] as? Bool ?? false
         unknownToken = model["unk_token"] as? String
         guard let vocab = model["vocab"] as? [String: Any] else {
@@ -157,11 +166,31 @@ struct TokenizerDefinition {
             throw TokenizerError.malformed(path: path, problem: "normalizer has no type")
         }
         switch type {
-        case "NFC": normalizeNFC = true
+        case "NFC": normalizers.append(.nfc)
+        case "NFKC": normalizers.append(.nfkc)
+        case "Replace":
+            normalizers.append(try Self.replacement(normalizer, component: "normalizer", path: path))
+        case "Prepend":
+            guard let prefix = normalizer["prepend"] as? String else {
+                throw TokenizerError.malformed(path: path, problem: "Prepend normalizer has no 'prepend' string")
+            }
+            normalizers.append(.prepend(prefix))
+        case "Strip":
+            normalizers.append(.strip(left: normalizer["strip_left"] as? Bool ?? true, right: normalizer["strip_right"] as? Bool ?? true))
         case "Sequence":
             for member in normalizer["normalizers"] as? [Any] ?? [] { try parseNormalizer(member, path: path) }
         default: throw TokenizerError.unsupported(path: path, component: "normalizer", what: type)
         }
+    }
+
+    /// A `Replace` normalizer or decoder with a literal `String` pattern (a `Regex` one is refused).
+    private static func replacement(_ object: [String: Any], component: String, path: String) throws -> NormalizerStep {
+        let pattern = object["pattern"] as? [String: Any] ?? [:]
+        guard let literal = pattern["String"] as? String, !literal.isEmpty, let content = object["content"] as? String else {
+            let what = (pattern["Regex"] as? String).map { "Replace with Regex \($0)" } ?? "Replace without a String pattern"
+            throw TokenizerError.unsupported(path: path, component: component, what: what)
+        }
+        return .replace(pattern: literal, content: content)
     }
 
     private mutating func parsePreTokenizer(_ value: Any, path: String, isFirst: Bool) throws {
@@ -174,7 +203,20 @@ struct TokenizerDefinition {
             for (index, member) in members.enumerated() {
                 try parsePreTokenizer(member, path: path, isFirst: isFirst && index == 0)
             }
+        case "Digits":
+            preTokenizerStages.append(.split(.digits(individual: preTokenizer["individual_digits"] as? Bool ?? false)))
+        case "Metaspace":
+            guard isFirst, !byteLevel else {
+                throw TokenizerError.unsupported(path: path, component: "pre_tokenizer", what: "Metaspace after another pre-tokenizer")
+            }
+            let options = try Self.metaspace(preTokenizer, path: path)
+            metaspace = options
+            if options.split { preTokenizerStages.append(.split(.beforeEach(options.replacement))) }
         case "ByteLevel":
+            guard metaspace == nil else {
+                throw TokenizerError.unsupported(path: path, component: "pre_tokenizer", what: "ByteLevel after Metaspace")
+            }
+            byteLevel = true
             if preTokenizer["add_prefix_space"] as? Bool ?? false {
                 guard isFirst else {
                     throw TokenizerError.unsupported(path: path, component: "pre_tokenizer",
@@ -207,13 +249,38 @@ struct TokenizerDefinition {
         }
     }
 
+    /// Metaspace options; files of tokenizers < 0.14 say `add_prefix_space` instead of `prepend_scheme`.
+    private static func metaspace(_ object: [String: Any], path: String) throws -> MetaspaceOptions {
+        let text = object["replacement"] as? String ?? "\u{2581}"
+        guard text.unicodeScalars.count == 1, let replacement = text.unicodeScalars.first else {
+            throw TokenizerError.unsupported(path: path, component: "Metaspace replacement", what: text)
+        }
+        let schemeName = object["prepend_scheme"] as? String ?? ((object["add_prefix_space"] as? Bool ?? true) ? "always" : "never")
+        guard let scheme = MetaspaceOptions.PrependScheme(rawValue: schemeName) else {
+            throw TokenizerError.unsupported(path: path, component: "Metaspace prepend_scheme", what: schemeName)
+        }
+        return MetaspaceOptions(replacement: replacement, prependScheme: scheme, split: object["split"] as? Bool ?? true)
+    }
+
     private mutating func parseDecoder(_ value: Any?, path: String) throws {
         guard let value, !(value is NSNull) else { return }
         guard let decoder = value as? [String: Any], let type = decoder["type"] as? String else {
             throw TokenizerError.malformed(path: path, problem: "decoder has no type")
         }
         switch type {
-        case "ByteLevel": byteLevelDecoder = true
+        case "ByteLevel": decoders.append(.byteLevel)
+        case "ByteFallback": decoders.append(.byteFallback)
+        case "Fuse": decoders.append(.fuse)
+        case "Replace":
+            guard case let .replace(pattern, content) = try Self.replacement(decoder, component: "decoder", path: path) else { return }
+            decoders.append(.replace(pattern: pattern, content: content))
+        case "Strip":
+            let content = decoder["content"] as? String ?? " "
+            guard content.count == 1, let character = content.first else {
+                throw TokenizerError.unsupported(path: path, component: "Strip decoder content", what: content)
+            }
+            decoders.append(.strip(content: character, start: decoder["start"] as? Int ?? 0, stop: decoder["stop"] as? Int ?? 0))
+        case "Metaspace": decoders.append(.metaspace(try Self.metaspace(decoder, path: path)))
         case "Sequence":
             for member in decoder["decoders"] as? [Any] ?? [] { try parseDecoder(member, path: path) }
         default: throw TokenizerError.unsupported(path: path, component: "decoder", what: type)

@@ -117,15 +117,19 @@ final class ConfigTests: XCTestCase {
     // MARK: - Refusals (each names its key)
 
     func testRefusesOtherModelType() {
-        XCTAssertEqual(refusal(["model_type": .string("mistral")])?.key, "model_type")
+        XCTAssertEqual(refusal(["model_type": .string("gpt2")])?.key, "model_type")
+        XCTAssertEqual(refusal(["model_type": .string("qwen2_moe")])?.key, "model_type")
         XCTAssertEqual(refusal(["model_type": nil])?.key, "model_type")
     }
 
-    func testRefusesRopeScaling() {
-        let linear: JSONValue = .object(["rope_type": .string("linear"), "factor": .number(2)])
-        XCTAssertEqual(refusal(["rope_scaling": linear])?.key, "rope_scaling")
-        XCTAssertEqual(refusal(["rope_parameters": .object(["rope_type": .string("llama3"), "factor": .number(8)])])?.key, "rope_parameters")
-        XCTAssertEqual(refusal(["rope_scaling": .object(["type": .string("dynamic")])])?.key, "rope_scaling")
+    func testRefusesUnknownRopeScaling() {
+        let longrope: JSONValue = .object(["rope_type": .string("longrope"), "factor": .number(2)])
+        let error = refusal(["rope_scaling": longrope])
+        XCTAssertEqual(error?.key, "rope_scaling.rope_type")
+        XCTAssertTrue(error?.problem.contains("\"longrope\"") ?? false, "names the value: \(String(describing: error))")
+        XCTAssertEqual(refusal(["rope_parameters": .object(["rope_type": .string("su"), "factor": .number(8)])])?.key, "rope_parameters.rope_type")
+        XCTAssertEqual(refusal(["rope_scaling": .object(["type": .string("dynamic")])])?.key, "rope_scaling.factor", "a factor is needed")
+        XCTAssertEqual(refusal(["rope_scaling": .object(["type": .string("linear"), "factor": .number(-1)])])?.key, "rope_scaling.factor")
         XCTAssertEqual(refusal(["rope_scaling": .string("linear")])?.key, "rope_scaling")
         XCTAssertEqual(
             refusal(["rope_parameters": .object(["rope_type": .string("default"), "rope_theta": .number(7)])])?.key,
@@ -187,7 +191,7 @@ final class ConfigTests: XCTestCase {
         let directory = try freshTemporaryDirectory()
         let url = directory.appendingPathComponent("config.json")
         var object = Self.baseObject
-        object["rope_scaling"] = .object(["rope_type": .string("yarn"), "factor": .number(4)])
+        object["rope_scaling"] = .object(["rope_type": .string("longrope"), "factor": .number(4)])
         try JSONEncoder().encode(JSONValue.object(object)).write(to: url)
         XCTAssertThrowsError(try LlamaConfig.load(from: url)) { error in
             let message = String(describing: error)
@@ -287,8 +291,8 @@ final class ConfigSourcesTests: XCTestCase {
         XCTAssertEqual(ParameterLayout(config: config).totalCount, 134_515_008, "SmolLM2-135M's parameter count")
     }
 
-    /// A Llama-3.2-shaped config: llama3 RoPE scaling is refused, naming the key.
-    func testLlama3RopeScalingRefused() {
+    /// A Llama-3.2-shaped config: llama3 RoPE scaling is read with its parameters.
+    func testLlama3RopeScalingRead() throws {
         let text = """
         {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
          "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "rope_theta": 500000.0,
@@ -296,9 +300,9 @@ final class ConfigSourcesTests: XCTestCase {
          "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
                           "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
         """
-        XCTAssertThrowsError(try JSONDecoder().decode(LlamaConfig.self, from: Data(text.utf8))) { error in
-            XCTAssertEqual((error as? LlamaConfigError)?.key, "rope_scaling")
-            XCTAssertTrue(String(describing: error).contains("llama3"), "\(error)")
-        }
+        let config = try JSONDecoder().decode(LlamaConfig.self, from: Data(text.utf8))
+        XCTAssertEqual(config.rope, .llama3(factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192))
+        XCTAssertEqual(config.ropeTheta, 500_000)
+        XCTAssertNil(config.positionLimit, "llama3 RoPE does not depend on the row length")
     }
 }

@@ -11,90 +11,13 @@ import XCTest
 ///         (measured: at most 7.6e-4 and 5.2e-3; torch's own float16 forward is 1.3e-3 to 2.5e-3
 ///         from float64 on these fixtures).
 final class TransformersParityTests: XCTestCase {
-    struct Reference {
-        let config: LlamaConfig
-        let weights: [Float]
-        let batch: TokenRows
-        let logpWeights: [Float]
-        let logits: [Float]
-        let tokenLogps: [Float]
-        let gradients: [String: [Float]]
-        let vocab: Int
-    }
+    typealias Reference = ParityReference
 
-    func load(_ variant: String) throws -> Reference {
-        let directory = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
-            .appendingPathComponent("transformers_parity").appendingPathComponent(variant)
-        let (config, weights) = try ModelDirectory.load(directory)
-        let file = try SafetensorsFile(contentsOf: directory.appendingPathComponent("reference.safetensors"))
-        let shape = try XCTUnwrap(file["input_ids"]?.shape)
-        let batch = TokenRows(
-            rows: shape[0], seqLen: shape[1],
-            inputIds: try file.integers("input_ids").map { Int32($0) },
-            targetIds: try file.integers("target_ids").map { Int32($0) },
-            lengths: try file.integers("lengths"))
-        var gradients: [String: [Float]] = [:]
-        for tensor in file.tensors where tensor.name.hasPrefix("grad.") {
-            gradients[String(tensor.name.dropFirst("grad.".count))] = try file.floats(tensor.name)
-        }
-        return Reference(config: config, weights: weights, batch: batch, logpWeights: try file.floats("logp_weights"),
-                         logits: try file.floats("logits"), tokenLogps: try file.floats("token_logps"),
-                         gradients: gradients, vocab: config.vocabSize)
-    }
-
-    /// max |ours - reference| / max |reference|, printed, and checked against `tolerance`.
-    @discardableResult
-    func compare(_ name: String, _ ours: [Float], _ reference: [Float], tolerance: Float,
-                 file: StaticString = #filePath, line: UInt = #line) -> Float {
-        XCTAssertEqual(ours.count, reference.count, name, file: file, line: line)
-        guard ours.count == reference.count else { return .infinity }
-        var difference: Float = 0, scale: Float = 0
-        for i in ours.indices {
-            difference = max(difference, abs(ours[i] - reference[i]))
-            scale = max(scale, abs(reference[i]))
-        }
-        let relative = difference / max(scale, .leastNormalMagnitude)
-        print(String(format: "  %-52@ max|diff| %.3e  max|ref| %.3e  relative %.2e", name as NSString, difference, scale, relative))
-        XCTAssertLessThanOrEqual(relative, tolerance, "\(name): max|diff| \(difference), max|ref| \(scale)", file: file, line: line)
-        return relative
-    }
-
-    /// Logits at valid positions only (t < length): padded positions are not defined.
-    func validLogits(_ logits: [Float], _ reference: Reference) -> [Float] {
-        var kept: [Float] = []
-        for row in 0..<reference.batch.rows {
-            for t in 0..<reference.batch.lengths[row] {
-                let start = (row * reference.batch.seqLen + t) * reference.vocab
-                kept += logits[start..<(start + reference.vocab)]
-            }
-        }
-        return kept
-    }
+    func load(_ variant: String) throws -> Reference { try loadParityReference(variant, folder: "transformers_parity") }
 
     func check(_ variant: String, precision: Precision, activationTolerance: Float, gradientTolerance: Float) throws {
-        let reference = try load(variant)
-        print("\(variant) \(precision.rawValue):")
-        let model = try LlamaModel(config: reference.config, precision: precision, trainable: true)
-        reference.weights.withUnsafeBufferPointer { model.loadWeights($0) }
-
-        compare("logits", validLogits(model.logits(reference.batch), reference),
-                validLogits(reference.logits, reference), tolerance: activationTolerance)
-        let logps = model.forward(reference.batch, saveForBackward: true)
-        compare("token_logps", logps, reference.tokenLogps, tolerance: activationTolerance)
-
-        var gradients = [Float](repeating: 0, count: model.layout.totalCount)
-        var groups: [Int] = []
-        reference.logpWeights.withUnsafeBufferPointer { dLogps in
-            gradients.withUnsafeMutableBufferPointer { output in
-                model.backward(dTokenLogps: dLogps, gradients: output, groupFinished: { groups.append($0) })
-            }
-        }
-        XCTAssertEqual(groups, Array((0...(reference.config.numHiddenLayers + 1)).reversed()))
-        XCTAssertEqual(Set(reference.gradients.keys), Set(model.layout.entries.map(\.name)), "one reference gradient per parameter")
-        for entry in model.layout.entries {
-            guard let expected = reference.gradients[entry.name] else { continue }
-            compare("grad " + entry.name, Array(gradients[entry.range]), expected, tolerance: gradientTolerance)
-        }
+        try checkParity(variant, folder: "transformers_parity", precision: precision,
+                        activationTolerance: activationTolerance, gradientTolerance: gradientTolerance)
     }
 
     func testTiedGQAFP32() throws {
@@ -179,23 +102,6 @@ final class TransformersParityTests: XCTestCase {
             XCTAssertTrue(logits.allSatisfy(\.isFinite))
             try writeOurLogits(logits, batch: batch, vocab: config.vocabSize,
                                to: directory.appendingPathComponent("our_logits.safetensors"))
-        }
-    }
-
-    /// The batch (as float tensors: ids are small) and our logits, for check_transformers_load.py.
-    func writeOurLogits(_ logits: [Float], batch: TokenRows, vocab: Int, to url: URL) throws {
-        let inputIds = batch.inputIds.map { Float($0) }
-        let lengths = batch.lengths.map { Float($0) }
-        try inputIds.withUnsafeBufferPointer { ids in
-            try lengths.withUnsafeBufferPointer { rowLengths in
-                try logits.withUnsafeBufferPointer { values in
-                    try SafetensorsWriter.write([
-                        SafetensorsTensorSource(name: "input_ids", shape: [batch.rows, batch.seqLen], values: ids),
-                        SafetensorsTensorSource(name: "lengths", shape: [batch.rows], values: rowLengths),
-                        SafetensorsTensorSource(name: "logits", shape: [batch.rows, batch.seqLen, vocab], values: values),
-                    ], dtype: .F32, to: url)
-                }
-            }
         }
     }
 }

@@ -26,9 +26,13 @@ final class TokenizerLoadingTests: XCTestCase {
     }
 
     func testUnsupportedComponentsAreRefusedByName() throws {
-        try assertRefused({ $0["normalizer"] = ["type": "NFKC"] }, naming: "NFKC")
+        try assertRefused({ $0["normalizer"] = ["type": "NFKD"] }, naming: "NFKD")
         try assertRefused({ $0["normalizer"] = ["type": "Lowercase"] }, naming: "Lowercase")
-        try assertRefused({ $0["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁"] }, naming: "Metaspace")
+        try assertRefused({ $0["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁", "prepend_scheme": "sometimes"] },
+                          naming: "sometimes")
+        try assertRefused({ $0["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [
+            ["type": "ByteLevel"], ["type": "Metaspace", "replacement": "▁"]]] }, naming: "Metaspace")
+        try assertRefused({ $0["normalizer"] = ["type": "Replace", "pattern": ["Regex": " +"], "content": " "] }, naming: "Regex")
         try assertRefused({ $0["pre_tokenizer"] = ["type": "Whitespace"] }, naming: "Whitespace")
         try assertRefused({ $0["decoder"] = ["type": "WordPiece"] }, naming: "WordPiece")
         try assertRefused({ $0["post_processor"] = ["type": "SomethingNew"] }, naming: "SomethingNew")
@@ -39,9 +43,9 @@ final class TokenizerLoadingTests: XCTestCase {
         }, naming: "Unigram")
         try assertRefused({
             var model = $0["model"] as! [String: Any]
-            model["byte_fallback"] = true
+            model["dropout"] = 0.1
             $0["model"] = model
-        }, naming: "byte_fallback")
+        }, naming: "dropout")
         try assertRefused({ $0["pre_tokenizer"] = ["type": "Split", "pattern": ["Regex": "\\s"], "behavior": "MergedWithPrevious"] },
                           naming: "MergedWithPrevious")
     }

@@ -47,7 +47,7 @@ public struct OptimizerOptions: Codable, Equatable, Sendable {
 /// state array untouched.
 public final class FlatOptimizer {
     public let options: OptimizerOptions
-    /// 1 where weight decay applies, 0 on norm weights; [parameters].
+    /// 1 where weight decay applies, 0 on norm weights and biases (as transformers' Trainer); [parameters].
     private let decayMask: [Float]
     /// Updates taken so far (PyTorch's per-parameter `step`).
     public private(set) var stepCount: Int = 0
@@ -58,7 +58,7 @@ public final class FlatOptimizer {
     public init(options: OptimizerOptions, layout: ParameterLayout) {
         self.options = options
         var mask = [Float](repeating: 1, count: layout.totalCount)
-        for entry in layout.entries where entry.isNorm {
+        for entry in layout.entries where entry.isNorm || entry.isBias {
             for i in entry.range { mask[i] = 0 }
         }
         decayMask = mask

@@ -6,8 +6,9 @@ transformers and compares their logits with the ones swift-dpo computed.
         [--logits FILE] [--tolerance 1e-4]
 
 For every DIR:
-  - AutoModelForCausalLM.from_pretrained(DIR) must build a LlamaForCausalLM with no missing,
-    unexpected or mismatched tensors, tied/untied as config.json says;
+  - AutoModelForCausalLM.from_pretrained(DIR) must build the class config.json names in
+    `architectures` (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM)
+    with no missing, unexpected or mismatched tensors, tied/untied as config.json says;
   - if DIR/our_logits.safetensors exists (or --logits FILE is given: tensors `input_ids`
     [rows, seq], `lengths` [rows], `logits` [rows, seq, vocab], ids may be stored as floats),
     transformers' logits on that batch (float64 compute of the loaded weights, right padding
@@ -15,7 +16,7 @@ For every DIR:
     max |ours - transformers| <= tolerance x max |transformers|.
   - otherwise it runs a forward pass on a few random tokens and checks the logits are finite.
 To produce such directories from the parity fixtures, run the Swift test
-    DPO_HF_EXPORT_DIR=/tmp/hf-export swift test --filter TransformersParityTests
+    DPO_HF_EXPORT_DIR=/tmp/hf-export swift test --filter "TransformersParityTests|FamilyParityTests"
 Exit status 1 if any directory fails.
 """
 import argparse
@@ -26,19 +27,20 @@ import sys
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, LlamaForCausalLM
+from transformers import AutoModelForCausalLM
 
 
 def check(directory, logits_file, tolerance):
     problems = []
     model, info = AutoModelForCausalLM.from_pretrained(
         directory, dtype=torch.float32, attn_implementation="eager", output_loading_info=True)
-    if not isinstance(model, LlamaForCausalLM):
-        problems.append(f"loaded as {type(model).__name__}, not LlamaForCausalLM")
+    config = json.load(open(os.path.join(directory, "config.json")))
+    expected = (config.get("architectures") or ["?"])[0]
+    if type(model).__name__ != expected or model.config.model_type != config.get("model_type"):
+        problems.append(f"loaded as {type(model).__name__} ({model.config.model_type}), not {expected} ({config.get('model_type')})")
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
         if info.get(kind):
             problems.append(f"{kind}: {sorted(info[kind])[:6]}")
-    config = json.load(open(os.path.join(directory, "config.json")))
     tied = model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     if tied != bool(config.get("tie_word_embeddings")):
         problems.append(f"lm_head tied = {tied} but config.json says tie_word_embeddings = {config.get('tie_word_embeddings')}")
