@@ -323,6 +323,7 @@ public final class DPOTrainer {
         }
         ShutdownSignal.setImmediate(false)
         while step < totalSteps {
+            CollectiveWatchdog.step = step + 1  // names the step if a collective hangs (--collective-timeout)
             for fault in faults.matching(.delay, rank: rank, step: step + 1) { usleep(UInt32(fault.milliseconds) * 1000) }
             if faults.contains(.kill, rank: rank, step: step + 1) { kill(getpid(), SIGKILL) }
             if faults.contains(.throwError, rank: rank, step: step + 1) {

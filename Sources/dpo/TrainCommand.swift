@@ -186,6 +186,11 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("group-by-length"), help: help("group-by-length"))
     var groupByLength: String?
 
+    @Option(name: .customLong("collective-timeout"), parsing: .unconditional, help: ArgumentHelp(
+        "Seconds one collective (all-reduce, barrier) may wait for the other ranks before the job ends with exit status 76, naming the step and peers; 0 = no limit (default: \(Int(CollectiveWatchdog.defaultTimeout)))",
+        valueName: "SECONDS"))
+    var collectiveTimeout = CollectiveWatchdog.defaultTimeout
+
     /// The options given on the command line, as (name, value) for `TrainingParameters.apply`.
     private var givenOptions: [(String, String?)] {
         [
@@ -250,8 +255,13 @@ struct TrainCommand: ParsableCommand {
         if let config { try TrainingConfigFile.apply(URL(fileURLWithPath: config), to: &parameters) }
         for case let (name, value?) in givenOptions { try parameters.apply(name, value) }
         try parameters.validate()
+        guard collectiveTimeout >= 0, collectiveTimeout.isFinite else {
+            throw ValidationError("--collective-timeout must be 0 (no limit) or a positive number of seconds, got \(collectiveTimeout)")
+        }
         try ShutdownSignal.install()
         try World.run { communicator in
+            CollectiveWatchdog.shared.start(timeout: collectiveTimeout, communicator: communicator)
+            defer { CollectiveWatchdog.shared.stop() }
             let trainer = DPOTrainer(parameters: parameters, communicator: communicator)
             if communicator.isPrimary {
                 var errorStream = FileHandleOutputStream(.standardError)
