@@ -27,9 +27,11 @@ public final class CollectiveWatchdog {
     /// The training step a collective belongs to (set by the trainer at the start of each
     /// step; 0 = start-up). Only used in the message.
     public static var step: Int {
-        get { shared.locked { shared.currentStep } }
-        set { shared.locked { shared.currentStep = newValue } }
+        get { stepLock.lock(); defer { stepLock.unlock() }; return stepValue }
+        set { stepLock.lock(); defer { stepLock.unlock() }; stepValue = newValue }
     }
+    private static let stepLock = NSLock()
+    private static var stepValue = 0
 
     private let lock = NSLock()
     private var timeout: Double = 0
@@ -38,7 +40,6 @@ public final class CollectiveWatchdog {
     /// who this rank's collectives wait for.
     private var peers = ""
     private var host = ""
-    private var currentStep = 0
     private var inProgress: (call: String, since: ContinuousClock.Instant)?
     private var watching = false
     private var threadStarted = false
@@ -105,7 +106,8 @@ public final class CollectiveWatchdog {
             let waited = now - since
             guard waited > .seconds(timeout) else { return nil }
             let seconds = Double(waited.components.seconds) + Double(waited.components.attoseconds) * 1e-18
-            let stepText = currentStep > 0 ? "step \(currentStep)" : "start-up (before the first step)"
+            let step = Self.step
+            let stepText = step > 0 ? "step \(step)" : "start-up (before the first step)"
             return "rank \(rank) (host \(host)): collective \(call) in \(stepText) has not completed after "
                 + String(format: "%.0f", seconds) + " s (--collective-timeout \(Self.format(timeout)) s); "
                 + "it waits for \(peers) lost, stalled or partitioned from this host. "
