@@ -13,6 +13,9 @@
 #   --bind none|core  rank binding (default none: ranks may use several threads and
 #                     share a machine with other work; core pins one core per rank)
 #   --hostfile FILE   run on the hosts of FILE (what cluster.sh passes)
+#   --net NET         with --hostfile: the network between hosts, a subnet (10.1.0.0/16) or
+#                     interface name (eth1), for both MPI traffic and Open MPI's daemons
+#   --btl LIST        with --hostfile: Open MPI transports (default self,vader,tcp)
 # Environment: DPO_BIN (binary to run, default .build/release/dpo, built when missing),
 #   DPO_SINGLE_COPY=none when shared-memory single copy (CMA) is not permitted
 #   (containers without CAP_SYS_PTRACE), DPO_MPIRUN_ARGS (extra mpirun arguments).
@@ -25,15 +28,17 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
 
-ranks="" threads="" bind="none" hostfile=""
+ranks="" threads="" bind="none" hostfile="" net="" btl="self,vader,tcp"
 while [ $# -gt 0 ]; do
     case "$1" in
         -n|--ranks) ranks="${2:-}"; shift 2 ;;
         --threads) threads="${2:-}"; shift 2 ;;
         --bind) bind="${2:-}"; shift 2 ;;
         --hostfile) hostfile="${2:-}"; shift 2 ;;
+        --net) net="${2:-}"; shift 2 ;;
+        --btl) btl="${2:-}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
         *) echo "error: unknown option '$1' (dpo's own arguments go after --)" >&2; usage; exit 2 ;;
@@ -72,8 +77,24 @@ args=(-np "$ranks" --bind-to "$bind")
 if [ -n "$hostfile" ]; then
     # Shared memory within a host, TCP between hosts (Open MPI picks faster networks such
     # as InfiniBand through its own components when they are installed).
-    args+=(--hostfile "$hostfile" --mca btl self,vader,tcp)
+    args+=(--hostfile "$hostfile" --mca btl "$btl")
+    [ -z "$net" ] || args+=(--mca btl_tcp_if_include "$net" --mca oob_tcp_if_include "$net")
+    # A host that vanishes (power, cable, kernel panic) sends nothing: without keepalives
+    # Open MPI's daemons would notice only after 300 + 9 x 20 s. Probing an idle connection
+    # after 10 s, every 2 s, 3 times, ends the job about 16 s after a host is lost.
+    # (OMPI_MCA_oob_tcp_keepalive_* in the environment set other values.)
+    [ -n "${OMPI_MCA_oob_tcp_keepalive_time:-}" ] ||
+        args+=(--mca oob_tcp_keepalive_time 10 --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3)
     [ -z "$threads" ] || args+=(-x DPO_THREADS="$threads" -x OPENBLAS_NUM_THREADS="$threads" -x OMP_NUM_THREADS="$threads")
+    # Remote ranks start from a fresh ssh environment: pass on dpo's own variables (fault
+    # injection, thread counts, ...) and the BLAS/OpenMP thread settings set here.
+    for name in $(compgen -e); do
+        case "$name" in
+            DPO_BIN|DPO_MPIRUN_ARGS|DPO_SINGLE_COPY) ;;
+            DPO_THREADS|OPENBLAS_NUM_THREADS|OMP_NUM_THREADS) [ -n "$threads" ] || args+=(-x "$name") ;;
+            DPO_*) args+=(-x "$name") ;;
+        esac
+    done
 else
     cores="$(nproc)"
     [ "$ranks" -gt "$cores" ] && args+=(--oversubscribe)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test, the 2-rank MPI tests included, on a fresh Debian machine:
+# Runs every test, the 2-rank MPI tests included (and the multi-host ones when root, see
+# launch/test-multihost.sh), on a fresh Debian machine:
 # installs the system packages that are missing, builds in release mode (numeric
 # tests are too slow in debug), runs the suite.
 #   ./launch/test.sh [extra `swift test` arguments, e.g. --filter LlamaTests]
@@ -15,11 +16,19 @@ swift build -c release -Xswiftc -enable-testing --build-tests
 echo "== tests" >&2
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"
 
-# The shortened demo through the user's own entry point, on 2 MPI ranks: it must show
-# DPO improving the task score (not only the loss). Skipped when a filter was given.
+# Multi-host (network namespaces, root only) and the shortened demo through the user's own
+# entry point, on 2 MPI ranks: it must show DPO improving the task score (not only the
+# loss). Both skipped when a filter was given.
 if [ $# -eq 0 ]; then
+    multihost="passed"
+    ./launch/test-multihost.sh --skip-build || {
+        status=$?
+        [ "$status" -eq 77 ] || exit "$status"
+        multihost="SKIPPED (see the reason above; needs root and network namespaces)"
+    }
     echo "== launch/demo.sh --quick (2 ranks)" >&2
     demo_out="$(mktemp -d)/demo"
     ./launch/demo.sh --quick --out "$demo_out" --require-improvement
     rm -rf "$(dirname "$demo_out")"
+    echo "== summary: unit and 2-rank tests passed; multi-host tests $multihost; demo passed" >&2
 fi

@@ -45,34 +45,43 @@ public final class MPICommunicator: Communicator {
         if code != 0 { abort(code: 70, message: "\(call) failed: \(MPICommunicator.describe(code))") }
     }
 
+    /// Runs a collective that may wait for other ranks under the watch of `CollectiveWatchdog`,
+    /// then ends the job if it failed.
+    func watched(_ call: String, _ body: () -> Int32) {
+        CollectiveWatchdog.shared.enter(call)
+        let code = body()
+        CollectiveWatchdog.shared.leave()
+        check(code, call)
+    }
+
     // MARK: - Collectives
 
-    public func barrier() { check(dpo_mpi_barrier(), "MPI_Barrier") }
+    public func barrier() { watched("MPI_Barrier") { dpo_mpi_barrier() } }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) {
         precondition(root >= 0 && root < size, "broadcast root \(root) outside 0..<\(size)")
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        check(dpo_mpi_broadcast(base, buffer.count, Int32(root)), "MPI_Bcast")
+        watched("MPI_Bcast") { dpo_mpi_broadcast(base, buffer.count, Int32(root)) }
     }
 
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        check(dpo_mpi_allreduce(base, buffer.count, DPO_MPI_F32), "MPI_Allreduce(float)")
+        watched("MPI_Allreduce(float)") { dpo_mpi_allreduce(base, buffer.count, DPO_MPI_F32) }
     }
 
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        check(dpo_mpi_allreduce(base, buffer.count, DPO_MPI_F64), "MPI_Allreduce(double)")
+        watched("MPI_Allreduce(double)") { dpo_mpi_allreduce(base, buffer.count, DPO_MPI_F64) }
     }
 
     public func allReduceMax(_ buffer: UnsafeMutableBufferPointer<Int64>) {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        check(dpo_mpi_allreduce(base, buffer.count, DPO_MPI_I64_MAX), "MPI_Allreduce(int64 max)")
+        watched("MPI_Allreduce(int64 max)") { dpo_mpi_allreduce(base, buffer.count, DPO_MPI_I64_MAX) }
     }
 
     public func allReduceSumHalf(_ buffer: UnsafeMutableBufferPointer<UInt16>) {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        check(dpo_mpi_allreduce(base, buffer.count, DPO_MPI_F16), "MPI_Allreduce(half)")
+        watched("MPI_Allreduce(half)") { dpo_mpi_allreduce(base, buffer.count, DPO_MPI_F16) }
     }
 
     public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) -> AllReduceRequest {
@@ -94,7 +103,7 @@ public final class MPICommunicator: Communicator {
         precondition(receive.count >= send.count * size,
                      "allGather: receive holds \(receive.count) bytes, needs \(send.count * size)")
         guard send.count > 0 else { return }
-        check(dpo_mpi_allgather(send.baseAddress!, send.count, receive.baseAddress!), "MPI_Allgather")
+        watched("MPI_Allgather") { dpo_mpi_allgather(send.baseAddress!, send.count, receive.baseAddress!) }
     }
 
     public func allGatherVariable(_ send: UnsafeRawBufferPointer) -> [[UInt8]] {
@@ -106,9 +115,11 @@ public final class MPICommunicator: Communicator {
         let sizes = counts.map { Int($0) }
         let total = sizes.reduce(0, +)
         var received = [UInt8](repeating: 0, count: Swift.max(total, 1))
+        CollectiveWatchdog.shared.enter("MPI_Allgatherv")
         let code = received.withUnsafeMutableBytes { out in
             sizes.withUnsafeBufferPointer { dpo_mpi_allgatherv(send.baseAddress, send.count, out.baseAddress!, $0.baseAddress!) }
         }
+        CollectiveWatchdog.shared.leave()
         check(code, "MPI_Allgatherv")
         var parts: [[UInt8]] = []
         var offset = 0
@@ -149,7 +160,7 @@ final class MPIRequest: AllReduceRequest {
     func wait() {
         guard let handle else { return }
         self.handle = nil
-        communicator.check(dpo_mpi_wait(handle), "MPI_Wait(\(call))")
+        communicator.watched("MPI_Wait(\(call))") { dpo_mpi_wait(handle) }
     }
 
     func test() -> Bool {

@@ -20,6 +20,10 @@ struct MPICheckCommand: ParsableCommand {
     var stepMs = 200
     @Flag(help: "Skip the collective checks (fault and signal tests only).")
     var skipChecks = false
+    @Option(help: "This rank stops responding (sleeps) in this simulated step (fault test of --collective-timeout).")
+    var stallOnRank: Int?
+    @Option(help: "Seconds a collective may take before the job ends with exit status 76 (0 = no limit).")
+    var collectiveTimeout: Double = 0
 
     func run() throws {
         try ShutdownSignal.install()
@@ -27,6 +31,7 @@ struct MPICheckCommand: ParsableCommand {
             let say: (String) -> Void = { line in
                 if communicator.isPrimary { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
             }
+            CollectiveWatchdog.shared.start(timeout: collectiveTimeout, communicator: communicator)
             if !skipChecks { try CollectiveSelfCheck.run(communicator, report: say) }
             say("threads per rank: \(ThreadShare.threads(for: communicator))")
             communicator.barrier()
@@ -45,6 +50,8 @@ struct MPICheckCommand: ParsableCommand {
         guard steps > 0 else { return }
         var gradient = [Float](repeating: 1, count: 1 << 16)
         for step in 1...steps {
+            CollectiveWatchdog.step = step
+            if stallOnRank == communicator.rank && step == 2 { Thread.sleep(forTimeInterval: 3600) }
             let end = Date().addingTimeInterval(Double(stepMs) / 1000)
             var work: Float = 0
             while Date() < end { for i in 0..<10_000 { work += Float(i & 3) } }

@@ -186,6 +186,11 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("group-by-length"), help: help("group-by-length"))
     var groupByLength: String?
 
+    @Option(name: .customLong("collective-timeout"), parsing: .unconditional, help: ArgumentHelp(
+        "Seconds one collective (all-reduce, barrier) may wait for the other ranks before the job ends with exit status 76, naming the step and peers; 0 = no limit (default: \(Int(CollectiveWatchdog.defaultTimeout)))",
+        valueName: "SECONDS"))
+    var collectiveTimeout = CollectiveWatchdog.defaultTimeout
+
     /// The options given on the command line, as (name, value) for `TrainingParameters.apply`.
     private var givenOptions: [(String, String?)] {
         [
@@ -256,8 +261,13 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let parameters = try resolvedParameters()
         try parameters.validate()
+        guard collectiveTimeout >= 0, collectiveTimeout.isFinite else {
+            throw ValidationError("--collective-timeout must be 0 (no limit) or a positive number of seconds, got \(collectiveTimeout)")
+        }
         try ShutdownSignal.install()
         let stopped = try World.run { communicator in
+            CollectiveWatchdog.shared.start(timeout: collectiveTimeout, communicator: communicator)
+            defer { CollectiveWatchdog.shared.stop() }
             let trainer = DPOTrainer(parameters: parameters, communicator: communicator)
             guard communicator.isPrimary else { return try trainer.run().stoppedBySignal }
             let summary = try Self.runReporting(trainer, parameters: parameters)

@@ -32,6 +32,7 @@ final class TrainingLoop {
         let loopStart = clock.now
         var epochBatches: (epoch: Int, batches: [[Int]])?
         while step < plan.totalSteps {
+            CollectiveWatchdog.step = step + 1  // names the step if a collective hangs (--collective-timeout)
             try hooks.beforeStep(step + 1)
             let microBatches = plan.microBatches(
                 step: step, pairs: run.trainPairs, batchPairs: p.batchPairs, paddingId: run.paddingId, cache: &epochBatches)
