@@ -92,6 +92,9 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     public var checkEvery: Int = 100
     /// BLAS threads per rank (`--threads`), default nil = this host's cores / ranks on it.
     public var threads: Int?
+    /// Seconds one collective may wait for the other ranks before the job ends with exit status 76
+    /// (`--collective-timeout`, 0 = no limit), default `CollectiveWatchdog.defaultTimeout` (300).
+    public var collectiveTimeout: Double = CollectiveWatchdog.defaultTimeout
 
     // MARK: Logging, evaluation, checkpoints
     /// Log metrics every N optimizer steps (`--log-every`), default 10 (and always the last step).
@@ -124,6 +127,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         case precomputeReference = "precompute_ref", sharePrompt = "share_prompt", maxSkippedSteps = "max_skipped_steps"
         case bucketMegabytes = "bucket_mb", logEvery = "log_every", evalEvery = "eval_every", saveEvery = "save_every"
         case keepCheckpoints = "keep_checkpoints", allreduceDType = "allreduce_dtype", checkEvery = "check_every", threads
+        case collectiveTimeout = "collective_timeout"
         case allowChangedModel = "allow_changed_model", allowChangedConfig = "allow_changed_config", skipIdentical = "skip_identical"
     }
 
@@ -153,6 +157,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         try require(bucketMegabytes > 0 && bucketMegabytes.isFinite, "--bucket-mb must be > 0, got \(bucketMegabytes)")
         try require(checkEvery >= 0, "--check-every must be >= 0, got \(checkEvery)")
         try require(threads.map { $0 >= 1 } ?? true, "--threads must be >= 1, got \(threads ?? 0)")
+        try require(collectiveTimeout >= 0, "--collective-timeout must be 0 (no limit) or a positive number of seconds, got \(collectiveTimeout)")
         try require(logEvery >= 1, "--log-every must be >= 1, got \(logEvery)")
         try require(evalEvery >= 0, "--eval-every must be >= 0, got \(evalEvery)")
         try require(saveEvery >= 0, "--save-every must be >= 0, got \(saveEvery)")
@@ -352,6 +357,9 @@ extension TrainingParameters {
             { $0.checkEvery = try int("check-every", $1) },
         Option(name: "threads", valueName: "N", defaultValue: "the host's cores / ranks on it",
                help: "BLAS threads per rank") { $0.threads = try int("threads", $1) },
+        Option(name: "collective-timeout", valueName: "SECONDS", defaultValue: "\(Int(CollectiveWatchdog.defaultTimeout))",
+               help: "Seconds one collective (all-reduce, barrier) may wait for the other ranks before the job ends with exit status 76, naming the step and peers; 0 = no limit")
+            { $0.collectiveTimeout = try double("collective-timeout", $1) },
         Option(name: "log-every", valueName: "N", defaultValue: "10", help: "Log metrics every N steps (and the last)")
             { $0.logEvery = try int("log-every", $1) },
         Option(name: "eval-every", valueName: "N", defaultValue: "0", help: "Evaluate every N steps (0 = only at the end)")

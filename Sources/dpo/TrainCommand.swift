@@ -186,10 +186,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("group-by-length"), help: help("group-by-length"))
     var groupByLength: String?
 
-    @Option(name: .customLong("collective-timeout"), parsing: .unconditional, help: ArgumentHelp(
-        "Seconds one collective (all-reduce, barrier) may wait for the other ranks before the job ends with exit status 76, naming the step and peers; 0 = no limit (default: \(Int(CollectiveWatchdog.defaultTimeout)))",
-        valueName: "SECONDS"))
-    var collectiveTimeout = CollectiveWatchdog.defaultTimeout
+    @Option(name: .customLong("collective-timeout"), parsing: .unconditional, help: help("collective-timeout"))
+    var collectiveTimeout: Double?
 
     /// The options given on the command line, as (name, value) for `TrainingParameters.apply`.
     private var givenOptions: [(String, String?)] {
@@ -230,6 +228,7 @@ struct TrainCommand: ParsableCommand {
             ("allreduce-dtype", allreduceDtype.map { "\($0)" }),
             ("check-every", checkEvery.map { "\($0)" }),
             ("threads", threads.map { "\($0)" }),
+            ("collective-timeout", collectiveTimeout.map { "\($0)" }),
             ("log-every", logEvery.map { "\($0)" }),
             ("eval-every", evalEvery.map { "\($0)" }),
             ("save-every", saveEvery.map { "\($0)" }),
@@ -261,12 +260,9 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let parameters = try resolvedParameters()
         try parameters.validate()
-        guard collectiveTimeout >= 0, collectiveTimeout.isFinite else {
-            throw ValidationError("--collective-timeout must be 0 (no limit) or a positive number of seconds, got \(collectiveTimeout)")
-        }
         try ShutdownSignal.install()
         let stopped = try World.run { communicator in
-            CollectiveWatchdog.shared.start(timeout: collectiveTimeout, communicator: communicator)
+            CollectiveWatchdog.shared.start(timeout: parameters.collectiveTimeout, communicator: communicator)
             defer { CollectiveWatchdog.shared.stop() }
             let trainer = DPOTrainer(parameters: parameters, communicator: communicator)
             guard communicator.isPrimary else { return try trainer.run().stoppedBySignal }

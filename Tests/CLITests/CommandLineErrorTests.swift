@@ -61,7 +61,7 @@ final class CommandLineErrorTests: XCTestCase {
     // MARK: - Mistakes
 
     func testOptionMistakesNameTheOption() throws {
-        try assertUserError(["init", "--preset", "huge", "--out", "x"], cause: "--preset huge: expected one of tiny, small, minimind")
+        try assertUserError(["init", "--preset", "huge", "--out", "x"], cause: "--preset huge: expected one of tiny, small, minimind, smollm2-135m, qwen2.5-0.5b")
         try assertUserError(["generate", "--model", "m", "--prompt", "x", "--top-p", "2"], cause: "--top-p must be in (0, 1], got 2.0")
         try assertUserError(["experiment", "nope"], cause: "unknown experiment 'nope'; choose one of beta-sweep, dpo-vs-ipo, dpo-vs-sft")
         try assertUserError(["score"], cause: "Missing expected argument '--model <dir>'")

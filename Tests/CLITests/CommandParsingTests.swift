@@ -43,7 +43,7 @@ final class CommandParsingTests: XCTestCase {
     }
 
     func testInitRejections() {
-        XCTAssertEqual(rejection(["init", "--preset", "huge", "--out", "o"]), "--preset huge: expected one of tiny, small, minimind")
+        XCTAssertEqual(rejection(["init", "--preset", "huge", "--out", "o"]), "--preset huge: expected one of tiny, small, minimind, smollm2-135m, qwen2.5-0.5b")
         XCTAssertEqual(rejection(["init", "--out", "o", "--dtype", "int8"]), "--dtype int8: expected one of fp32, fp16, bf16")
         XCTAssertEqual(rejection(["init", "--out", "o", "--vocab-size", "0"]), "--vocab-size must be positive, got 0")
         XCTAssertEqual(rejection(["init"]), "Missing expected argument '--out <dir>'")
