@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 // swift-dpo: data-parallel DPO for LLaMA-architecture models on CPUs.
 // Layers (arrows = may import):
-//   dpo ─> Training ─> Llama ─> Kernels ─> CKernelSupport, COpenBLAS
+//   dpo ─> DPOTools (demo, experiments, plots, benches) ─> Training
+//          Training ─> Llama ─> Kernels ─> CKernelSupport, COpenBLAS
 //              │    └─> Preference ─> Tokenization ─> Templating
 //              └─> Distributed ─> CMPIShim ─> COpenMPI
 import PackageDescription
@@ -52,10 +53,14 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: numericSettings),
+        .target(
+            name: "DPOTools",
+            dependencies: ["Training", "Llama", "Kernels", "Preference", "Tokenization", "Distributed"],
+            swiftSettings: numericSettings),
         .executableTarget(
             name: "dpo",
             dependencies: [
-                "Training", "Distributed",
+                "DPOTools", "Training", "Distributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -67,7 +72,7 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PreferenceTests", dependencies: ["Preference", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "DPOTools", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["dpo", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -10,7 +10,7 @@ public struct ProgressSnapshot: Sendable {
     /// Fractional epoch (TRL's `epoch`).
     public var epoch: Double
     public var loss: Double
-    /// `rewards/accuracies`.
+    /// `rewards/accuracies` (NaN, and not shown, for `--loss sft`, which has no rewards).
     public var rewardAccuracy: Double
     /// `rewards/margins`.
     public var rewardMargin: Double
@@ -117,8 +117,7 @@ public final class ProgressReporter {
         let counter = pad(String(snapshot.step), to: String(total).count) + "/\(total)"
         let percent = pad(String(Int((fraction * 100).rounded(.down))), to: 3) + "%"
         let eta = etaSeconds(snapshot).map(duration) ?? "?"
-        let fields = "epoch \(fixed(snapshot.epoch, 2)) loss \(fixed(snapshot.loss, 4))"
-            + " acc \(fixed(snapshot.rewardAccuracy, 3)) margin \(fixed(snapshot.rewardMargin, 4))"
+        let fields = "epoch \(fixed(snapshot.epoch, 2)) loss \(fixed(snapshot.loss, 4))" + rewardFields(snapshot)
             + " \(rate(snapshot.tokensPerSecond)) tok/s \(duration(snapshot.elapsedSeconds))<\(eta)"
         let fixedWidth = counter.count + 4 + percent.count + 1 + fields.count
         // One column stays free: a line that fills the terminal exactly can wrap on some terminals,
@@ -134,9 +133,14 @@ public final class ProgressReporter {
     public static func plainLine(_ snapshot: ProgressSnapshot) -> String {
         let eta = etaSeconds(snapshot).map(duration) ?? "?"
         return "step \(snapshot.step)/\(snapshot.totalSteps) epoch \(fixed(snapshot.epoch, 2))"
-            + " loss \(fixed(snapshot.loss, 4)) acc \(fixed(snapshot.rewardAccuracy, 3))"
-            + " margin \(fixed(snapshot.rewardMargin, 4)) tok/s \(rate(snapshot.tokensPerSecond))"
+            + " loss \(fixed(snapshot.loss, 4))" + rewardFields(snapshot) + " tok/s \(rate(snapshot.tokensPerSecond))"
             + " elapsed \(duration(snapshot.elapsedSeconds)) eta \(eta)"
+    }
+
+    /// ` acc 0.625 margin 0.0310`; nothing when the loss has no rewards (`--loss sft` reports NaN for both).
+    static func rewardFields(_ snapshot: ProgressSnapshot) -> String {
+        if snapshot.rewardAccuracy.isNaN && snapshot.rewardMargin.isNaN { return "" }
+        return " acc \(fixed(snapshot.rewardAccuracy, 3)) margin \(fixed(snapshot.rewardMargin, 4))"
     }
 
     /// `mm:ss`, or `h:mm:ss` from one hour.

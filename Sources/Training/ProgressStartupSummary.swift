@@ -13,15 +13,18 @@ public struct ProgressStartupSummary: Sendable {
         public var activationsBytes: Int
         /// The frozen reference model (0 with `--reference-free` or precomputed reference log-probs).
         public var referenceBytes: Int
+        /// What the process held before loading anything (runtime, libraries, BLAS buffers), measured; 0 = not known.
+        public var runtimeBytes: Int
 
-        public init(weightsBytes: Int, optimizerBytes: Int, activationsBytes: Int, referenceBytes: Int) {
+        public init(weightsBytes: Int, optimizerBytes: Int, activationsBytes: Int, referenceBytes: Int, runtimeBytes: Int = 0) {
             self.weightsBytes = weightsBytes
             self.optimizerBytes = optimizerBytes
             self.activationsBytes = activationsBytes
             self.referenceBytes = referenceBytes
+            self.runtimeBytes = runtimeBytes
         }
 
-        public var totalBytes: Int { weightsBytes + optimizerBytes + activationsBytes + referenceBytes }
+        public var totalBytes: Int { weightsBytes + optimizerBytes + activationsBytes + referenceBytes + runtimeBytes }
     }
 
     /// What the model is, e.g. "runs/sft (LlamaForCausalLM, 4 layers, hidden 256)".
@@ -92,6 +95,7 @@ public struct ProgressStartupSummary: Sendable {
         rows.append(("  optimizer", bytes(memory.optimizerBytes)))
         rows.append(("  activations", bytes(memory.activationsBytes)))
         rows.append(("  reference", bytes(memory.referenceBytes)))
+        if memory.runtimeBytes > 0 { rows.append(("  runtime", bytes(memory.runtimeBytes))) }
         let keyWidth = rows.map(\.0.count).max() ?? 0
         return rows.map { key, value in
             key + String(repeating: " ", count: keyWidth - key.count) + "  " + value

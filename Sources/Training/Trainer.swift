@@ -58,6 +58,7 @@ public struct DPOTrainer {
         ShutdownSignal.setImmediate(true)
         defer { ShutdownSignal.setImmediate(false) }
         BLAS.ensureBestCore()
+        let runtimeBytes = ProcessMemory.residentBytes()
         let hooks = ActiveTestHooks(faults: try testHooks.resolvedFaults(), gradients: testHooks.gradients, rank: communicator.rank)
         // Each rank takes its share of the host's cores (ranks on one host would oversubscribe it otherwise).
         let previousThreads = BLAS.threads
@@ -68,7 +69,7 @@ public struct DPOTrainer {
         let events = TrainingEvents(isPrimary: communicator.rank == 0, handler: onEvent)
         let prepared = try TrainingSetup.prepare(parameters, communicator: communicator, events: events, makeMetricsSink: makeMetricsSink)
         defer { try? prepared.sink?.close(); prepared.runLock?.release() }
-        events.send(.startup(StartupFacts.summary(of: prepared)))
+        events.send(.startup(StartupFacts.summary(of: prepared, runtimeBytes: runtimeBytes)))
         events.message(StartupFacts.planLine(of: prepared))
         return try TrainingLoop(run: prepared, events: events, hooks: hooks).train()
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DPOTools
 import Distributed
 import Foundation
 import Kernels
@@ -30,8 +31,8 @@ struct BenchDPOCommand: ParsableCommand {
     var seq: Int = 256
     @Option(help: "Threads per rank (default: this host's cores / ranks on it).")
     var threads: Int?
-    @Option(help: "fp32 or fp16.")
-    var precision: String = "fp32"
+    @Option(help: "Working precision.")
+    var precision: Precision = .fp32
     @Flag(help: "Run each pair's prompt once for chosen and rejected.")
     var sharePrompt = false
     @Flag(help: "Reference log-probs computed before training (no reference forward in the step).")
@@ -45,7 +46,6 @@ struct BenchDPOCommand: ParsableCommand {
         guard LlamaPreset(rawValue: preset) != nil else {
             throw ValidationError("--preset \(preset): expected one of \(LlamaPreset.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision \(precision): expected fp32 or fp16") }
         guard batchPairs > 0, seq >= 8, steps > 0, (threads ?? 1) > 0 else {
             throw ValidationError("--batch-pairs, --steps and --threads must be positive and --seq at least 8")
         }
@@ -60,7 +60,7 @@ struct BenchDPOCommand: ParsableCommand {
             let (sgemm, sgemmPerCPU) = ModelBenchmark.singleCoreSgemmGFLOPS()
             BLAS.threads = ThreadShare.threads(for: communicator, override: threads)
             var options = DPOStepBenchmark.Options(preset: LlamaPreset(rawValue: preset)!)
-            options.precision = Precision(rawValue: precision)!
+            options.precision = precision
             options.batchPairs = batchPairs
             options.sequenceLength = seq
             options.promptFraction = promptFraction
@@ -75,7 +75,7 @@ struct BenchDPOCommand: ParsableCommand {
             let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "null"
             func f(_ value: Double, _ digits: Int = 4) -> String { value.isFinite ? String(format: "%.\(digits)f", value) : "null" }
             let fields: [(String, String)] = [
-                ("bench", "\"dpo\""), ("preset", "\"\(preset)\""), ("precision", "\"\(precision)\""),
+                ("bench", "\"dpo\""), ("preset", "\"\(preset)\""), ("precision", "\"\(precision.rawValue)\""),
                 ("ranks", "\(communicator.size)"), ("threads_per_rank", "\(BLAS.threads)"),
                 ("batch_pairs_per_rank", "\(batchPairs)"), ("seq", "\(seq)"), ("prompt_fraction", f(promptFraction, 3)),
                 ("share_prompt", "\(sharePrompt)"), ("precompute_ref", "\(precomputeRef)"),

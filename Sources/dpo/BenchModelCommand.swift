@@ -16,8 +16,8 @@ struct BenchModelCommand: ParsableCommand {
     var seq: Int = 256
     @Option(help: "Threads (OpenBLAS and the model's parallel loops).")
     var threads: Int = 1
-    @Option(help: "fp32 or fp16.")
-    var precision: String = "fp32"
+    @Option(help: "Working precision.")
+    var precision: Precision = .fp32
     @Option(help: "Timed repetitions (median reported) after one warm-up.")
     var repetitions: Int = 3
 
@@ -25,7 +25,6 @@ struct BenchModelCommand: ParsableCommand {
         guard LlamaPreset(rawValue: preset) != nil else {
             throw ValidationError("--preset \(preset): expected one of \(LlamaPreset.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision \(precision): expected fp32 or fp16") }
         guard rows > 0, seq > 0, threads > 0, repetitions > 0 else {
             throw ValidationError("--rows, --seq, --threads and --repetitions must be positive")
         }
@@ -38,7 +37,7 @@ struct BenchModelCommand: ParsableCommand {
         }
         let parameters = ModelBenchmark.Parameters(
             config: presetValue.config, presetName: preset, rows: rows, seqLen: seq, threads: threads,
-            precision: Precision(rawValue: precision)!, repetitions: repetitions)
+            precision: precision, repetitions: repetitions)
         let result = try ModelBenchmark(parameters).run()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DPOTools
 import Distributed
 import Foundation
 import Training

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DPOTools
 import Distributed
 import Foundation
 import Training
@@ -305,7 +306,8 @@ struct TrainCommand: ParsableCommand {
             print("stopped at step \(summary.finalStep)/\(summary.totalSteps) on request; checkpoint \(saved)", to: &errorStream)
             print("continue with: dpo train ... --resume auto", to: &errorStream)
         } else {
-            print("trained to step \(summary.finalStep) (\(summary.skippedSteps) skipped); model in \(saved)", to: &errorStream)
+            print("trained to step \(summary.finalStep) (\(summary.skippedSteps) skipped); model in \(saved); "
+                + "peak RSS \(ProgressStartupSummary.bytes(ProcessMemory.peakResidentBytes()))", to: &errorStream)
         }
         return summary
     }

@@ -51,4 +51,15 @@ final class HelpTextTests: XCTestCase {
         let help = DPOCommand.helpMessage(for: TrainCommand.self).split(whereSeparator: \.isWhitespace).joined(separator: " ")
         XCTAssertTrue(help.contains("sft = the chosen completions' NLL only, and its data is still preference records"), help)
     }
+
+    /// Precision parses through ExpressibleByArgument: the help lists the cases and a wrong value names them.
+    func testPrecisionOptionsParseAsTheEnum() throws {
+        let bench = try XCTUnwrap(try DPOCommand.parseAsRoot(["bench", "dpo", "--precision", "fp16"]) as? BenchDPOCommand)
+        XCTAssertEqual(bench.precision, .fp16)
+        XCTAssertTrue(DPOCommand.helpMessage(for: BenchModelCommand.self).contains("(values: fp32, fp16; default: fp32)"))
+        XCTAssertThrowsError(try DPOCommand.parseAsRoot(["bench", "model", "--precision", "int4"])) { error in
+            let message = DPOCommand.message(for: error)
+            XCTAssertTrue(message.contains("int4") && message.contains("fp32") && message.contains("fp16"), message)
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import Llama
 import XCTest
 
+@testable import DPOTools
 @testable import Training
 
 final class DPOStepBenchmarkTests: XCTestCase {

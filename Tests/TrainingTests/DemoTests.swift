@@ -2,6 +2,7 @@ import Distributed
 import Foundation
 import Preference
 import XCTest
+@testable import DPOTools
 @testable import Training
 
 /// The demo: its data, its output directory rules, and the quick demo end to end (it must

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import DPOTools
 @testable import Training
 
 /// The experiments' table: aligned text, Markdown, JSON, missing values.

@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import XCTest
+@testable import DPOTools
 @testable import Training
 
 // MARK: - An independent PNG reader

@@ -179,4 +179,15 @@ final class ProgressReporterTests: XCTestCase {
         XCTAssertEqual(ProgressStartupSummary.humanCount(1_500_000_000), "1.50B")
         XCTAssertEqual(ProgressStartupSummary.grouped(-1_234_567), "-1,234,567")
     }
+
+    /// `--loss sft` has no rewards: its lines carry no accuracy or margin (before: "acc 0.000 margin 0.0000").
+    func testLinesWithoutRewardsOmitAccuracyAndMargin() {
+        let sft = ProgressSnapshot(step: 3, totalSteps: 10, epoch: 0.3, loss: 1.25, rewardAccuracy: .nan, rewardMargin: .nan,
+                                   tokensPerSecond: 500, elapsedSeconds: 6, startStep: 0)
+        for line in [ProgressReporter.plainLine(sft), ProgressReporter.barLine(sft, width: 120)] {
+            XCTAssertTrue(line.contains("loss 1.2500"), line)
+            XCTAssertFalse(line.contains("acc"), line)
+            XCTAssertFalse(line.contains("margin"), line)
+        }
+    }
 }

@@ -4,6 +4,7 @@ import Llama
 import TestSupport
 import XCTest
 
+@testable import DPOTools
 @testable import Training
 
 /// The ways a run could lose work or silently train something other than what was asked

@@ -3,6 +3,7 @@ import Llama
 import Preference
 import Tokenization
 import XCTest
+@testable import DPOTools
 @testable import Training
 
 /// Task scoring (`dpo score`) and streamed generation (`dpo generate`).

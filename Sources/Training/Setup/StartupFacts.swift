@@ -5,7 +5,8 @@ import Preference
 
 /// The start-up summary and plan line of a prepared run (what the README promises before step 1).
 enum StartupFacts {
-    static func summary(of run: PreparedRun) -> ProgressStartupSummary {
+    /// - Parameter runtimeBytes: the process's resident bytes before loading (`ProcessMemory.residentBytes`).
+    static func summary(of run: PreparedRun, runtimeBytes: Int) -> ProgressStartupSummary {
         let p = run.parameters, config = run.config
         let parameterCount = run.step.masterWeights.count
         let lossDescription = p.loss.kind == .sft ? "sft" : "\(p.loss.kind.rawValue), beta \(p.loss.beta)"
@@ -15,11 +16,12 @@ enum StartupFacts {
             pairsPerRank: p.batchPairs, gradientAccumulation: p.gradAccum, precision: p.precision.rawValue,
             lossDescription: lossDescription, trainPairs: run.dataCounts.trainPairs, evalPairs: run.dataCounts.evalPairs,
             droppedPairs: run.dataCounts.dropped, totalSteps: run.plan.totalSteps,
-            epochs: Double(run.plan.totalSteps) / Double(run.plan.stepsPerEpoch), memory: memoryEstimate(of: run))
+            epochs: Double(run.plan.totalSteps) / Double(run.plan.stepsPerEpoch),
+            memory: memoryEstimate(of: run, runtimeBytes: runtimeBytes))
     }
 
     /// Estimated peak bytes of one rank, from the shapes (P parameters, N = 2 x pairs x longest row tokens of a micro-batch).
-    static func memoryEstimate(of run: PreparedRun) -> ProgressStartupSummary.MemoryEstimate {
+    static func memoryEstimate(of run: PreparedRun, runtimeBytes: Int) -> ProgressStartupSummary.MemoryEstimate {
         let p = run.parameters, c = run.config
         let parameters = run.step.masterWeights.count
         let workingBytes = p.precision == .fp16 ? 2 : 4
@@ -34,14 +36,17 @@ enum StartupFacts {
         let savedPerToken = L * (h + q + 2 * k + q + h + 2 * f) * workingBytes
         // Float32 scratch per token: forward (normed, SwiGLU, rstd) and backward (streams, MLP, q/k/v, attention).
         let scratchPerToken = 4 * (h + f + 2 * L + 1 + 2 * h + 3 * f + q + 2 * k + q)
-        let activations = tokens * (savedPerToken + scratchPerToken)
+        // A logged step also computes the full logits of its last micro-batch (TRL's `logits/*`).
+        let logits = tokens * c.vocabSize * 4
+        let activations = tokens * (savedPerToken + scratchPerToken) + logits
         let reference: Int
         switch run.step.reference {
         case .none: reference = 0
         case .model: reference = parameters * workingBytes + tokens * 4 * (2 * h + f)
         case .cached(let chosen, let rejected): reference = (chosen.count + rejected.count) * 4
         }
-        return .init(weightsBytes: weights, optimizerBytes: optimizer, activationsBytes: activations, referenceBytes: reference)
+        return .init(weightsBytes: weights, optimizerBytes: optimizer, activationsBytes: activations, referenceBytes: reference,
+                     runtimeBytes: runtimeBytes)
     }
 
     /// `training 10 step(s) (0/10 done): ...`: the plan in one line.
@@ -51,5 +56,25 @@ enum StartupFacts {
             + "global batch \(p.batchPairs * p.gradAccum * worldSize) pairs (\(p.batchPairs) x \(p.gradAccum) x \(worldSize) ranks), "
             + "loss \(p.loss.kind.rawValue), beta \(p.loss.beta), precision \(p.precision.rawValue)"
             + (worldSize > 1 ? ", all-reduce \(run.step.wireType.rawValue), \(BLAS.threads) BLAS thread(s) per rank" : "")
+    }
+}
+
+/// This process's memory, from /proc (0 where there is none).
+public enum ProcessMemory {
+    /// Resident bytes now (`/proc/self/statm`).
+    public static func residentBytes() -> Int {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// The largest resident bytes so far (`VmHWM` of `/proc/self/status`).
+    public static func peakResidentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kilobytes = line.split(separator: " ").compactMap({ Int($0) }).first
+        else { return 0 }
+        return kilobytes * 1024
     }
 }

@@ -203,7 +203,8 @@ public final class DPOStep {
         return (true, gradNorm, globalObjective)
     }
 
-    static func seconds(_ duration: Duration) -> Double {
+    /// Seconds of a `ContinuousClock` duration.
+    public static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 }

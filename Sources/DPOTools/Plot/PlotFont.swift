@@ -1,3 +1,4 @@
+import Training
 /// A built-in 5x7 bitmap font for printable ASCII (plus one descender row for g, j, p, q, y),
 /// drawn for this project, so PNG plots need no font files. Each glyph is 8 rows of 5 bits
 /// (bit 4 = leftmost column), packed top row first into the high byte of a UInt64.

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// An axis range with "nice" tick values (1, 2 or 5 times a power of ten) that cover the data.
 public struct PlotAxis: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// Writes a laid-out figure as SVG text by hand.
 ///

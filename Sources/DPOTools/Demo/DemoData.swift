@@ -1,5 +1,6 @@
 import Foundation
 import Preference
+import Training
 
 /// The demo's three data files, all from the arithmetic task with fixed seeds:
 /// - `sft_pairs.jsonl`: answers of mixed quality for the `sft` loss (a share of them wrong),

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 // MARK: - What a figure holds
 

@@ -2,6 +2,7 @@ import Distributed
 import Foundation
 import Llama
 import Preference
+import Training
 
 /// `dpo demo`: SFT a small model from scratch on answers of mixed quality, DPO it against
 /// the SFT model as reference, and measure the task before and after.

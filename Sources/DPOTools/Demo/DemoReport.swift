@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// What `dpo demo` measured: the SFT model (before DPO) and the DPO model (after), the
 /// last DPO training metrics, and the wall time of each stage. Written as

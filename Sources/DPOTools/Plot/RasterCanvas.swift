@@ -1,3 +1,4 @@
+import Training
 /// An RGB pixel canvas that draws the layout's commands: rectangles, lines of a given width
 /// (optionally dashed), and text in the built-in bitmap font. No anti-aliasing.
 public final class RasterCanvas {

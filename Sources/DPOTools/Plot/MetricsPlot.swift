@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// The standard DPO plots from `metrics.jsonl` files: loss, rewards/chosen and
 /// rewards/rejected, rewards/margins and rewards/accuracies against step, runs overlaid.

@@ -1,6 +1,7 @@
 import Distributed
 import Foundation
 import Preference
+import Training
 
 /// The experiments that explain DPO (`dpo experiment <name>`), on the demo's task and SFT model:
 /// each trains several runs from the same SFT model on the same preference pairs and produces

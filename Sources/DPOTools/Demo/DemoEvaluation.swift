@@ -1,6 +1,7 @@
 import Foundation
 import Llama
 import Preference
+import Training
 
 /// What the demo measures on a model: the task (greedy answers on held-out and on training
 /// prompts) and the held-out preference pairs (does the model put more log-probability on the

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// The result of an experiment: a table (printed, and written as Markdown and JSON) and the
 /// plot files next to it.

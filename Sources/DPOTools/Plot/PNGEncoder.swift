@@ -1,3 +1,4 @@
+import Training
 /// Encodes a raster canvas as PNG: 8-bit palette when the image has at most 256 colours
 /// (plots do), else 8-bit RGB; one zlib stream compressed with fixed-Huffman deflate and
 /// greedy LZ77 matching; CRC-32 per chunk.

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 // MARK: - Drawing commands
 

@@ -1,5 +1,6 @@
 import Foundation
 import Llama
+import Training
 
 /// The settings of `dpo demo`: the task data, the model, and the SFT and DPO stages.
 ///

@@ -4,6 +4,7 @@ import Kernels
 import Llama
 import Preference
 import Tokenization
+import Training
 
 /// Times the real training step (`DPOStep`, nothing re-implemented) on a randomly
 /// initialised preset model held in memory and synthetic pairs shaped like the PyTorch anchor's
