@@ -110,6 +110,8 @@ public enum TextGeneration {
             throw TextGenerationError.invalidPrompt(
                 "the prompt is \(ids.count) tokens; the model holds at most \(model.config.maxPositionEmbeddings) positions")
         }
+        // A sliding window or dynamic RoPE bounds the rows this model computes as transformers does.
+        do { try model.config.checkRowLength(ids.count) } catch { throw TextGenerationError.invalidPrompt("\(error)") }
         var stopTokens = Set(model.config.eosTokenIds.map(Int32.init))
         if let eos = tokenizer.eosTokenId { stopTokens.insert(eos) }
         let stream = TextStream(tokenizer: tokenizer)

@@ -56,4 +56,20 @@ final class FamilyTokenizerTests: XCTestCase {
         let digits = smol.encode("2024", addSpecialTokens: false, parseSpecialTokens: true).compactMap { smol.idToToken($0) }
         XCTAssertEqual(digits, ["2", "0", "2", "4"], "individual digits")
     }
+
+    /// The post-processor decides the special tokens: tokenizer_config.json's add_bos_token /
+    /// add_eos_token flags do not override it, as with transformers 5.24 (its AutoTokenizer on this
+    /// fixture with add_bos_token false, add_eos_token true gives [1, 322, 298, 299] for "hi").
+    func testPostProcessorDecidesBOSWhateverTheFlagsSay() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bos-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("llama2_style/tokenizer.json"),
+                                         to: directory.appendingPathComponent("tokenizer.json"))
+        try Data(#"{"add_bos_token": false, "add_eos_token": true, "bos_token": "<s>", "eos_token": "</s>"}"#.utf8)
+            .write(to: directory.appendingPathComponent("tokenizer_config.json"))
+        let tokenizer = try loadTokenizer(from: directory)
+        XCTAssertEqual(tokenizer.encode("hi", addSpecialTokens: true, parseSpecialTokens: true), [1, 322, 298, 299])
+        XCTAssertEqual(tokenizer.encode("hi", addSpecialTokens: false, parseSpecialTokens: true), [322, 298, 299])
+    }
 }
