@@ -10,8 +10,7 @@ public enum ExampleInspection {
                                 readOptions: DatasetReadOptions) throws -> [String] {
         let format = try DatasetReader.detectFormat(of: url, keys: readOptions.keys)
         var lines = ["file: \(url.path)", "format: \(format.rawValue)",
-                     ChatTemplate.recognitionSummary(source: (tokenizer as? BPETokenizer)?.chatTemplateSource,
-                                                     override: options.chatTemplate)]
+                     ChatTemplate.resolve(override: options.chatTemplate, tokenizer: tokenizer).summary]
         if format.isPreference {
             let dataset = try DatasetReader.readPreferences(from: url, options: readOptions)
             try checkIndex(index, count: dataset.examples.count, file: url.path)
