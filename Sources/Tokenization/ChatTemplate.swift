@@ -174,7 +174,7 @@ public enum ChatTemplateError: Error, LocalizedError, CustomStringConvertible, E
             return "conversational data needs a chat template, and the model has none (no chat_template.jinja, no "
                 + "chat_template in tokenizer_config.json): pass --chat-template chatml, llama3 or a .jinja file"
         case .unknownName(let value):
-            return "--chat-template \(value): not chatml, llama3, none or auto, and no such file"
+            return "--chat-template \(value): expected chatml, llama3, none, auto or a .jinja file (there is no such file)"
         case .unreadable(let path):
             return "--chat-template \(path): cannot read the file as UTF-8 text"
         }
