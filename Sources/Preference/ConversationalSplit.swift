@@ -23,8 +23,8 @@ struct ConversationalSplit {
          tokenizer: any Tokenizer, index: Int) throws {
         guard template != .none else { throw EncodingError.noChatTemplate }
         // A completion is the assistant's reply; TRL would silently train on a user turn here.
-        guard completions.allSatisfy({ $0.first?.role == "assistant" }) else {
-            throw EncodingError.templateNotPrefix(index: index, template: template.rawValue)
+        if let wrong = completions.first(where: { $0.first?.role != "assistant" }) {
+            throw EncodingError.completionNotAssistant(index: index, role: wrong.first?.role ?? "none (empty)")
         }
         let specialTokens = tokenizer.chatSpecialTokens
         func render(_ list: [ChatMessage], _ generationPrompt: Bool) throws -> String {

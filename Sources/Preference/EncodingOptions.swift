@@ -42,6 +42,8 @@ public enum EncodingError: Error, LocalizedError, CustomStringConvertible, Equat
     /// The chat template refused or failed on an example (its `raise_exception` message, or an engine error
     /// naming the template's file and line).
     case templateFailed(index: Int, message: String)
+    /// A conversational chosen or rejected that does not start with an assistant message.
+    case completionNotAssistant(index: Int, role: String)
 
     public var description: String {
         switch self {
@@ -55,6 +57,8 @@ public enum EncodingError: Error, LocalizedError, CustomStringConvertible, Equat
             return ChatTemplateError.noTemplate.description
         case .templateFailed(let index, let message):
             return "example \(index): \(message)"
+        case .completionNotAssistant(let index, let role):
+            return "example \(index): chosen and rejected must start with an assistant message, one starts with role \(role)"
         }
     }
 

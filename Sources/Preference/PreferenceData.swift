@@ -59,6 +59,10 @@ public struct PreferenceData: Sendable {
         } catch EncodingError.templateFailed(let index, let message) {
             let position = dataset.sourcePositions.indices.contains(index) ? dataset.sourcePositions[index] : index
             throw DataError(file: dataset.file, location: .file, problem: "record at line or element \(position): \(message)")
+        } catch EncodingError.completionNotAssistant(let index, let role) {
+            let position = dataset.sourcePositions.indices.contains(index) ? dataset.sourcePositions[index] : index
+            throw DataError(file: dataset.file, location: .file, problem: "record at line or element \(position): chosen and "
+                                + "rejected must start with an assistant message, one starts with role \(role)")
         }
     }
 
