@@ -68,3 +68,16 @@ final class ConversationalEncodingTests: XCTestCase {
         }
     }
 }
+
+extension ConversationalEncodingTests {
+    func testInspectionShowsTheRenderedTextAndWhereTheCompletionStarts() throws {
+        let url = directory.appendingPathComponent("c.jsonl")
+        try Data(#"{"prompt": [{"role": "user", "content": "1+2="}], "chosen": [{"role": "assistant", "content": "3"}], "rejected": [{"role": "assistant", "content": "4"}]}"#.utf8).write(to: url)
+        let lines = try ExampleInspection.describe(file: url, index: 0, tokenizer: byte, options: EncodingOptions(),
+                                                   readOptions: DatasetReadOptions())
+        XCTAssertTrue(lines.contains { $0.hasPrefix("chat template: chat_template of byte tokenizer_config.json, first line: {% for message") }, "\(lines)")
+        XCTAssertTrue(lines.contains(#"rendered prompt (add_generation_prompt=True): "<|im_start|>user\n1+2=<|im_end|>\n<|im_start|>assistant\n""#), "\(lines)")
+        XCTAssertTrue(lines.contains(#"rendered prompt+chosen: "<|im_start|>user\n1+2=<|im_end|>\n<|im_start|>assistant\n3<|im_end|>\n""#), "\(lines)")
+        XCTAssertTrue(lines.contains(#"  the chosen completion starts at token 23 of its row: "3<|im_end|>\n""#), "\(lines)")
+    }
+}
