@@ -64,5 +64,7 @@ final class ChatTemplateTests: XCTestCase {
         let byte = try TokenizerFiles.byteTokenizer()
         XCTAssertEqual(byte.chatTemplate.endOfTurnId(tokenizer: byte), 258)  // <|im_end|>
         XCTAssertNil(ChatTemplate.none.endOfTurnId(tokenizer: byte))
+        let llama = try loadTokenizer(from: Self.fixtures.appendingPathComponent("llama3_style"))
+        XCTAssertEqual(llama.chatTemplate.endOfTurnId(tokenizer: llama), llama.tokenToId("<|eot_id|>"))
     }
 }
