@@ -17,6 +17,14 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
     /// `{"messages": [...]}` (SFT)
     case messages
 
+    /// Whether records hold chat messages (rendered by the chat template).
+    public var isConversational: Bool {
+        switch self {
+        case .conversational, .implicitPrompt, .conversationalPromptCompletion, .messages: return true
+        case .standard, .standardImplicitPrompt, .promptCompletion: return false
+        }
+    }
+
     /// Whether records of this format are preference pairs (else supervised examples).
     public var isPreference: Bool {
         switch self {

@@ -76,10 +76,8 @@ public enum DemoTask: String, CaseIterable, Sendable {
     public func promptIds(for prompt: String, tokenizer: any Tokenizer, conversational: Bool,
                           chatTemplate: ChatTemplate? = nil) throws -> [Int32] {
         guard conversational else { return tokenizer.encode(prompt) }
-        let template = chatTemplate ?? tokenizer.chatTemplate
-        let bos = tokenizer.bosTokenId.flatMap(tokenizer.idToToken)
-        return tokenizer.encode(try template.render([ChatMessage(role: "user", content: prompt)],
-                                                    addGenerationPrompt: true, bosToken: bos))
+        return tokenizer.encode(try tokenizer.renderChat([ChatMessage(role: "user", content: prompt)],
+                                                         addGenerationPrompt: true, template: chatTemplate))
     }
 
     /// Supervised examples; a `wrongShare` fraction (0...1) of them has a wrong answer.

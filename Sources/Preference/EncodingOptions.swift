@@ -19,7 +19,7 @@ public struct EncodingOptions: Sendable {
     public var maxPromptLength: Int
     /// How a too-long prompt is cut (`--truncation`).
     public var truncation: TruncationMode
-    /// The chat template (`--chat-template`); nil = the one recognised in `tokenizer_config.json`.
+    /// The chat template (`--chat-template`); nil = the model's own (`chat_template.jinja`, else `tokenizer_config.json`).
     public var chatTemplate: ChatTemplate?
 
     public init(maxLength: Int = 1024, maxPromptLength: Int = 512, truncation: TruncationMode = .keepEnd,
@@ -39,6 +39,11 @@ public enum EncodingError: Error, LocalizedError, CustomStringConvertible, Equat
     case invalidLengths(maxLength: Int, maxPromptLength: Int)
     case templateNotPrefix(index: Int, template: String)
     case noChatTemplate
+    /// The chat template refused or failed on an example (its `raise_exception` message, or an engine error
+    /// naming the template's file and line).
+    case templateFailed(index: Int, message: String)
+    /// A conversational chosen or rejected that does not start with an assistant message.
+    case completionNotAssistant(index: Int, role: String)
 
     public var description: String {
         switch self {
@@ -50,6 +55,10 @@ public enum EncodingError: Error, LocalizedError, CustomStringConvertible, Equat
             return "example \(index): the \(template) rendering of the prompt is not a prefix of the rendering of prompt+completion"
         case .noChatTemplate:
             return ChatTemplateError.noTemplate.description
+        case .templateFailed(let index, let message):
+            return "example \(index): \(message)"
+        case .completionNotAssistant(let index, let role):
+            return "example \(index): chosen and rejected must start with an assistant message, one starts with role \(role)"
         }
     }
 

@@ -10,8 +10,7 @@ public enum ExampleInspection {
                                 readOptions: DatasetReadOptions) throws -> [String] {
         let format = try DatasetReader.detectFormat(of: url, keys: readOptions.keys)
         var lines = ["file: \(url.path)", "format: \(format.rawValue)",
-                     ChatTemplate.recognitionSummary(source: (tokenizer as? BPETokenizer)?.chatTemplateSource,
-                                                     override: options.chatTemplate)]
+                     ChatTemplate.resolve(override: options.chatTemplate, tokenizer: tokenizer).summary]
         if format.isPreference {
             let dataset = try DatasetReader.readPreferences(from: url, options: readOptions)
             try checkIndex(index, count: dataset.examples.count, file: url.path)
@@ -26,6 +25,7 @@ public enum ExampleInspection {
             case .dropped(_, let reason):
                 lines.append("DROPPED: \(reason.rawValue) (max length \(options.maxLength), max prompt length \(options.maxPromptLength))")
             case .encoded(let pair):
+                lines += try renderedLines(dataset.examples[index], pair: pair, tokenizer: tokenizer, options: options)
                 lines.append("prompt: \(pair.prompt.count) tokens\(pair.promptTruncated ? " (truncated, \(options.truncation.rawValue))" : "")")
                 lines += rowLines("chosen", pair.chosenSequence, truncated: pair.chosenTruncated, tokenizer: tokenizer)
                 lines += rowLines("rejected", pair.rejectedSequence, truncated: pair.rejectedTruncated, tokenizer: tokenizer)
@@ -41,6 +41,24 @@ public enum ExampleInspection {
             } else {
                 lines.append("DROPPED: completion empty after truncation")
             }
+        }
+        return lines
+    }
+
+    /// For a conversational pair: the chat template's text of the prompt (with the generation prompt) and of
+    /// prompt+chosen / prompt+rejected, and where the completion starts (the row's first scored token).
+    static func renderedLines(_ example: PreferenceExample, pair: EncodedPair, tokenizer: any Tokenizer,
+                              options: EncodingOptions) throws -> [String] {
+        guard case .conversational(let prompt, let chosen, let rejected) = example else { return [] }
+        let template = ChatTemplate.resolve(override: options.chatTemplate, tokenizer: tokenizer)
+        let tokens = tokenizer.chatSpecialTokens
+        var lines = ["rendered prompt (add_generation_prompt=True): "
+                     + (try template.render(prompt, addGenerationPrompt: true, specialTokens: tokens)).debugDescription]
+        for (name, completion, ids) in [("chosen", chosen, pair.chosen), ("rejected", rejected, pair.rejected)] {
+            lines.append("rendered prompt+\(name): "
+                         + (try template.render(prompt + completion, addGenerationPrompt: false, specialTokens: tokens)).debugDescription)
+            lines.append("  the \(name) completion starts at token \(pair.prompt.count) of its row: "
+                         + tokenizer.decode(ids).debugDescription)
         }
         return lines
     }

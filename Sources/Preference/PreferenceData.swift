@@ -56,6 +56,13 @@ public struct PreferenceData: Sendable {
             throw DataError(file: dataset.file, location: .file,
                             problem: "record at line or element \(position): the \(template) rendering of the prompt is not a "
                                 + "prefix of the rendering of prompt+completion (completions must start with an assistant message)")
+        } catch EncodingError.templateFailed(let index, let message) {
+            let position = dataset.sourcePositions.indices.contains(index) ? dataset.sourcePositions[index] : index
+            throw DataError(file: dataset.file, location: .file, problem: "record at line or element \(position): \(message)")
+        } catch EncodingError.completionNotAssistant(let index, let role) {
+            let position = dataset.sourcePositions.indices.contains(index) ? dataset.sourcePositions[index] : index
+            throw DataError(file: dataset.file, location: .file, problem: "record at line or element \(position): chosen and "
+                                + "rejected must start with an assistant message, one starts with role \(role)")
         }
     }
 
@@ -73,8 +80,7 @@ public struct PreferenceData: Sendable {
                              examples: Int, skipped: [DataError], report: EncodingReport) -> [String] {
         var lines = ["data: \(file): \(examples) example(s), format \(format.rawValue)"]
         if format != .standard && format != .standardImplicitPrompt && format != .promptCompletion {
-            lines.append(ChatTemplate.recognitionSummary(source: (tokenizer as? BPETokenizer)?.chatTemplateSource,
-                                                         override: encoding.chatTemplate))
+            lines.append(ChatTemplate.resolve(override: encoding.chatTemplate, tokenizer: tokenizer).summary)
         }
         if !skipped.isEmpty {
             lines.append("skipped \(skipped.count) invalid record(s); first: \(skipped[0].description)")

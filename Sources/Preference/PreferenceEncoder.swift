@@ -62,7 +62,9 @@ public struct EncodingReport: Equatable, Sendable {
         if let index = firstPromptMismatchIndex {
             lines.append("warning: the prompt tokens differ from the leading tokens of prompt+completion in "
                          + "\(promptMismatchCount) example(s), first at index \(index) (the tokenizer merges across "
-                         + "the boundary; the rows use the prompt and completion tokenized separately)")
+                         + "the boundary, or the chat template renders the prompt alone differently; standard rows use "
+                         + "the prompt and completion tokenized separately, conversational rows start the completion "
+                         + "where the ids diverge, as TRL does)")
         }
         return lines
     }
@@ -72,8 +74,7 @@ public struct EncodingReport: Equatable, Sendable {
 
 /// Turns preference examples into token ids by DESIGN.md section 3:
 /// standard examples are encoded without post-processor (no BOS) and get EOS appended; conversational
-/// ones are rendered by the chat template, prompt with the generation prompt, completion = the rest of the
-/// rendering of prompt+completion, EOS appended unless it already ends with EOS.
+/// ones follow TRL (`ConversationalSplit`): the chat template's rendering, no EOS appended.
 public struct PreferenceEncoder {
     public let tokenizer: any Tokenizer
     public let options: EncodingOptions
@@ -115,27 +116,20 @@ public struct PreferenceEncoder {
     /// Encodes one example. `promptMismatch` tells whether the prompt's tokens differ from the leading
     /// tokens of the prompt+chosen or prompt+rejected text encoded as a whole.
     public func encode(_ example: PreferenceExample, index: Int) throws -> (outcome: EncodingOutcome, promptMismatch: Bool) {
-        let promptText: String, chosenText: String, rejectedText: String
+        let promptIds: [Int32], chosenIds: [Int32], rejectedIds: [Int32], mismatch: Bool
         switch example {
-        case .standard(let prompt, let chosen, let rejected):
-            (promptText, chosenText, rejectedText) = (prompt, chosen, rejected)
+        case .standard(let promptText, let chosenText, let rejectedText):
+            promptIds = tokenizer.encode(promptText)
+            chosenIds = rules.appendingEOSIfMissing(tokenizer.encode(chosenText))
+            rejectedIds = rules.appendingEOSIfMissing(tokenizer.encode(rejectedText))
+            mismatch = !tokenizer.encode(promptText + chosenText).starts(with: promptIds)
+                || !tokenizer.encode(promptText + rejectedText).starts(with: promptIds)
         case .conversational(let prompt, let chosen, let rejected):
-            guard template != .none else { throw EncodingError.noChatTemplate }
-            let bos = tokenizer.bosTokenId.flatMap(tokenizer.idToToken)
-            promptText = try template.render(prompt, addGenerationPrompt: true, bosToken: bos)
-            let fullChosen = try template.render(prompt + chosen, addGenerationPrompt: false, bosToken: bos)
-            let fullRejected = try template.render(prompt + rejected, addGenerationPrompt: false, bosToken: bos)
-            guard let chosenRest = EncodingRules.remainder(of: fullChosen, after: promptText),
-                  let rejectedRest = EncodingRules.remainder(of: fullRejected, after: promptText) else {
-                throw EncodingError.templateNotPrefix(index: index, template: template.rawValue)
-            }
-            (chosenText, rejectedText) = (chosenRest, rejectedRest)
+            let split = try ConversationalSplit(prompt: prompt, completions: [chosen, rejected], template: template,
+                                                tokenizer: tokenizer, index: index)
+            (promptIds, chosenIds, rejectedIds, mismatch) = (split.prompt, split.completions[0], split.completions[1],
+                                                              split.promptMismatch)
         }
-        let promptIds = tokenizer.encode(promptText)
-        let chosenIds = rules.appendingEOSIfMissing(tokenizer.encode(chosenText))
-        let rejectedIds = rules.appendingEOSIfMissing(tokenizer.encode(rejectedText))
-        let mismatch = !tokenizer.encode(promptText + chosenText).starts(with: promptIds)
-            || !tokenizer.encode(promptText + rejectedText).starts(with: promptIds)
 
         let prompt = rules.truncatedPrompt(promptIds)
         let chosen = rules.truncatedCompletion(chosenIds, promptCount: prompt.ids.count)

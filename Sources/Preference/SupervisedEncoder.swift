@@ -76,16 +76,26 @@ public struct SupervisedEncoder {
         return (sequence, prompt.truncated, completionTruncated)
     }
 
+    /// The template's text of `messages`; a template failure names the example.
+    private func render(_ messages: [ChatMessage], addGenerationPrompt: Bool, specialTokens: [String: String],
+                        index: Int) throws -> String {
+        do {
+            return try template.render(messages, addGenerationPrompt: addGenerationPrompt, specialTokens: specialTokens)
+        } catch {
+            throw EncodingError.templateFailed(index: index, message: "\(error)")
+        }
+    }
+
     /// Text segments of a conversation: everything up to each assistant turn (from `firstCompletion` on)
     /// rendered with the generation prompt is prompt text; the rest of the rendering with that turn is completion.
     private func renderTurns(_ messages: [ChatMessage], firstCompletion: Int, index: Int) throws -> [(text: String, isCompletion: Bool)] {
         guard template != .none else { throw EncodingError.noChatTemplate }
-        let bos = tokenizer.bosTokenId.flatMap(tokenizer.idToToken)
+        let tokens = tokenizer.chatSpecialTokens
         var segments = [(text: String, isCompletion: Bool)]()
         var rendered = ""
         for turn in messages.indices where turn >= firstCompletion && messages[turn].role == "assistant" {
-            let before = try template.render(Array(messages[..<turn]), addGenerationPrompt: true, bosToken: bos)
-            let through = try template.render(Array(messages[...turn]), addGenerationPrompt: false, bosToken: bos)
+            let before = try render(Array(messages[..<turn]), addGenerationPrompt: true, specialTokens: tokens, index: index)
+            let through = try render(Array(messages[...turn]), addGenerationPrompt: false, specialTokens: tokens, index: index)
             guard let promptPart = EncodingRules.remainder(of: before, after: rendered),
                   let completionPart = EncodingRules.remainder(of: through, after: before) else {
                 throw EncodingError.templateNotPrefix(index: index, template: template.rawValue)
@@ -94,7 +104,7 @@ public struct SupervisedEncoder {
             segments.append((completionPart, true))
             rendered = through
         }
-        let all = try template.render(messages, addGenerationPrompt: false, bosToken: bos)
+        let all = try render(messages, addGenerationPrompt: false, specialTokens: tokens, index: index)
         if let tail = EncodingRules.remainder(of: all, after: rendered), !tail.isEmpty { segments.append((tail, false)) }
         return segments.filter { !$0.text.isEmpty }
     }

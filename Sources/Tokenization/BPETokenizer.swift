@@ -14,7 +14,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let bosTokenId: Int32?
     public let eosTokenId: Int32?
     public let padTokenId: Int32?
-    public let chatTemplate: ChatTemplate
+    /// The model's chat template: `chat_template.jinja` beside `tokenizer.json` (set by `loadTokenizer`),
+    /// else `tokenizer_config.json`'s `chat_template`, else `.none`.
+    public internal(set) var chatTemplate: ChatTemplate
     /// The `chat_template` text of `tokenizer_config.json`, if any.
     public let chatTemplateSource: String?
     /// Where the tokenizer was read from.
@@ -102,7 +104,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         eosTokenId = try resolve(definition.eosToken, "eos_token")
         padTokenId = try resolve(definition.padToken, "pad_token")
         chatTemplateSource = definition.chatTemplateSource
-        chatTemplate = ChatTemplate.recognise(definition.chatTemplateSource)
+        chatTemplate = ChatTemplate.fromTokenizerConfig(definition.chatTemplateSource, tokenizerPath: sourcePath)
     }
 
     // MARK: - Encoding

@@ -15,7 +15,7 @@ public protocol Tokenizer: AnyObject, Sendable {
     var eosTokenId: Int32? { get }
     /// Padding id from `tokenizer_config.json`'s `pad_token`, if any.
     var padTokenId: Int32? { get }
-    /// The chat template recognised in `tokenizer_config.json` (`.none` when there is none).
+    /// The model's chat template (`chat_template.jinja`, else `tokenizer_config.json`; `.none` when there is none).
     var chatTemplate: ChatTemplate { get }
 
     /// Token ids of `text`.
@@ -99,8 +99,10 @@ public func loadTokenizer(from url: URL) throws -> any Tokenizer {
     let mapURL = directory.appendingPathComponent("special_tokens_map.json")
     let configData = FileManager.default.fileExists(atPath: configURL.path) ? try readFile(configURL) : nil
     let mapData = FileManager.default.fileExists(atPath: mapURL.path) ? try readFile(mapURL) : nil
-    return try BPETokenizer(tokenizerJSON: tokenizerData, tokenizerConfigJSON: configData,
-                            specialTokensMapJSON: mapData, sourcePath: fileURL.path)
+    let tokenizer = try BPETokenizer(tokenizerJSON: tokenizerData, tokenizerConfigJSON: configData,
+                                     specialTokensMapJSON: mapData, sourcePath: fileURL.path)
+    if let modelFile = try ChatTemplate.modelFile(in: directory) { tokenizer.chatTemplate = modelFile }
+    return tokenizer
 }
 
 private func readFile(_ url: URL) throws -> Data {

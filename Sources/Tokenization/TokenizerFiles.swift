@@ -3,10 +3,12 @@ import Foundation
 // MARK: - Tokenizer files of model directories
 
 /// Writes and copies the tokenizer files of a Hugging Face model directory
-/// (`tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`).
+/// (`tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`; `copy` also carries `chat_template.jinja`).
 public enum TokenizerFiles {
     /// The file names copied with a model.
     public static let fileNames = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+    /// The files `copy` carries: the tokenizer files and the model's chat template (transformers 5 keeps it apart).
+    public static let copiedFileNames = fileNames + [ChatTemplate.modelFileName]
 
     /// Special tokens of the byte tokenizer: ids 256, 257, 258.
     public static let byteSpecialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -84,14 +86,14 @@ public enum TokenizerFiles {
     }
 
     /// Copies the tokenizer files of model directory `source` into `destination` (replacing existing ones).
-    /// `tokenizer.json` must exist; the other two are copied when present.
+    /// `tokenizer.json` must exist; the others are copied when present.
     public static func copy(from source: URL, to destination: URL) throws {
         let manager = FileManager.default
         guard manager.fileExists(atPath: source.appendingPathComponent("tokenizer.json").path) else {
             throw TokenizerError.fileNotFound(path: source.path)
         }
         try manager.createDirectory(at: destination, withIntermediateDirectories: true)
-        for name in fileNames {
+        for name in copiedFileNames {
             let from = source.appendingPathComponent(name)
             let to = destination.appendingPathComponent(name)
             guard manager.fileExists(atPath: from.path) else { continue }

@@ -80,10 +80,8 @@ public enum TextGeneration {
             guard tokenizer.chatTemplate != .none else {
                 throw TextGenerationError.noChatTemplate
             }
-            let bos = tokenizer.bosTokenId.flatMap(tokenizer.idToToken)
             do {
-                text = try tokenizer.chatTemplate.render([ChatMessage(role: "user", content: p.prompt)],
-                                                         addGenerationPrompt: true, bosToken: bos)
+                text = try tokenizer.renderChat([ChatMessage(role: "user", content: p.prompt)], addGenerationPrompt: true)
             } catch { throw TextGenerationError.invalidPrompt("\(error)") }
         }
         let ids = tokenizer.encode(text)
@@ -114,6 +112,8 @@ public enum TextGeneration {
         do { try model.config.checkRowLength(ids.count) } catch { throw TextGenerationError.invalidPrompt("\(error)") }
         var stopTokens = Set(model.config.eosTokenIds.map(Int32.init))
         if let eos = tokenizer.eosTokenId { stopTokens.insert(eos) }
+        // With --chat the reply ends where the template ends a turn (<|im_end|>, <|eot_id|>, <end_of_turn>, ...).
+        if p.chat, let endOfTurn = tokenizer.chatTemplate.endOfTurnId(tokenizer: tokenizer) { stopTokens.insert(endOfTurn) }
         let stream = TextStream(tokenizer: tokenizer)
         let generated = withoutActuallyEscaping(onText) { onText in
             model.generate(prompt: ids, maxNewTokens: p.maxNewTokens, sampling: p.sampling, stopTokens: stopTokens) { id in
@@ -140,7 +140,7 @@ public enum TextGenerationError: Error, CustomStringConvertible, LocalizedError,
         case .invalidOption(let m): return "invalid option: \(m)"
         case .invalidPrompt(let m): return "prompt: \(m)"
         case .noChatTemplate:
-            return "--chat: the model's tokenizer_config.json has no chat template this program knows; drop --chat to use the prompt as plain text"
+            return "--chat: the model has no chat template (no chat_template.jinja, no chat_template in tokenizer_config.json); drop --chat to use the prompt as plain text"
         }
     }
 

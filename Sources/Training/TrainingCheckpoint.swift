@@ -6,6 +6,7 @@ import Tokenization
 ///
 ///     config.json, generation_config.json, model.safetensors   Hugging Face model directory (--save-dtype)
 ///     tokenizer.json, tokenizer_config.json, ...              copied from the policy model directory
+///     chat_template.jinja                                     the model's, or the --chat-template one
 ///     trainer_state.json                                      TrainerState
 ///     optimizer.safetensors                                   master_weights, exp_avg, exp_avg_sq (fp32, layout order)
 ///     train_config.json                                       the resolved TrainingParameters
@@ -32,6 +33,8 @@ public enum TrainingCheckpoint {
     ) throws {
         try ModelDirectory.save(config: config, weights: masterWeights, to: directory, dtype: parameters.saveDType)
         try TokenizerFiles.copy(from: tokenizerSource, to: directory)
+        // An explicit --chat-template wins over the model's: save it where transformers looks first.
+        if let template = parameters.chatTemplate { try ChatTemplate.writeModelFile(template, to: directory) }
         try state.encoded().write(to: directory.appendingPathComponent(TrainerState.fileName))
         try encodedParameters(parameters).write(to: directory.appendingPathComponent(configFileName))
         let metadata = ["format": "pt", "optimizer": optimizer.options.kind.rawValue, "step": String(optimizer.stepCount)]

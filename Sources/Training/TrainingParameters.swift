@@ -59,7 +59,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     /// Skip unreadable records of the data files instead of stopping (`--skip-invalid`), default off.
     public var skipInvalid: Bool = false
     /// Chat template for conversational data (`--chat-template chatml|llama3|none`);
-    /// nil (default) = the one recognised in the tokenizer's `tokenizer_config.json`.
+    /// nil (default) = the model's own (`chat_template.jinja`, else `tokenizer_config.json`).
     public var chatTemplate: ChatTemplate?
     /// Key names of the data files (`--prompt-key`, `--chosen-key`, `--rejected-key`), default TRL's.
     public var promptKey: String = "prompt"
@@ -245,6 +245,12 @@ extension TrainingParameters {
         return v
     }
 
+    /// `--chat-template`: nil for auto, else a built-in name, none, or a Jinja file.
+    private static func chatTemplateChoice(_ value: String) throws -> ChatTemplate? {
+        guard value != "auto" else { return nil }
+        do { return try ChatTemplate.named(value) } catch { throw TrainingError.invalidOption("\(error)") }
+    }
+
     private static func choices<T: RawRepresentable & CaseIterable>(_: T.Type) -> String where T.RawValue == String {
         T.allCases.map(\.rawValue).joined(separator: "|")
     }
@@ -321,9 +327,9 @@ extension TrainingParameters {
         Option(name: "skip-invalid", valueName: "true|false", defaultValue: "false",
                help: "Skip unreadable records of the data files (counted and reported) instead of stopping")
             { $0.skipInvalid = try bool("skip-invalid", $1) },
-        Option(name: "chat-template", valueName: choices(ChatTemplate.self) + "|auto", defaultValue: "auto",
-               help: "Chat template for conversational data (auto = recognised from tokenizer_config.json)")
-            { $0.chatTemplate = $1 == "auto" ? nil : try choice("chat-template", $1, ChatTemplate.self) },
+        Option(name: "chat-template", valueName: choices(ChatTemplate.self) + "|auto|FILE", defaultValue: "auto",
+               help: "Chat template for conversational data (auto = the model's chat_template.jinja, else tokenizer_config.json; a name or .jinja file replaces it)")
+            { $0.chatTemplate = try chatTemplateChoice($1) },
         Option(name: "prompt-key", valueName: "KEY", defaultValue: "prompt", help: "Key of the prompt in the data files")
             { $0.promptKey = $1 },
         Option(name: "chosen-key", valueName: "KEY", defaultValue: "chosen", help: "Key of the chosen completion")

@@ -6,7 +6,7 @@ import Training
 /// `--chat-template` and the key names, for the commands that read preference data the way
 /// `dpo train` does (`dpo logps`, `dpo eval`).
 struct DataShapeArguments: ParsableArguments {
-    @Option(help: ArgumentHelp("Chat template for conversational data: chatml, llama3, none, or auto = recognised from tokenizer_config.json", valueName: "NAME"))
+    @Option(help: ArgumentHelp("Chat template for conversational data: auto = the model's chat_template.jinja, else tokenizer_config.json; or chatml, llama3, none, a .jinja file", valueName: "NAME|FILE"))
     var chatTemplate = "auto"
     @Option(help: ArgumentHelp("Key of the prompt in the data file", valueName: "KEY"))
     var promptKey = "prompt"
@@ -16,14 +16,14 @@ struct DataShapeArguments: ParsableArguments {
     var rejectedKey = "rejected"
 
     func validate() throws {
-        if chatTemplate != "auto" && ChatTemplate(rawValue: chatTemplate) == nil {
-            throw ValidationError("--chat-template \(chatTemplate): expected chatml, llama3, none or auto")
+        if chatTemplate != "auto" {
+            do { _ = try ChatTemplate.named(chatTemplate) } catch { throw ValidationError("\(error)") }
         }
     }
 
     var dataShape: ScoringReports.DataShape {
         var shape = ScoringReports.DataShape()
-        shape.chatTemplate = chatTemplate == "auto" ? nil : ChatTemplate(rawValue: chatTemplate)
+        shape.chatTemplate = chatTemplate == "auto" ? nil : try? ChatTemplate.named(chatTemplate)
         shape.keys = DatasetKeys(prompt: promptKey, chosen: chosenKey, rejected: rejectedKey)
         return shape
     }

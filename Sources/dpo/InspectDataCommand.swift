@@ -21,7 +21,7 @@ struct InspectDataCommand: ParsableCommand {
     @Option(help: "Which valid example to show (0-based).")
     var index = 0
 
-    @Option(help: "chatml, llama3 or none (default: recognised from tokenizer_config.json).")
+    @Option(help: "chatml, llama3, none or a .jinja file (default: the model's chat_template.jinja, else tokenizer_config.json).")
     var chatTemplate: String?
 
     @Option(help: "Largest prompt + completion length in tokens.")
@@ -50,10 +50,7 @@ struct InspectDataCommand: ParsableCommand {
         }
         var template: ChatTemplate?
         if let chatTemplate {
-            guard let parsed = ChatTemplate(rawValue: chatTemplate) else {
-                throw ValidationError("--chat-template must be chatml, llama3 or none")
-            }
-            template = parsed
+            do { template = try ChatTemplate.named(chatTemplate) } catch { throw ValidationError("\(error)") }
         }
         let loaded = try loadTokenizer(from: URL(fileURLWithPath: tokenizer ?? model!))
         let options = EncodingOptions(maxLength: maxLength, maxPromptLength: maxPromptLength,

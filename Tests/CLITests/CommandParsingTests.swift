@@ -142,7 +142,7 @@ final class CommandParsingTests: XCTestCase {
         XCTAssertEqual(shape.chatTemplate, .llama3)
         XCTAssertEqual(shape.keys, DatasetKeys(prompt: "q", chosen: "good", rejected: "bad"))
         XCTAssertEqual(rejection(["logps", "--model", "m", "--data", "d", "--chat-template", "vicuna"]),
-                       "--chat-template vicuna: expected chatml, llama3, none or auto")
+                       "--chat-template vicuna: expected chatml, llama3, none, auto or a .jinja file (there is no such file)")
         for command in [LogpsCommand.self, EvalCommand.self] as [ParsableCommand.Type] {
             let help = DPOCommand.helpMessage(for: command)
             for option in ["--chat-template", "--prompt-key", "--chosen-key", "--rejected-key"] {

@@ -35,13 +35,14 @@ final class EncodingTests: XCTestCase {
         XCTAssertFalse(mask[..<pair.prompt.count].contains(true))
     }
 
-    func testConversationalWhoseMarkerIsNotEOSGetsEOS() throws {
+    func testConversationalWhoseMarkerIsNotEOSGetsNoEOS() throws {
         // The byte tokenizer's EOS is <|im_end|>; the Llama-3 template ends turns with <|eot_id|> text.
+        // TRL appends no EOS to conversational completions: the template's end-of-turn text ends them.
         let example = PreferenceExample.conversational(
             prompt: [ChatMessage(role: "user", content: "hi")],
             chosen: [ChatMessage(role: "assistant", content: " yo ")], rejected: [ChatMessage(role: "assistant", content: "no")])
         guard case .encoded(let pair) = try encodePair(example, EncodingOptions(chatTemplate: .llama3)) else { return XCTFail() }
-        XCTAssertEqual(pair.chosen, ids("yo<|eot_id|>") + [eos])
+        XCTAssertEqual(pair.chosen, ids("yo<|eot_id|>"))
         XCTAssertTrue(pair.prompt.starts(with: ids("<|start_header_id|>user")))
     }
 

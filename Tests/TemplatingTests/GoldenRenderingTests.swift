@@ -3,7 +3,8 @@ import XCTest
 @testable import Templating
 
 /// Byte-equal renderings against transformers' `apply_chat_template` (Fixtures/generate_golden.py):
-/// every template style x conversation x add_generation_prompt, and the templates' own refusals.
+/// every template style x conversation x add_generation_prompt, the templates' own refusals, and
+/// tool-calling renderings (tool schemas through `tojson`, tool calls, tool results, a recursive macro).
 final class GoldenRenderingTests: XCTestCase {
     static var fixtures: URL { Bundle.module.url(forResource: "Fixtures", withExtension: nil)! }
     static let fixedClock = TemplateClock.fixed(year: 2024, month: 7, day: 26, hour: 12)
@@ -16,7 +17,7 @@ final class GoldenRenderingTests: XCTestCase {
 
     func testChatTemplatesRenderLikeTransformers() throws {
         let cases = try Self.load("chat_golden.json")
-        XCTAssertEqual(cases.count, 180)
+        XCTAssertEqual(cases.count, 186)  // 10 templates x 9 conversations x 2, and 3 templates with tools x 2
         var templates = [String: Template]()
         var checked = 0, refusals = 0
         for testCase in cases {
@@ -24,10 +25,10 @@ final class GoldenRenderingTests: XCTestCase {
                 return XCTFail("malformed case")
             }
             if templates[file] == nil {
-                let source = try String(contentsOf: Self.fixtures.appendingPathComponent("templates/\(file)"), encoding: .utf8)
+                let source = try String(contentsOf: Self.fixtures.appendingPathComponent(file), encoding: .utf8)
                 templates[file] = try Template(source: source, name: file)
             }
-            var variables: [String: TemplateValue] = ["messages": testCase["messages"]!, "tools": .none,
+            var variables: [String: TemplateValue] = ["messages": testCase["messages"]!, "tools": testCase["tools"] ?? .none,
                                                       "add_generation_prompt": testCase["add_generation_prompt"]!]
             for key in ["bos_token", "eos_token"] where testCase[key]?.isNone == false { variables[key] = testCase[key]! }
             let label = "\(file) \(conversation) add_generation_prompt=\(testCase["add_generation_prompt"]!.pythonString)"

@@ -68,10 +68,15 @@ public enum TrainingInputs {
         var pairs: [EncodedPair] = []
         var outcomes: [EncodingOutcome] = []
         var dropped = 0
+        var report = EncodingReport()  // counts prompt/completion boundary mismatches, warned once below
         for (index, example) in dataset.examples.enumerated() {
-            let outcome: EncodingOutcome
-            do { outcome = try encoder.encode(example, index: index).outcome } catch {
+            let outcome: EncodingOutcome, mismatch: Bool
+            do { (outcome, mismatch) = try encoder.encode(example, index: index) } catch {
                 throw TrainingError.data("\(flag) \(file) record \(dataset.sourcePositions[index]): \(error)")
+            }
+            if mismatch {
+                report.promptMismatchCount += 1
+                if report.firstPromptMismatchIndex == nil { report.firstPromptMismatchIndex = index }
             }
             outcomes.append(outcome)
             switch outcome {
@@ -79,8 +84,11 @@ public enum TrainingInputs {
             case .dropped: dropped += 1
             }
         }
-        let summary = "\(flag) \(file): \(dataset.examples.count) pairs read, \(pairs.count) kept, \(dropped) dropped by truncation"
+        var summary = "\(flag) \(file): \(dataset.examples.count) pairs read, \(pairs.count) kept, \(dropped) dropped by truncation"
             + (dataset.skipped.isEmpty ? "" : ", \(dataset.skipped.count) invalid records skipped")
+        // The template used (source, first line) and the boundary warning, for conversational data.
+        if dataset.format.isConversational { summary += "\n" + encoder.template.summary }
+        for line in report.summaryLines { summary += "\n" + line }
         if !allowEmpty {
             if dataset.examples.isEmpty {
                 throw TrainingError.data("\(flag) \(file) has no preference pairs" + (dataset.skipped.isEmpty ? "" : " (\(dataset.skipped.count) invalid records skipped)"))

@@ -3,7 +3,8 @@
 Run from this directory with the project's venv (transformers 5, jinja2 3.1):
     /work/venv/bin/python generate_golden.py
 
-chat_golden.json   every template in templates/ x every conversation x add_generation_prompt both ways,
+chat_golden.json   every template in templates/ x every conversation x add_generation_prompt both ways, and
+                   three templates rendered with tools and tool calls (tool_templates/ holds a Hermes-style one),
                    rendered by transformers' `apply_chat_template(tokenize=False)` (its sandboxed Jinja
                    environment), with the clock fixed at 2024-07-26 12:00 for `strftime_now`.
 jinja_cases.json   small templates exercising one construct each, rendered by the same environment
@@ -40,7 +41,30 @@ SPECIAL_TOKENS = {
     "qwen2_5": (None, "<|im_end|>"),
     "qwen3": (None, "<|im_end|>"),
     "smollm2": (None, "<|im_end|>"),
+    "hermes_tools": ("<s>", "<|im_end|>"),
 }
+
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Get the weather.",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "description": " The city. "},
+        "days": {"type": "integer", "description": "How many days"},
+        "units": {"type": ["string", "null"], "description": "c or f"},
+        "hours": {"type": "array", "items": {"type": "number"}, "description": "Hours"},
+        "extra": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Extra"}},
+        "required": ["city"]}}}]
+
+TOOL_MESSAGES = [
+    {"role": "user", "content": "Weather in Paris?"},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}}]},
+    {"role": "tool", "content": "{\"temp\": 21}"},
+    {"role": "tool", "content": "sunny"},
+    {"role": "assistant", "content": "It is 21°C and sunny."},
+]
+
+# (template file, directory): templates rendered with tools and tool calls in the messages.
+TOOL_TEMPLATES = [("qwen2_5.jinja", "templates"), ("llama3_1.jinja", "templates"), ("hermes_tools.jinja", "tool_templates")]
 
 CONVERSATIONS = {
     "single": [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello! How can I help?"}],
@@ -84,7 +108,7 @@ def chat_golden():
         tokenizer = tokenizer_for(bos, eos)
         for conversation, messages in CONVERSATIONS.items():
             for add_generation_prompt in (False, True):
-                case = {"template": file, "conversation": conversation, "messages": messages,
+                case = {"template": "templates/" + file, "conversation": conversation, "messages": messages,
                         "add_generation_prompt": add_generation_prompt, "bos_token": bos, "eos_token": eos}
                 try:
                     case["expected"] = tokenizer.apply_chat_template(
@@ -92,6 +116,17 @@ def chat_golden():
                 except Exception as error:  # the template's raise_exception, with its message
                     case["error"] = str(error)
                 cases.append(case)
+    for file, directory in TOOL_TEMPLATES:
+        with open(os.path.join(HERE, directory, file), encoding="utf-8") as handle:
+            source = handle.read()
+        bos, eos = SPECIAL_TOKENS[file[: -len(".jinja")]]
+        tokenizer = tokenizer_for(bos, eos)
+        for add_generation_prompt in (False, True):
+            case = {"template": directory + "/" + file, "conversation": "tools", "messages": TOOL_MESSAGES, "tools": TOOLS,
+                    "add_generation_prompt": add_generation_prompt, "bos_token": bos, "eos_token": eos}
+            case["expected"] = tokenizer.apply_chat_template(
+                TOOL_MESSAGES, tools=TOOLS, chat_template=source, tokenize=False, add_generation_prompt=add_generation_prompt)
+            cases.append(case)
     return cases
 
 
