@@ -30,6 +30,9 @@ public enum DPOStepBenchmark {
         public var threads: Int?
         public var warmupSteps = 1
         public var timedSteps = 3
+        /// Gradients on the wire between ranks (nil: the trainer's default for `precision`) and bucket size.
+        public var allreduceDType: GradientReducer.WireType?
+        public var bucketMegabytes: Double = 25
 
         public init(preset: LlamaPreset) { self.preset = preset }
     }
@@ -113,6 +116,8 @@ public enum DPOStepBenchmark {
         parameters.sharePrompt = o.sharePrompt
         parameters.precomputeReference = o.precomputeReference
         parameters.threads = o.threads
+        parameters.allreduceDType = o.allreduceDType
+        parameters.bucketMegabytes = o.bucketMegabytes
 
         final class NullSink: MetricsSink {
             func log(step: Int, metrics: [(name: String, value: Double)]) throws {}
