@@ -187,7 +187,7 @@ struct TrainCommand: ParsableCommand {
     var groupByLength: String?
 
     @Option(name: .customLong("collective-timeout"), parsing: .unconditional, help: ArgumentHelp(
-        "Seconds one collective (all-reduce, barrier) may wait for the other ranks before the job ends with exit status 76, naming the step and peers; 0 = no limit (default: \(Int(CollectiveWatchdog.defaultTimeout)))",
+        "Seconds one collective (all-reduce, barrier) may wait for the other ranks before the job ends with exit status 76, naming the step and peers; waits include rank 0's checkpoint saves; 0 = no limit (default: \(Int(CollectiveWatchdog.defaultTimeout)))",
         valueName: "SECONDS"))
     var collectiveTimeout = CollectiveWatchdog.defaultTimeout
 
