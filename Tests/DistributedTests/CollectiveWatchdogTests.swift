@@ -9,6 +9,10 @@ import XCTest
 final class CollectiveWatchdogTests: XCTestCase {
 
     func testAnOverdueCollectiveNamesTheCallTheStepAndThePeers() throws {
+        // The step is process-wide (in-process trainer tests set it too): 0 = start-up.
+        let previous = CollectiveWatchdog.step
+        defer { CollectiveWatchdog.step = previous }
+        CollectiveWatchdog.step = 0
         let watchdog = CollectiveWatchdog()
         let start = ContinuousClock.now
         XCTAssertNil(watchdog.overdue(at: start + .seconds(1000)), "not armed: nothing is due")
