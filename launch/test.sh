@@ -16,9 +16,10 @@ swift build -c release -Xswiftc -enable-testing --build-tests
 echo "== tests" >&2
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"
 
-# Multi-host (network namespaces, root only) and the shortened demo through the user's own
-# entry point, on 2 MPI ranks: it must show DPO improving the task score (not only the
-# loss). Both skipped when a filter was given.
+# Multi-host (network namespaces, root only; exit 77 = skipped, said in the summary), the
+# Slurm script check (sbatch --test-only; skipped without Slurm's tools), and the shortened
+# demo through the user's own entry point on 2 MPI ranks: it must show DPO improving the
+# task score (not only the loss). All skipped when a filter was given.
 if [ $# -eq 0 ]; then
     multihost="passed"
     ./launch/test-multihost.sh --skip-build || {
@@ -26,9 +27,15 @@ if [ $# -eq 0 ]; then
         [ "$status" -eq 77 ] || exit "$status"
         multihost="SKIPPED (see the reason above; needs root and network namespaces)"
     }
+    slurm="passed"
+    ./launch/slurm-check.sh || {
+        status=$?
+        [ "$status" -eq 77 ] || exit "$status"
+        slurm="SKIPPED (Slurm's tools not installable here)"
+    }
     echo "== launch/demo.sh --quick (2 ranks)" >&2
     demo_out="$(mktemp -d)/demo"
     ./launch/demo.sh --quick --out "$demo_out" --require-improvement
     rm -rf "$(dirname "$demo_out")"
-    echo "== summary: unit and 2-rank tests passed; multi-host tests $multihost; demo passed" >&2
+    echo "== summary: unit and 2-rank tests passed; multi-host tests $multihost; slurm.sbatch check $slurm; demo passed" >&2
 fi

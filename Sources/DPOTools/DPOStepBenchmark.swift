@@ -32,6 +32,9 @@ public enum DPOStepBenchmark {
         public var threads: Int?
         public var warmupSteps = 1
         public var timedSteps = 3
+        /// Gradients on the wire between ranks (nil: the trainer's default for `precision`) and bucket size.
+        public var allreduceDType: GradientReducer.WireType?
+        public var bucketMegabytes: Double = 25
 
         public init(preset: LlamaPreset) { self.preset = preset }
     }
@@ -165,8 +168,8 @@ public enum DPOStepBenchmark {
         var defaults = TrainingParameters()
         defaults.precision = o.precision
         let options = DPOStep.Options(
-            loss: defaults.loss, maxGradNorm: defaults.maxGradNorm, sharePrompt: o.sharePrompt, bucketMegabytes: defaults.bucketMegabytes,
-            wireType: o.precision == .fp16 ? .fp16 : .fp32)
+            loss: defaults.loss, maxGradNorm: defaults.maxGradNorm, sharePrompt: o.sharePrompt, bucketMegabytes: o.bucketMegabytes,
+            wireType: o.allreduceDType ?? (o.precision == .fp16 ? .fp16 : .fp32))
         return try DPOStep(
             policy: policy, reference: reference, masterWeights: weights,
             optimizer: FlatOptimizer(options: defaults.optimizer, layout: policy.layout),

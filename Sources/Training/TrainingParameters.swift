@@ -364,7 +364,7 @@ extension TrainingParameters {
         Option(name: "threads", valueName: "N", defaultValue: "the host's cores / ranks on it",
                help: "BLAS threads per rank") { $0.threads = try int("threads", $1) },
         Option(name: "collective-timeout", valueName: "SECONDS", defaultValue: "\(Int(CollectiveWatchdog.defaultTimeout))",
-               help: "Seconds one collective (all-reduce, barrier) may wait for the other ranks before the job ends with exit status 76, naming the step and peers; 0 = no limit")
+               help: "Seconds one collective (all-reduce, barrier) may wait for the other ranks before the job ends with exit status 76, naming the step and peers; waits include rank 0's checkpoint saves; 0 = no limit")
             { $0.collectiveTimeout = try double("collective-timeout", $1) },
         Option(name: "log-every", valueName: "N", defaultValue: "10", help: "Log metrics every N steps (and the last)")
             { $0.logEvery = try int("log-every", $1) },

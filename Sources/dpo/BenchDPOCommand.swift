@@ -41,6 +41,10 @@ struct BenchDPOCommand: ParsableCommand {
     var promptFraction: Double = 0.25
     @Option(help: "Timed steps (median reported), after one warm-up step.")
     var steps: Int = 3
+    @Option(help: "Gradients on the wire between ranks: fp32 or fp16 (default: fp16 with --precision fp16, else fp32).")
+    var allreduceDtype: String?
+    @Option(help: "Largest gradient bucket in MiB on the wire.")
+    var bucketMb: Double = 25
 
     func validate() throws {
         guard LlamaPreset(rawValue: preset) != nil else {
@@ -50,6 +54,10 @@ struct BenchDPOCommand: ParsableCommand {
             throw ValidationError("--batch-pairs, --steps and --threads must be positive and --seq at least 8")
         }
         guard promptFraction >= 0, promptFraction < 1 else { throw ValidationError("--prompt-fraction must be in [0, 1)") }
+        if let allreduceDtype, GradientReducer.WireType(rawValue: allreduceDtype) == nil {
+            throw ValidationError("--allreduce-dtype \(allreduceDtype): expected fp32 or fp16")
+        }
+        guard bucketMb > 0, bucketMb.isFinite else { throw ValidationError("--bucket-mb must be a positive number, got \(bucketMb)") }
     }
 
     func run() throws {
@@ -68,6 +76,8 @@ struct BenchDPOCommand: ParsableCommand {
             options.precomputeReference = precomputeRef
             options.timedSteps = steps
             options.threads = BLAS.threads
+            options.allreduceDType = allreduceDtype.flatMap(GradientReducer.WireType.init(rawValue:))
+            options.bucketMegabytes = bucketMb
             let result = try DPOStepBenchmark.run(options, communicator: communicator)
             let totalThreads = Int(communicator.sum([Double(BLAS.threads)])[0])
             guard communicator.isPrimary else { return }
@@ -77,6 +87,7 @@ struct BenchDPOCommand: ParsableCommand {
             let fields: [(String, String)] = [
                 ("bench", "\"dpo\""), ("preset", "\"\(preset)\""), ("precision", "\"\(precision.rawValue)\""),
                 ("ranks", "\(communicator.size)"), ("threads_per_rank", "\(BLAS.threads)"),
+                ("allreduce_dtype", "\"\(allreduceDtype ?? (precision == "fp16" ? "fp16" : "fp32"))\""), ("bucket_mb", f(bucketMb, 2)),
                 ("batch_pairs_per_rank", "\(batchPairs)"), ("seq", "\(seq)"), ("prompt_fraction", f(promptFraction, 3)),
                 ("share_prompt", "\(sharePrompt)"), ("precompute_ref", "\(precomputeRef)"),
                 ("tokens_per_step", "\(result.tokensPerStep)"), ("pairs_per_step", "\(result.pairsPerStep)"),
