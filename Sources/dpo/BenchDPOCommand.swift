@@ -87,7 +87,7 @@ struct BenchDPOCommand: ParsableCommand {
             let fields: [(String, String)] = [
                 ("bench", "\"dpo\""), ("preset", "\"\(preset)\""), ("precision", "\"\(precision.rawValue)\""),
                 ("ranks", "\(communicator.size)"), ("threads_per_rank", "\(BLAS.threads)"),
-                ("allreduce_dtype", "\"\(allreduceDtype ?? (precision == "fp16" ? "fp16" : "fp32"))\""), ("bucket_mb", f(bucketMb, 2)),
+                ("allreduce_dtype", "\"\(allreduceDtype ?? (precision == .fp16 ? "fp16" : "fp32"))\""), ("bucket_mb", f(bucketMb, 2)),
                 ("batch_pairs_per_rank", "\(batchPairs)"), ("seq", "\(seq)"), ("prompt_fraction", f(promptFraction, 3)),
                 ("share_prompt", "\(sharePrompt)"), ("precompute_ref", "\(precomputeRef)"),
                 ("tokens_per_step", "\(result.tokensPerStep)"), ("pairs_per_step", "\(result.pairsPerStep)"),
