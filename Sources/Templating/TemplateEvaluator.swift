@@ -183,9 +183,9 @@ extension TemplateEvaluator {
     /// A macro as a callable: arguments bind to parameters by position then name; defaults are evaluated
     /// at call time; extra positional arguments are `varargs`, extra keywords `kwargs`.
     func makeMacro(_ macro: Macro, definedIn definition: TemplateScope) -> TemplateFunction {
-        weak var weakDefinition = definition
-        return TemplateFunction(name: macro.name) { [unowned self] arguments in
-            guard let definition = weakDefinition else { throw self.error(.runtime, "macro \(macro.name) called after its render") }
+        // Weak: the scope holds the macro, so a strong capture would leak every render's scopes.
+        return TemplateFunction(name: macro.name) { [unowned self, weak definition] arguments in
+            guard let definition else { throw self.error(.runtime, "macro \(macro.name) called after its render") }
             self.callDepth += 1
             defer { self.callDepth -= 1 }
             if self.callDepth > self.limits.maxCallDepth {

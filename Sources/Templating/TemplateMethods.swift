@@ -49,6 +49,26 @@ extension TemplateEvaluator {
         case "capitalize": return { _ in .string(PythonString.capitalize(text)) }
         case "startswith": return affix(PythonString.startsWith)
         case "endswith": return affix(PythonString.endsWith)
+        case "isdigit", "isspace", "isalpha", "isalnum", "islower", "isupper":
+            return { _ in .bool(PythonString.classify(text, name)) }
+        case "removeprefix":
+            return { arguments in
+                guard case .string(let prefix)? = arguments.value(0, "prefix") else { throw TemplateError(.runtime, "removeprefix() takes a str") }
+                return .string(PythonString.startsWith(text, prefix) ? String(decoding: text.utf8.dropFirst(prefix.utf8.count), as: UTF8.self) : text)
+            }
+        case "removesuffix":
+            return { arguments in
+                guard case .string(let suffix)? = arguments.value(0, "suffix") else { throw TemplateError(.runtime, "removesuffix() takes a str") }
+                return .string(PythonString.endsWith(text, suffix) && !suffix.isEmpty
+                               ? String(decoding: text.utf8.dropLast(suffix.utf8.count), as: UTF8.self) : text)
+            }
+        default: return searchMethod(text, name)
+        }
+    }
+
+    /// `split`, `rsplit`, `splitlines`, `replace`, `find`/`index` and their right-hand forms, `count`, `join`.
+    private func searchMethod(_ text: String, _ name: String) -> TemplateFunction.Body? {
+        switch name {
         case "split", "rsplit":
             return { [unowned self] arguments in
                 let separator = try self.stringArgument(arguments, 0, "sep", method: name)
@@ -94,19 +114,6 @@ extension TemplateEvaluator {
                     }
                     return piece
                 }.joined(separator: text))
-            }
-        case "isdigit", "isspace", "isalpha", "isalnum", "islower", "isupper":
-            return { _ in .bool(PythonString.classify(text, name)) }
-        case "removeprefix":
-            return { arguments in
-                guard case .string(let prefix)? = arguments.value(0, "prefix") else { throw TemplateError(.runtime, "removeprefix() takes a str") }
-                return .string(PythonString.startsWith(text, prefix) ? String(decoding: text.utf8.dropFirst(prefix.utf8.count), as: UTF8.self) : text)
-            }
-        case "removesuffix":
-            return { arguments in
-                guard case .string(let suffix)? = arguments.value(0, "suffix") else { throw TemplateError(.runtime, "removesuffix() takes a str") }
-                return .string(PythonString.endsWith(text, suffix) && !suffix.isEmpty
-                               ? String(decoding: text.utf8.dropLast(suffix.utf8.count), as: UTF8.self) : text)
             }
         default: return nil
         }
