@@ -252,7 +252,7 @@ final class MultiHostTrainingTests: XCTestCase {
     /// tells host 1, so Open MPI's daemon keepalives (cluster.sh: 10 s idle, 3 probes 2 s apart) find out.
     func testDeletedLinkEndsTheJobNamingTheLostHost() throws {
         let outcome = try loseHost("link deleted") { hosts in
-            NamespaceCluster.command(NamespaceCluster.ipCommand, ["link", "del", hosts.link(2)])
+            XCTAssertEqual(NamespaceCluster.command(NamespaceCluster.ipCommand, ["link", "del", hosts.link(2)]), 0, "ip link del \(hosts.link(2))")
         }
         XCTAssertTrue(outcome.output.contains("lost communication") || outcome.output.contains("collective"), outcome.output)
     }
@@ -272,7 +272,9 @@ final class MultiHostTrainingTests: XCTestCase {
     func testStalledNetworkEndsTheJobNamingTheLostHost() throws {
         let outcome = try loseHost("network stalled") { hosts in
             for chain in ["INPUT", "OUTPUT"] {
-                NamespaceCluster.command(NamespaceCluster.ipCommand, ["netns", "exec", hosts.host(2), "iptables", "-A", chain, "-j", "DROP"])
+                let status = NamespaceCluster.command(
+                    NamespaceCluster.ipCommand, ["netns", "exec", hosts.host(2), "iptables", "-A", chain, "-j", "DROP"])
+                XCTAssertEqual(status, 0, "iptables -A \(chain) -j DROP failed in \(hosts.host(2)): no packet filter in this kernel?")
             }
         }
         XCTAssertTrue(outcome.output.contains("lost communication"), outcome.output)
