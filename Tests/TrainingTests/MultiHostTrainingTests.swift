@@ -16,9 +16,9 @@ import XCTest
 /// killed, network stalled, rank stopped) ending the job within 30 s, naming the host, with
 /// the newest checkpoint complete.
 final class MultiHostTrainingTests: XCTestCase {
-    /// The exit status of a job stopped by a signal, as main's trainer documents it ("the job
-    /// exits 0" after the checkpoint). The trainer reshape makes it 75; change it here then.
-    static let stopStatus: Int32 = 0
+    /// The exit status of a job stopped by a signal after its checkpoint (EX_TEMPFAIL, as
+    /// `dpo train` documents it): neither success nor failure, so a requeue script resumes.
+    static let stopStatus: Int32 = 75
 
     override func setUpWithError() throws {
         if let reason = NamespaceCluster.unavailableReason { throw XCTSkip(reason) }
@@ -252,7 +252,7 @@ final class MultiHostTrainingTests: XCTestCase {
     /// tells host 1, so Open MPI's daemon keepalives (cluster.sh: 10 s idle, 3 probes 2 s apart) find out.
     func testDeletedLinkEndsTheJobNamingTheLostHost() throws {
         let outcome = try loseHost("link deleted") { hosts in
-            NamespaceCluster.command(NamespaceCluster.ipCommand, ["link", "del", hosts.link(2)])
+            XCTAssertEqual(NamespaceCluster.command(NamespaceCluster.ipCommand, ["link", "del", hosts.link(2)]), 0, "ip link del \(hosts.link(2))")
         }
         XCTAssertTrue(outcome.output.contains("lost communication") || outcome.output.contains("collective"), outcome.output)
     }
@@ -272,7 +272,9 @@ final class MultiHostTrainingTests: XCTestCase {
     func testStalledNetworkEndsTheJobNamingTheLostHost() throws {
         let outcome = try loseHost("network stalled") { hosts in
             for chain in ["INPUT", "OUTPUT"] {
-                NamespaceCluster.command(NamespaceCluster.ipCommand, ["netns", "exec", hosts.host(2), "iptables", "-A", chain, "-j", "DROP"])
+                let status = NamespaceCluster.command(
+                    NamespaceCluster.ipCommand, ["netns", "exec", hosts.host(2), "iptables", "-A", chain, "-j", "DROP"])
+                XCTAssertEqual(status, 0, "iptables -A \(chain) -j DROP failed in \(hosts.host(2)): no packet filter in this kernel?")
             }
         }
         XCTAssertTrue(outcome.output.contains("lost communication"), outcome.output)
