@@ -22,6 +22,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: - System libraries and C shims
@@ -46,7 +47,7 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPIShim"], swiftSettings: numericSettings),
         .target(
             name: "Training",
-            dependencies: ["Llama", "Preference", "Distributed", "Yams"],
+            dependencies: ["Llama", "Preference", "Distributed", "Yams", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: numericSettings),
         .target(
             name: "DPOTools",
