@@ -3,7 +3,7 @@
 // Layers (arrows = may import):
 //   dpo ─> DPOTools (demo, experiments, plots, benches) ─> Training
 //          Training ─> Llama ─> Kernels ─> CKernelSupport, COpenBLAS
-//              │    └─> Preference ─> Tokenization
+//              │    └─> Preference ─> Tokenization ─> Templating
 //              └─> Distributed ─> CMPIShim ─> COpenMPI
 import PackageDescription
 
@@ -42,7 +42,8 @@ let package = Package(
         // MARK: - Swift layers
         .target(name: "Kernels", dependencies: ["CKernelSupport", "COpenBLAS"], swiftSettings: numericSettings),
         .target(name: "Llama", dependencies: ["Kernels"], swiftSettings: numericSettings),
-        .target(name: "Tokenization", swiftSettings: numericSettings),
+        .target(name: "Templating"),
+        .target(name: "Tokenization", dependencies: ["Templating"], swiftSettings: numericSettings),
         .target(name: "Preference", dependencies: ["Tokenization"], swiftSettings: numericSettings),
         .target(name: "Distributed", dependencies: ["CMPIShim"], swiftSettings: numericSettings),
         .target(
@@ -64,6 +65,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TemplatingTests", dependencies: ["Templating"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PreferenceTests", dependencies: ["Preference", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport"]),
