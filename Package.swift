@@ -48,7 +48,10 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPIShim"], swiftSettings: numericSettings),
         .target(
             name: "Training",
-            dependencies: ["Llama", "Preference", "Distributed", "Yams", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "Llama", "Kernels", "Preference", "Tokenization", "Distributed", "Yams",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: numericSettings),
         .target(
             name: "DPOTools",
@@ -57,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "dpo",
             dependencies: [
-                "DPOTools", "Training", "Distributed",
+                "DPOTools", "Training", "Llama", "Kernels", "Preference", "Tokenization", "Distributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -69,8 +72,15 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PreferenceTests", dependencies: ["Preference", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "DPOTools", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["dpo", "TestSupport"]),
+        .testTarget(
+            name: "TrainingTests",
+            dependencies: ["Training", "DPOTools", "Llama", "Preference", "Tokenization", "Distributed", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "CLITests",
+            dependencies: [
+                "dpo", "Training", "Preference", "TestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
     ],
     swiftLanguageModes: [.v5]
 )

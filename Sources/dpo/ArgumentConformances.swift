@@ -4,5 +4,5 @@ import Preference
 
 // The library's choice enums parse as option values directly: ArgumentParser lists their
 // cases in --help and names the flag and the valid values when one is wrong.
-extension Precision: @retroactive ExpressibleByArgument {}
-extension PreferenceLossKind: @retroactive ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
+extension PreferenceLossKind: ExpressibleByArgument {}
