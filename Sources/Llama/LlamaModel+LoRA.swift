@@ -41,8 +41,8 @@ extension LlamaModel {
     }
 
     /// Runs `body` with the adapters switched off and the reference arena in place.
-    public func withAdaptersDisabled<T>(_ body: () -> T) -> T {
-        guard let adapters else { return body() }
+    public func withAdaptersDisabled<T>(_ body: () throws -> T) rethrows -> T {
+        guard let adapters else { return try body() }
         let policyArena = arena, policyInput = lastInput
         arena = adapters.referenceArena
         adapters.enabled = false
@@ -52,7 +52,7 @@ extension LlamaModel {
             lastInput = policyInput
             adapters.enabled = true
         }
-        return body()
+        return try body()
     }
 
     // MARK: - The low-rank path

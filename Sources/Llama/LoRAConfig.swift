@@ -66,14 +66,21 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
 
     static var allNames: String { LoRAModule.allCases.map(\.rawValue).joined(separator: ",") }
 
-    /// Refuses settings this model cannot train, naming the value and what to do.
+    /// Refuses what training cannot do exactly: dropout > 0 (inference ignores dropout, so an
+    /// adapter trained with it still loads for logps/eval/generate/merge).
+    public func validateForTraining(_ c: LlamaConfig) throws {
+        try validate(for: c)
+        guard dropout == 0 else {
+            throw LoRAError("LoRA dropout \(dropout) is not supported for training: only 0 (PEFT's default) is implemented, because a "
+                + "random mask on the policy forward cannot match PEFT's; set --lora-dropout 0")
+        }
+    }
+
+    /// Refuses settings this model cannot run, naming the value and what to do.
     public func validate(for c: LlamaConfig) throws {
         guard rank > 0 else { throw LoRAError("LoRA rank r must be > 0 (got \(rank)); r = 0 means full fine-tuning, without adapters") }
         guard alpha.isFinite, alpha > 0 else { throw LoRAError("LoRA alpha must be a positive number (got \(alpha))") }
-        guard dropout == 0 else {
-            throw LoRAError("LoRA dropout \(dropout) is not supported: only 0 (PEFT's default) is implemented, because a random "
-                + "mask on the policy forward cannot match PEFT's; drop --lora-dropout or set it to 0")
-        }
+        guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw LoRAError("LoRA dropout must be in [0, 1) (got \(dropout))") }
         guard !targets.isEmpty else { throw LoRAError("LoRA targets: none; name at least one of \(Self.allNames)") }
         for module in targets {
             let f = module.features(c)

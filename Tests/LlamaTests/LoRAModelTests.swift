@@ -163,7 +163,10 @@ final class LoRAModelTests: XCTestCase {
         XCTAssertTrue(message(LoRAConfig(rank: 0)).contains("must be > 0"))
         XCTAssertTrue(message(LoRAConfig(rank: 9)).contains("exceeds k_proj's smaller dimension 8"))
         XCTAssertEqual(message(LoRAConfig(rank: 9, targets: [.qProj, .oProj, .gateProj])), "")
-        XCTAssertTrue(message(LoRAConfig(rank: 2, dropout: 0.1)).contains("dropout 0.1 is not supported"))
+        XCTAssertEqual(message(LoRAConfig(rank: 2, dropout: 0.1)), "", "dropout is no obstacle to inference")
+        XCTAssertThrowsError(try LoRAConfig(rank: 2, dropout: 0.1).validateForTraining(config)) {
+            XCTAssertTrue("\($0)".contains("dropout 0.1 is not supported for training"))
+        }
         XCTAssertThrowsError(try LoRAConfig.parseTargets("q_proj,wq")) { XCTAssertTrue("\($0)".contains("'wq' is not a module")) }
         XCTAssertEqual(try LoRAConfig.parseTargets("v_proj, q_proj"), [.vProj, .qProj])
     }

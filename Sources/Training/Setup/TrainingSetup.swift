@@ -20,6 +20,7 @@ enum TrainingSetup {
             ])
         }
         let inputs = try LoadedInputs.load(p, communicator: communicator, events: events)
+        inputs.lora = try LoRASetup.resolve(&p, model: inputs.config, events: events)
         // One run per OUT (rank 0 writes it; taken once the inputs are known good): a second
         // trainer would overwrite this one's checkpoints, metrics and train_config.json.
         let runLock = communicator.rank == 0 ? try RunLock.acquire(outputDirectory: URL(fileURLWithPath: p.outputDirectory)) : nil
