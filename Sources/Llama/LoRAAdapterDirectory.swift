@@ -114,6 +114,11 @@ public enum LoRAAdapterDirectory {
             ("alpha_pattern", !(json["alpha_pattern"]?.objectValue?.isEmpty ?? true)),
             ("layers_to_transform", !(json["layers_to_transform"]?.isNull ?? true)),
             ("modules_to_save", !(json["modules_to_save"]?.isNull ?? true)),
+            ("lora_bias", json["lora_bias"]?.boolValue ?? false), ("use_qalora", json["use_qalora"]?.boolValue ?? false),
+            ("layer_replication", !(json["layer_replication"]?.isNull ?? true)),
+            ("trainable_token_indices", !(json["trainable_token_indices"]?.isNull ?? true)),
+            ("target_parameters", !(json["target_parameters"]?.isNull ?? true)),
+            ("exclude_modules", !(json["exclude_modules"]?.isNull ?? true)),
         ]
         if let (key, _) = refusals.first(where: \.1) {
             throw fail(key, "= \(json[key]?.kindDescription ?? "?") is not supported (only plain LoRA: bias none, no rsLoRA/DoRA, one rank and alpha, all layers)")
