@@ -34,7 +34,7 @@ extension TrainingParameters {
         Option(name: "lora-r", valueName: "N", defaultValue: "0",
                help: "LoRA rank: train rank-N adapters on the frozen base (the reference is the base with adapters off); 0 = full fine-tuning")
             { let r = try loraInt("lora-r", $1); $0.loraRank = r == 0 ? nil : r },
-        Option(name: "lora-alpha", valueName: "A", defaultValue: "2 x --lora-r", help: "LoRA alpha (the adapter path is scaled by alpha/r)")
+        Option(name: "lora-alpha", valueName: "A", defaultValue: "the rank doubled (2 x --lora-r)", help: "LoRA alpha (the adapter path is scaled by alpha/r)")
             { $0.loraAlpha = try loraDouble("lora-alpha", $1) },
         Option(name: "lora-dropout", valueName: "P", defaultValue: "0", help: "LoRA dropout (only 0 is supported)")
             { let p = try loraDouble("lora-dropout", $1); $0.loraDropout = p == 0 ? nil : p },

@@ -38,6 +38,8 @@ struct BenchDPOCommand: ParsableCommand {
     var precomputeRef = false
     @Option(help: "Fraction of each row that is prompt (unlabelled), as the anchor's quarter.")
     var promptFraction: Double = 0.25
+    @Option(help: "LoRA rank on all seven projections, the base as reference (0 = full fine-tuning).")
+    var loraR: Int = 0
     @Option(help: "Timed steps (median reported), after one warm-up step.")
     var steps: Int = 3
 
@@ -49,6 +51,7 @@ struct BenchDPOCommand: ParsableCommand {
         guard batchPairs > 0, seq >= 8, steps > 0, (threads ?? 1) > 0 else {
             throw ValidationError("--batch-pairs, --steps and --threads must be positive and --seq at least 8")
         }
+        guard loraR >= 0 else { throw ValidationError("--lora-r must be >= 0 (0 = full fine-tuning), got \(loraR)") }
         guard promptFraction >= 0, promptFraction < 1 else { throw ValidationError("--prompt-fraction must be in [0, 1)") }
     }
 
@@ -67,6 +70,7 @@ struct BenchDPOCommand: ParsableCommand {
             options.sharePrompt = sharePrompt
             options.precomputeReference = precomputeRef
             options.timedSteps = steps
+            options.loraRank = loraR
             options.threads = BLAS.threads
             let result = try DPOStepBenchmark.run(options, communicator: communicator)
             let totalThreads = Int(communicator.sum([Double(BLAS.threads)])[0])
@@ -78,7 +82,7 @@ struct BenchDPOCommand: ParsableCommand {
                 ("bench", "\"dpo\""), ("preset", "\"\(preset)\""), ("precision", "\"\(precision)\""),
                 ("ranks", "\(communicator.size)"), ("threads_per_rank", "\(BLAS.threads)"),
                 ("batch_pairs_per_rank", "\(batchPairs)"), ("seq", "\(seq)"), ("prompt_fraction", f(promptFraction, 3)),
-                ("share_prompt", "\(sharePrompt)"), ("precompute_ref", "\(precomputeRef)"),
+                ("share_prompt", "\(sharePrompt)"), ("lora_r", "\(loraR)"), ("precompute_ref", "\(precomputeRef)"),
                 ("tokens_per_step", "\(result.tokensPerStep)"), ("pairs_per_step", "\(result.pairsPerStep)"),
                 ("step_s", f(seconds)), ("tokens_per_s", f(result.tokensPerSecond, 1)), ("pairs_per_s", f(result.pairsPerSecond, 3)),
                 ("step_cpu_s", f(result.medianStepCPUSeconds)),

@@ -38,7 +38,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("fp32|fp16: precision the model runs in.", valueName: "precision"))
     var precision: String = "fp32"
 
-    @Option(help: ArgumentHelp("PEFT LoRA adapter applied to --model without merging.", valueName: "dir"))
+    @Option(help: ArgumentHelp("PEFT LoRA adapter applied to --model without merging (default: none).", valueName: "dir"))
     var adapter: String?
 
     func validate() throws {

@@ -16,7 +16,7 @@ struct MergeLoRACommand: ParsableCommand {
     var adapter: String
     @Option(help: ArgumentHelp("Output model directory (required)", valueName: "DIR"))
     var out: String
-    @Option(help: ArgumentHelp("dtype of the written model.safetensors (default: fp32)", valueName: "fp32|fp16|bf16"))
+    @Option(help: ArgumentHelp("dtype of the written model.safetensors", valueName: "fp32|fp16|bf16"))
     var saveDtype: String = "fp32"
 
     func run() throws {

@@ -25,8 +25,14 @@ final class LoRATrainingTests: XCTestCase {
     func testRunWritesAPEFTAdapterAndLearns() throws {
         let sandbox = try TrainerSandbox()
         let data = try sandbox.writePairs("train.jsonl", Self.sixPairs)
-        let p = loraParameters(sandbox, data: data, out: "out")
+        var p = loraParameters(sandbox, data: data, out: "out")
+        p.evalDataFile = data.path
+        p.evalEvery = 3
         let (summary, sink) = try sandbox.train(p)
+        // Evaluation against the base reference: at step 3 the policy already prefers the chosen.
+        let evalMargins = sink.series("eval_rewards/margins")
+        XCTAssertEqual(evalMargins.count, 2, "\(sink.records)")
+        XCTAssertGreaterThan(evalMargins.last ?? 0, 0)
         let final = try XCTUnwrap(summary.savedDirectory)
         let files = try FileManager.default.contentsOfDirectory(atPath: final.path)
         for name in ["adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "base_config.json", "trainer_state.json"] {

@@ -42,6 +42,8 @@ enum LoRASetup {
         guard let c = p.loraConfig else { return nil }
         do { try c.validateForTraining(model) } catch { throw TrainingError.invalidOption("\(error) (--model \(p.modelDirectory))") }
         let layout = LoRALayout(model: model, lora: c)
+        events.message("LoRA: r \(c.rank), alpha \(c.alpha), \(c.targets.map(\.rawValue).joined(separator: ",")): \(layout.totalCount) "
+            + "trainable adapter parameters on a frozen base; reference = " + (p.referenceModelDirectory == nil ? "the base (adapters off)" : "--ref-model"))
         return Start(config: c, initial: LoRAAdapters.initialWeights(layout: layout, seed: UInt64(bitPattern: Int64(p.seed))))
     }
 }

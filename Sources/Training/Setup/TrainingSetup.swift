@@ -27,7 +27,7 @@ enum TrainingSetup {
         if let warning = runLock?.warning { events.message(warning) }
         let restored = try ResumePoint.resolve(&p, inputs: inputs, worldSize: communicator.size, events: events)
         let plan = try RunPlan(p, pairs: inputs.train, communicator: communicator, restored: restored)
-        if communicator.rank == 0 { try prepareOutput(p, parameterCount: inputs.policyWeights.count, restored: restored, events: events) }
+        if communicator.rank == 0 { try prepareOutput(p, parameterCount: inputs.trainableCount, restored: restored, events: events) }
         let models = try StepBuilder.build(p, inputs: inputs, restored: restored, communicator: communicator, events: events)
         if communicator.rank == 0, restored != nil,
            let note = try MetricsLog.dropTornLastLine(of: URL(fileURLWithPath: p.outputDirectory).appendingPathComponent("metrics.jsonl")) {
