@@ -35,6 +35,8 @@ public enum DPOStepBenchmark {
         /// Gradients on the wire between ranks (nil: the trainer's default for `precision`) and bucket size.
         public var allreduceDType: GradientReducer.WireType?
         public var bucketMegabytes: Double = 25
+        /// LoRA rank on all seven projections (0: full fine-tuning); the reference is then the base.
+        public var loraRank = 0
 
         public init(preset: LlamaPreset) { self.preset = preset }
     }
@@ -118,8 +120,10 @@ public enum DPOStepBenchmark {
         let sharedTokens = o.sharePrompt ? Double(pairCount * (2 * T - promptLength)) : plainTokens
         let n = Double(ModelBenchmark.matmulParameters(config))
         let attentionPerToken = Double(config.numHiddenLayers * T * config.qDim) / 2
+        // LoRA computes no base-weight gradient: 4N per trained token (the adapters' r-wide products are left out).
+        let trainedPerToken = o.loraRank > 0 ? 4 * n : 6 * n
         func flops(policy: Double, reference: Double) -> Double {
-            policy * (6 * n + 12 * attentionPerToken) + reference * (2 * n + 4 * attentionPerToken)
+            policy * (trainedPerToken + 12 * attentionPerToken) + reference * (2 * n + 4 * attentionPerToken)
         }
         let peak = Double(communicator.max(Int64(timedPeakMB * 1024))) / 1024
         return Result(
@@ -156,6 +160,7 @@ public enum DPOStepBenchmark {
     /// The step the trainer would build for these options: random weights (seed 1), a frozen
     /// reference with the same weights (its sums precomputed with `precomputeReference`), AdamW.
     static func makeStep(_ o: Options, config: LlamaConfig, pairs: [EncodedPair], paddingId: Int32, communicator: Communicator) throws -> DPOStep {
+        if o.loraRank > 0 { return try makeLoRAStep(o, config: config, pairs: pairs, paddingId: paddingId, communicator: communicator) }
         let weights = WeightInitializer(seed: 1).weights(for: config)
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: true)
         let referenceModel = try LlamaModel(config: config, precision: o.precision, trainable: false)

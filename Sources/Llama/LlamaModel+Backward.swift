@@ -6,6 +6,8 @@ extension LlamaModel {
     /// Accumulates (+=) dLoss/dParameters (flat float32, layout order) from dLoss/dTokenLogps
     /// `[rows*seqLen]` of the last `forward(_, saveForBackward: true)`.
     /// Calls `groupFinished(g)` as each parameter group's gradient becomes final: L+1, L, ..., 1, 0.
+    /// With LoRA adapters attached, `gradients` is the adapter vector (`trainableCount`), no base
+    /// gradient is computed, and the groups are the layers' adapters: L-1, ..., 0.
     public func backward(dTokenLogps: UnsafeBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>,
                          groupFinished: ((Int) -> Void)?) {
         guard let batch = lastInput, let arena, arena.capacity.saving, arena.rows == batch.rows, arena.seqLen == batch.seqLen else {
@@ -14,7 +16,8 @@ extension LlamaModel {
         let c = config, n = batch.tokens, h = c.hiddenSize, L = c.numHiddenLayers
         precondition(dTokenLogps.count == batch.outputCount,
                      "backward: dTokenLogps has \(dTokenLogps.count) values, the batch's log-probs \(batch.outputCount)")
-        precondition(gradients.count == layout.totalCount, "backward: gradients has \(gradients.count) values, layout has \(layout.totalCount)")
+        precondition(gradients.count == trainableCount, "backward: gradients has \(gradients.count) values, the model trains \(trainableCount)")
+        precondition(adapters?.enabled ?? true, "backward with the LoRA adapters switched off")
         let grad = gradients.baseAddress!
         let saved = arena.saved
         let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!.pointer
@@ -30,7 +33,7 @@ extension LlamaModel {
         batch.labelledTargets.withUnsafeBufferPointer { t in
             LabelLogProbs.backwardPanelled(hidden: arena.labelledHidden.pointer, weightPanel: headPanel, targets: t.baseAddress!,
                                            logSumExp: arena.logSumExp.pointer, dLogps: dLabelLogps,
-                                           dHidden: arena.dLabelledHidden!.pointer, dWeight: grad + lmHeadOffset,
+                                           dHidden: arena.dLabelledHidden!.pointer, dWeight: baseGradient(grad, lmHeadOffset),
                                            positions: indices.count, hiddenSize: h, vocab: c.vocabSize,
                                            scratch: arena.logitsChunk.pointer)
         }
@@ -41,14 +44,16 @@ extension LlamaModel {
             for j in 0..<h { destination[j] += source[j] }
         }
         RMSNorm.backward(x: final, weight: normWeight(finalNormOffset), rstd: arena.rstd(2 * L), dOutput: dNormed,
-                         dx: dStream, dWeight: grad + finalNormOffset, tokens: n, hidden: h, accumulate: false)
-        groupFinished?(L + 1)
+                         dx: dStream, dWeight: baseGradientOrSink(grad, finalNormOffset), tokens: n, hidden: h, accumulate: false)
+        let adapted = adapters != nil
+        if !adapted { groupFinished?(L + 1) }
 
         // Decoder layers in reverse.
         for layer in stride(from: L - 1, through: 0, by: -1) {
             layerBackward(layer, batch, arena: arena, gradients: grad)
-            groupFinished?(1 + layer)
+            groupFinished?(adapted ? layer : 1 + layer)
         }
+        if adapted { return }  // the embedding is frozen
 
         // Embedding (group 0).
         batch.inputIds.withUnsafeBufferPointer { ids in
@@ -75,22 +80,26 @@ extension LlamaModel {
         let dGateUp = arena.dGateUp?.pointer ?? gateUp
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
         Linear.backward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), dy: dStream,
-                        dx: dMLPHidden, dWeight: grad + o.down, tokens: n, inFeatures: f, outFeatures: h, overwriteInput: true)
+                        dx: dMLPHidden, dWeight: baseGradient(grad, o.down), tokens: n, inFeatures: f, outFeatures: h, overwriteInput: true)
+        adapterBackward(layer, .downProj, x: arena.mlpHidden.pointer, dy: dStream, ldy: h, dx: dMLPHidden, gradients: grad, tokens: n)
         SwiGLU.backward(gateUp: gateUp, dOutput: dMLPHidden, dGateUp: dGateUp, rows: n, width: f)
         let middle = saved.restore(.middle, layer)
         let postNorm = normWeight(o.postNorm)
         RMSNorm.apply(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), output: normed, tokens: n, hidden: h)
         // gate_proj and up_proj as one stacked [2F, H] weight (adjacent in the layout).
-        Linear.backward(x: normed, weight: matrix(o.gate, count: 2 * f * h), dy: dGateUp, dx: dNormed, dWeight: grad + o.gate,
+        Linear.backward(x: normed, weight: matrix(o.gate, count: 2 * f * h), dy: dGateUp, dx: dNormed, dWeight: baseGradient(grad, o.gate),
                         tokens: n, inFeatures: h, outFeatures: 2 * f, overwriteInput: true)
+        adapterBackward(layer, .gateProj, x: normed, dy: dGateUp, ldy: 2 * f, dx: dNormed, gradients: grad, tokens: n)
+        adapterBackward(layer, .upProj, x: normed, dy: dGateUp + f, ldy: 2 * f, dx: dNormed, gradients: grad, tokens: n)
         RMSNorm.backward(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), dOutput: dNormed,
-                         dx: dStream, dWeight: grad + o.postNorm, tokens: n, hidden: h, accumulate: true)
+                         dx: dStream, dWeight: baseGradientOrSink(grad, o.postNorm), tokens: n, hidden: h, accumulate: true)
 
         // Attention block (dStream is now dLoss/d(middle)).
         let attention = saved.restore(.attention, layer)
         let dAttention = arena.dAttention!.pointer
         Linear.backward(x: attention, weight: matrix(o.output, count: h * qw), dy: dStream, dx: dAttention,
-                        dWeight: grad + o.output, tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
+                        dWeight: baseGradient(grad, o.output), tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
+        adapterBackward(layer, .oProj, x: attention, dy: dStream, ldy: h, dx: dAttention, gradients: grad, tokens: n)
         let qkvWidth = qw + 2 * kw
         let qkv = saved.restore(.qkv, layer)
         let shape = Attention.Shape(rows: batch.rows, seqLen: batch.seqLen, heads: c.numAttentionHeads,
@@ -112,17 +121,20 @@ extension LlamaModel {
         rotate(dQKV + qw, batch, heads: c.numKeyValueHeads, stride: qkvWidth, backward: true)
         if let norm = o.queryKeyNorm {
             queryKeyNormBackward(dQKV, stride: qkvWidth, preNorm: saved.restore(.qkPreNorm, layer), tokens: n,
-                                 weights: vector(norm, count: 2 * c.headDim), dWeights: grad + norm)
+                                 weights: vector(norm, count: 2 * c.headDim), dWeights: baseGradientOrSink(grad, norm))
         }
-        if let bias = o.qkvBias { biasBackward(dQKV, dBias: grad + bias, tokens: n, width: qkvWidth) }
+        if let bias = o.qkvBias, adapters == nil { biasBackward(dQKV, dBias: grad + bias, tokens: n, width: qkvWidth) }
 
         let input = saved.restore(.layerInput, layer)
         let inputNorm = normWeight(o.inputNorm)
         RMSNorm.apply(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), output: normed, tokens: n, hidden: h)
         // q_proj, k_proj, v_proj as one stacked [Q + 2K, H] weight.
-        Linear.backward(x: normed, weight: matrix(o.query, count: qkvWidth * h), dy: dQKV, dx: dNormed, dWeight: grad + o.query,
+        Linear.backward(x: normed, weight: matrix(o.query, count: qkvWidth * h), dy: dQKV, dx: dNormed, dWeight: baseGradient(grad, o.query),
                         tokens: n, inFeatures: h, outFeatures: qkvWidth, overwriteInput: true)
+        adapterBackward(layer, .qProj, x: normed, dy: dQKV, ldy: qkvWidth, dx: dNormed, gradients: grad, tokens: n)
+        adapterBackward(layer, .kProj, x: normed, dy: dQKV + qw, ldy: qkvWidth, dx: dNormed, gradients: grad, tokens: n)
+        adapterBackward(layer, .vProj, x: normed, dy: dQKV + qw + kw, ldy: qkvWidth, dx: dNormed, gradients: grad, tokens: n)
         RMSNorm.backward(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), dOutput: dNormed,
-                         dx: dStream, dWeight: grad + o.inputNorm, tokens: n, hidden: h, accumulate: true)
+                         dx: dStream, dWeight: baseGradientOrSink(grad, o.inputNorm), tokens: n, hidden: h, accumulate: true)
     }
 }

@@ -116,6 +116,9 @@ extension LlamaModel {
         let qkvWidth = qw + 2 * kw
         let qkv = saved.buffer(.qkv, layer)
         Linear.forward(x: normed, weight: matrix(o.query, count: qkvWidth * h), y: qkv, tokens: n, inFeatures: h, outFeatures: qkvWidth)
+        addAdapter(layer, .qProj, x: normed, y: qkv, ldy: qkvWidth, tokens: n)
+        addAdapter(layer, .kProj, x: normed, y: qkv + qw, ldy: qkvWidth, tokens: n)
+        addAdapter(layer, .vProj, x: normed, y: qkv + qw + kw, ldy: qkvWidth, tokens: n)
         let query = qkv, key = qkv + qw, value = qkv + qw + kw
         if let bias = o.qkvBias { addBias(qkv, vector(bias, count: qkvWidth), tokens: n, width: qkvWidth) }
         if let norm = o.queryKeyNorm {
@@ -149,6 +152,7 @@ extension LlamaModel {
         middle.update(from: input, count: n * h)
         Linear.forward(x: attention, weight: matrix(o.output, count: h * qw), y: middle,
                        tokens: n, inFeatures: qw, outFeatures: h, beta: 1)
+        addAdapter(layer, .oProj, x: attention, y: middle, ldy: h, tokens: n)
         saved.commit(.middle, layer)
 
         // MLP block: x_out = x_mid + down(silu(gate(rmsnorm(x_mid))) * up(rmsnorm(x_mid))).
@@ -156,6 +160,8 @@ extension LlamaModel {
                         tokens: n, hidden: h, eps: c.rmsNormEps)
         let gateUp = saved.buffer(.gateUp, layer)
         Linear.forward(x: normed, weight: matrix(o.gate, count: 2 * f * h), y: gateUp, tokens: n, inFeatures: h, outFeatures: 2 * f)
+        addAdapter(layer, .gateProj, x: normed, y: gateUp, ldy: 2 * f, tokens: n)
+        addAdapter(layer, .upProj, x: normed, y: gateUp + f, ldy: 2 * f, tokens: n)
         saved.commit(.gateUp, layer)
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
 
@@ -163,6 +169,7 @@ extension LlamaModel {
         next.update(from: middle, count: n * h)
         Linear.forward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), y: next,
                        tokens: n, inFeatures: f, outFeatures: h, beta: 1)
+        addAdapter(layer, .downProj, x: arena.mlpHidden.pointer, y: next, ldy: h, tokens: n)
     }
 
     // MARK: - Helpers

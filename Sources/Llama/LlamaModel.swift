@@ -46,6 +46,9 @@ public final class LlamaModel {
 
     var rotary: Rotary
 
+    /// LoRA adapters (nil: full fine-tuning); see LlamaModel+LoRA.swift.
+    public internal(set) var adapters: LoRAAdapters?
+
     /// A forward without backward runs at most this many tokens (whole rows) at once, unless the
     /// arena already holds the whole batch: the frozen reference model's scratch stays small.
     public var forwardChunkTokens = 1024

@@ -20,6 +20,8 @@ public enum ScoringReports {
         public var precision: Precision = .fp32
         /// Chat template and key names, as `dpo train` takes them.
         public var dataShape = DataShape()
+        /// `--adapter DIR`: a PEFT LoRA adapter applied to the model (not merged).
+        public var adapterDirectory: String?
 
         public init(modelDirectory: String, dataFile: String) {
             self.modelDirectory = modelDirectory
@@ -54,6 +56,7 @@ public enum ScoringReports {
         try LoadedInputs.checkTokenIds(data.pairs, vocabSize: config.vocabSize, file: o.dataFile, flag: "--data")
         let model = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { model.loadWeights($0) }
+        if let adapter = o.adapterDirectory { try AdapterLoading.attach(adapter, to: model) }
         let scores = PreferenceEvaluator.score(
             model: model, pairs: data.pairs, batchPairs: o.batchPairs, paddingId: tokenizer.paddingId, average: o.averageLogps)
         var lines: [String] = []
@@ -83,6 +86,9 @@ public enum ScoringReports {
         public var batchPairs = 4
         public var precision: Precision = .fp32
         public var dataShape = DataShape()
+        /// `--adapter DIR`: a PEFT LoRA adapter applied to the policy; without --ref-model the
+        /// reference is then the base (the adapter switched off).
+        public var adapterDirectory: String?
 
         public init(modelDirectory: String, dataFile: String) {
             self.modelDirectory = modelDirectory
@@ -94,7 +100,7 @@ public enum ScoringReports {
     public static func evaluate(_ o: EvalOptions, communicator: Communicator) throws -> String {
         do { try o.loss.validate() } catch { throw TrainingError.invalidOption("\(error)") }
         guard o.batchPairs >= 1 else { throw TrainingError.invalidOption("--batch-pairs must be >= 1") }
-        if o.loss.needsReference && o.referenceModelDirectory == nil {
+        if o.loss.needsReference && o.referenceModelDirectory == nil && o.adapterDirectory == nil {
             throw TrainingError.invalidOption("dpo eval needs --ref-model DIR or --reference-free (the loss compares against a reference)")
         }
         let (config, weights) = try TrainingInputs.loadModel(o.modelDirectory, flag: "--model")
@@ -115,6 +121,10 @@ public enum ScoringReports {
         try LoadedInputs.checkTokenIds(data.pairs, vocabSize: config.vocabSize, file: o.dataFile, flag: "--data")
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { policy.loadWeights($0) }
+        if let adapter = o.adapterDirectory {
+            try AdapterLoading.attach(adapter, to: policy)
+            if o.loss.needsReference && o.referenceModelDirectory == nil { reference = .baseModel(policy) }
+        }
         let sums = try PreferenceEvaluator.evaluate(
             policy: policy, reference: reference, pairs: data.pairs, options: o.loss, batchPairs: o.batchPairs,
             paddingId: tokenizer.paddingId, communicator: communicator)

@@ -11,6 +11,10 @@ import Tokenization
 ///     optimizer.safetensors                                   master_weights, exp_avg, exp_avg_sq (fp32, layout order)
 ///     train_config.json                                       the resolved TrainingParameters
 ///     manifest.json                                           written last by CheckpointStore
+///
+/// A LoRA run (`--lora-r`, `--adapter`) writes the PEFT adapter instead of the model files:
+/// adapter_config.json, adapter_model.safetensors, and base_config.json (the base model's
+/// config, so a resume can check the architecture); master_weights are then the adapters.
 public enum TrainingCheckpoint {
     public static let optimizerFileName = "optimizer.safetensors"
     public static let configFileName = "train_config.json"
@@ -31,7 +35,11 @@ public enum TrainingCheckpoint {
         into directory: URL, config: LlamaConfig, masterWeights: [Float], optimizer: FlatOptimizer,
         state: TrainerState, parameters: TrainingParameters, tokenizerSource: URL
     ) throws {
-        try ModelDirectory.save(config: config, weights: masterWeights, to: directory, dtype: parameters.saveDType)
+        if let lora = parameters.loraConfig {
+            try writeAdapter(into: directory, config: config, lora: lora, adapters: masterWeights, parameters: parameters)
+        } else {
+            try ModelDirectory.save(config: config, weights: masterWeights, to: directory, dtype: parameters.saveDType)
+        }
         try TokenizerFiles.copy(from: tokenizerSource, to: directory)
         // An explicit --chat-template wins over the model's: save it where transformers looks first.
         if let template = parameters.chatTemplate { try ChatTemplate.writeModelFile(template, to: directory) }
@@ -57,7 +65,9 @@ public enum TrainingCheckpoint {
     public static func read(_ directory: URL, optimizerKind: OptimizerKind) throws -> Contents {
         let path = directory.path
         do {
-            let config = try LlamaConfig.load(from: directory.appendingPathComponent(ModelDirectory.configFileName))
+            let modelConfig = directory.appendingPathComponent(ModelDirectory.configFileName)
+            let config = try LlamaConfig.load(
+                from: FileManager.default.fileExists(atPath: modelConfig.path) ? modelConfig : directory.appendingPathComponent(baseConfigFileName))
             let stateURL = directory.appendingPathComponent(TrainerState.fileName)
             let state = try TrainerState.decode(Data(contentsOf: stateURL), source: stateURL.path)
             let file = try SafetensorsFile(contentsOf: directory.appendingPathComponent(optimizerFileName))

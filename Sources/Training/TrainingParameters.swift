@@ -114,6 +114,16 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     /// Drop training pairs whose chosen equals the rejected (`--skip-identical`), default on.
     public var skipIdentical: Bool = true
 
+    // MARK: LoRA (see TrainingParameters+LoRA.swift)
+    /// `--lora-r`, default nil = 0 = full fine-tuning.
+    public var loraRank: Int?
+    /// `--lora-alpha`, default 2r; `--lora-dropout`, default 0; `--lora-targets`, default all seven projections.
+    public var loraAlpha: Double?
+    public var loraDropout: Double?
+    public var loraTargets: [LoRAModule]?
+    /// `--adapter DIR`: continue training this PEFT LoRA adapter (its config gives r, alpha, targets).
+    public var adapterDirectory: String?
+
     public init() {}
 
     enum CodingKeys: String, CodingKey {
@@ -129,6 +139,8 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         case keepCheckpoints = "keep_checkpoints", allreduceDType = "allreduce_dtype", checkEvery = "check_every", threads
         case collectiveTimeout = "collective_timeout"
         case allowChangedModel = "allow_changed_model", allowChangedConfig = "allow_changed_config", skipIdentical = "skip_identical"
+        case loraRank = "lora_r", loraAlpha = "lora_alpha", loraDropout = "lora_dropout", loraTargets = "lora_targets"
+        case adapterDirectory = "adapter"
     }
 
     // MARK: - Validation
@@ -162,6 +174,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         try require(evalEvery >= 0, "--eval-every must be >= 0, got \(evalEvery)")
         try require(saveEvery >= 0, "--save-every must be >= 0, got \(saveEvery)")
         try require(keepCheckpoints >= 0, "--keep-checkpoints must be >= 0, got \(keepCheckpoints)")
+        try validateLoRA()
     }
 
     /// Encoding options of the data, as `dpo train`, `dpo logps` and `dpo eval` share them.
@@ -256,7 +269,9 @@ extension TrainingParameters {
     }
 
     /// Every option of `dpo train`, in `--help` order.
-    public static let options: [Option] = [
+    public static let options: [Option] = coreOptions + loraOptions
+
+    private static let coreOptions: [Option] = [
         Option(name: "model", valueName: "DIR", defaultValue: "required",
                help: "Policy model directory (config.json, model.safetensors, tokenizer.json); also the reference unless --ref-model")
             { $0.modelDirectory = $1 },

@@ -39,6 +39,8 @@ struct BenchDPOCommand: ParsableCommand {
     var precomputeRef = false
     @Option(help: "Fraction of each row that is prompt (unlabelled), as the anchor's quarter.")
     var promptFraction: Double = 0.25
+    @Option(help: "LoRA rank on all seven projections, the base as reference (0 = full fine-tuning).")
+    var loraR: Int = 0
     @Option(help: "Timed steps (median reported), after one warm-up step.")
     var steps: Int = 3
     @Option(help: "Gradients on the wire between ranks: fp32 or fp16 (default: fp16 with --precision fp16, else fp32).")
@@ -53,6 +55,7 @@ struct BenchDPOCommand: ParsableCommand {
         guard batchPairs > 0, seq >= 8, steps > 0, (threads ?? 1) > 0 else {
             throw ValidationError("--batch-pairs, --steps and --threads must be positive and --seq at least 8")
         }
+        guard loraR >= 0 else { throw ValidationError("--lora-r must be >= 0 (0 = full fine-tuning), got \(loraR)") }
         guard promptFraction >= 0, promptFraction < 1 else { throw ValidationError("--prompt-fraction must be in [0, 1)") }
         if let allreduceDtype, GradientReducer.WireType(rawValue: allreduceDtype) == nil {
             throw ValidationError("--allreduce-dtype \(allreduceDtype): expected fp32 or fp16")
@@ -75,6 +78,7 @@ struct BenchDPOCommand: ParsableCommand {
             options.sharePrompt = sharePrompt
             options.precomputeReference = precomputeRef
             options.timedSteps = steps
+            options.loraRank = loraR
             options.threads = BLAS.threads
             options.allreduceDType = allreduceDtype.flatMap(GradientReducer.WireType.init(rawValue:))
             options.bucketMegabytes = bucketMb
@@ -89,7 +93,7 @@ struct BenchDPOCommand: ParsableCommand {
                 ("ranks", "\(communicator.size)"), ("threads_per_rank", "\(BLAS.threads)"),
                 ("allreduce_dtype", "\"\(allreduceDtype ?? (precision == .fp16 ? "fp16" : "fp32"))\""), ("bucket_mb", f(bucketMb, 2)),
                 ("batch_pairs_per_rank", "\(batchPairs)"), ("seq", "\(seq)"), ("prompt_fraction", f(promptFraction, 3)),
-                ("share_prompt", "\(sharePrompt)"), ("precompute_ref", "\(precomputeRef)"),
+                ("share_prompt", "\(sharePrompt)"), ("lora_r", "\(loraR)"), ("precompute_ref", "\(precomputeRef)"),
                 ("tokens_per_step", "\(result.tokensPerStep)"), ("pairs_per_step", "\(result.pairsPerStep)"),
                 ("step_s", f(seconds)), ("tokens_per_s", f(result.tokensPerSecond, 1)), ("pairs_per_s", f(result.pairsPerSecond, 3)),
                 ("step_cpu_s", f(result.medianStepCPUSeconds)),

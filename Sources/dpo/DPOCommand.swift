@@ -25,6 +25,7 @@ struct DPOCommand: ParsableCommand {
             ExperimentCommand.self,
             MPICheckCommand.self,
             BenchAllreduceCommand.self,
+            MergeLoRACommand.self,
         ]
     )
 

@@ -39,6 +39,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("fp32 or fp16 weights", valueName: "fp32|fp16"))
     var precision: String = "fp32"
 
+    @Option(help: ArgumentHelp("PEFT LoRA adapter applied to --model without merging; the reference is then the base unless --ref-model (default: none)", valueName: "DIR"))
+    var adapter: String?
+
     @OptionGroup var dataShapeArguments: DataShapeArguments
 
     func run() throws {
@@ -58,6 +61,7 @@ struct EvalCommand: ParsableCommand {
         }
         options.precision = parsedPrecision
         options.dataShape = dataShapeArguments.dataShape
+        options.adapterDirectory = adapter
         let line = try World.run { try ScoringReports.evaluate(options, communicator: $0) }
         print(line)
     }

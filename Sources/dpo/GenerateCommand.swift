@@ -38,6 +38,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("fp32|fp16: precision the model runs in.", valueName: "precision"))
     var precision: String = "fp32"
 
+    @Option(help: ArgumentHelp("PEFT LoRA adapter applied to --model without merging (default: none).", valueName: "dir"))
+    var adapter: String?
+
     func validate() throws {
         guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive, got \(maxNewTokens)") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be >= 0 (0 = greedy), got \(temperature)") }
@@ -51,6 +54,7 @@ struct GenerateCommand: ParsableCommand {
         parameters.maxNewTokens = maxNewTokens
         parameters.sampling = SamplingOptions(temperature: temperature, topP: topP, seed: seed)
         let (loaded, tokenizer) = try TaskScoring.loadModel(model, precision: Precision(rawValue: precision)!)
+        if let adapter { try AdapterLoading.attach(adapter, to: loaded) }
         _ = try TextGeneration.generate(model: loaded, tokenizer: tokenizer, parameters) { piece in
             FileHandle.standardOutput.write(Data(piece.utf8))
         }

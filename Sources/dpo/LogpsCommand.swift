@@ -29,6 +29,9 @@ struct LogpsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("fp32 or fp16 weights (log-softmax is float32 either way)", valueName: "fp32|fp16"))
     var precision: String = "fp32"
 
+    @Option(help: ArgumentHelp("PEFT LoRA adapter applied to --model without merging (default: none)", valueName: "DIR"))
+    var adapter: String?
+
     @OptionGroup var dataShapeArguments: DataShapeArguments
 
     func run() throws {
@@ -42,6 +45,7 @@ struct LogpsCommand: ParsableCommand {
         }
         options.precision = parsedPrecision
         options.dataShape = dataShapeArguments.dataShape
+        options.adapterDirectory = adapter
         for line in try ScoringReports.logps(options) { print(line) }
     }
 }

@@ -187,6 +187,21 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("group-by-length"), help: help("group-by-length"))
     var groupByLength: String?
 
+    @Option(name: .customLong("lora-r"), help: help("lora-r"))
+    var loraR: Int?
+
+    @Option(name: .customLong("lora-alpha"), parsing: .unconditional, help: help("lora-alpha"))
+    var loraAlpha: Double?
+
+    @Option(name: .customLong("lora-dropout"), parsing: .unconditional, help: help("lora-dropout"))
+    var loraDropout: Double?
+
+    @Option(name: .customLong("lora-targets"), help: help("lora-targets"))
+    var loraTargets: String?
+
+    @Option(name: .customLong("adapter"), help: help("adapter"))
+    var adapter: String?
+
     @Option(name: .customLong("collective-timeout"), parsing: .unconditional, help: help("collective-timeout"))
     var collectiveTimeout: Double?
 
@@ -247,6 +262,11 @@ struct TrainCommand: ParsableCommand {
             ("chosen-key", chosenKey),
             ("rejected-key", rejectedKey),
             ("group-by-length", groupByLength),
+            ("lora-r", loraR.map { "\($0)" }),
+            ("lora-alpha", loraAlpha.map { "\($0)" }),
+            ("lora-dropout", loraDropout.map { "\($0)" }),
+            ("lora-targets", loraTargets),
+            ("adapter", adapter),
         ]
     }
 

@@ -9,7 +9,8 @@ import XCTest
 /// fails when one of them drifts (a flag added without a row, a default changed in one place).
 final class OptionDeclarationTests: XCTestCase {
     /// Options whose default is a description, not a value `apply` takes.
-    static let describedDefaults: Set<String> = ["model", "data", "out", "ref-model", "eval-data", "resume", "allreduce-dtype", "threads"]
+    static let describedDefaults: Set<String> = ["model", "data", "out", "ref-model", "eval-data", "resume", "allreduce-dtype", "threads",
+                                                  "lora-alpha", "adapter"]
 
     /// The state of every stored property, for comparing parameters.
     func describe(_ p: TrainingParameters) -> String {
@@ -21,6 +22,7 @@ final class OptionDeclarationTests: XCTestCase {
     /// A value of `option` other than its default that `apply` accepts.
     func sample(_ option: TrainingParameters.Option) -> String {
         let choices = option.valueName.split(separator: "|").map(String.init)
+        if option.valueName == "LIST" { return "q_proj,v_proj" }  // --lora-targets
         if option.valueName == "true|false" { return option.defaultValue == "true" ? "false" : "true" }
         if choices.count > 1, !option.valueName.contains("_DIR") { return choices.first { $0 != option.defaultValue && $0 != "auto" } ?? choices[0] }
         if option.valueName.hasSuffix("DIR|auto") { return "auto" }

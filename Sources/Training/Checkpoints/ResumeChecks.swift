@@ -31,14 +31,14 @@ extension ResumeChecks {
     /// or in which order it sees the data: refused unless `--allow-changed-config`.
     static let refusedKeys: Set<String> = [
         "loss.kind", "loss.beta", "loss.labelSmoothing", "loss.rpoAlpha", "loss.referenceFree", "loss.averageLogps",
-        "precision", "seed", "optimizer.kind",
+        "precision", "seed", "optimizer.kind", "lora_r", "lora_alpha", "lora_targets",
     ]
     /// Keys that say where things are or how the run is driven, checked elsewhere or free to change.
     static let ignoredKeys: Set<String> = [
         "model", "ref_model", "data", "eval_data", "out", "resume", "max_steps", "epochs", "batch_pairs", "grad_accum",
         "threads", "log_every", "eval_every", "save_every", "keep_checkpoints", "check_every", "bucket_mb", "allreduce_dtype",
         "save_dtype", "share_prompt", "precompute_ref", "max_skipped_steps", "skip_invalid", "skip_identical",
-        "allow_changed_model", "allow_changed_config", "collective_timeout",
+        "allow_changed_model", "allow_changed_config", "collective_timeout", "adapter",
     ]
     /// Flag names of the nested keys (top-level keys are the flag with "_" -> "-").
     static let flagNames: [String: String] = [

@@ -21,6 +21,11 @@ final class LoadedInputs {
     let dataFingerprint: String
     /// For the start-up summary.
     let counts: DataCounts
+    /// The LoRA adapters to train (nil: full fine-tuning); set by `LoRASetup` after loading.
+    var lora: LoRASetup.Start?
+
+    /// How many parameters train: the adapters under LoRA, else every weight.
+    var trainableCount: Int { lora?.initial.count ?? policyWeights.count }
 
     /// What reading and encoding kept and left out.
     struct DataCounts {

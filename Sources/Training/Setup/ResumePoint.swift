@@ -31,8 +31,9 @@ struct ResumePoint {
         }
         let contents = try TrainingCheckpoint.read(resumeURL, optimizerKind: p.optimizer.kind)
         try TrainingInputs.checkSameArchitecture(policy: inputs.config, reference: contents.config, referenceDirectory: resumeURL.path)
-        guard contents.masterWeights.count == inputs.policyWeights.count else {
-            throw TrainingError.checkpoint("\(resumeURL.path) holds \(contents.masterWeights.count) weights, the model has \(inputs.policyWeights.count)")
+        guard contents.masterWeights.count == inputs.trainableCount else {
+            throw TrainingError.checkpoint("\(resumeURL.path) holds \(contents.masterWeights.count) weights, this run trains \(inputs.trainableCount)"
+                + (inputs.lora == nil ? "" : " (LoRA adapters)"))
         }
         let saved = contents.state
         for line in try ModelFingerprints.checkResume(

@@ -25,8 +25,8 @@ enum StartupFacts {
         let p = run.parameters, c = run.config
         let parameters = run.step.masterWeights.count
         let workingBytes = p.precision == .fp16 ? 2 : 4
-        // Master weights (fp32) + the policy's working copy.
-        let weights = parameters * (4 + workingBytes)
+        // Master weights (fp32) + the policy's working copy (LoRA: the frozen base + fp32 adapters and their master copy).
+        let weights = run.step.policy.adapters == nil ? parameters * (4 + workingBytes) : ParameterLayout(config: c).totalCount * workingBytes + parameters * 8
         // Gradients (fp32) + optimizer moments.
         let optimizer = parameters * 4 + (run.step.optimizer.firstMoment.count + run.step.optimizer.secondMoment.count) * 4
         let longest = min(p.maxLength, run.trainPairs.map(\.longestRowLength).max() ?? p.maxLength)
@@ -42,7 +42,8 @@ enum StartupFacts {
         let reference: Int
         switch run.step.reference {
         case .none: reference = 0
-        case .model: reference = parameters * workingBytes + tokens * 4 * (2 * h + f)
+        case .model: reference = ParameterLayout(config: c).totalCount * workingBytes + tokens * 4 * (2 * h + f)
+        case .baseModel: reference = tokens * 4 * (2 * h + f)  // the policy's own base weights: only scratch
         case .cached(let chosen, let rejected): reference = (chosen.count + rejected.count) * 4
         }
         return .init(weightsBytes: weights, optimizerBytes: optimizer, activationsBytes: activations, referenceBytes: reference,

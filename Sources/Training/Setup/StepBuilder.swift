@@ -16,9 +16,38 @@ enum StepBuilder {
     static func build(
         _ p: TrainingParameters, inputs: LoadedInputs, restored: ResumePoint?, communicator: Communicator, events: TrainingEvents
     ) throws -> Built {
+        if let lora = inputs.lora {
+            return try buildLoRA(p, lora: lora, inputs: inputs, restored: restored, communicator: communicator, events: events)
+        }
         var master = restored?.contents.masterWeights ?? inputs.policyWeights
         inputs.policyWeights = []  // master now holds the only copy (no second 4-bytes-per-parameter array)
         let optimizer = FlatOptimizer(options: p.optimizer, layout: ParameterLayout(config: inputs.config))
+        let state = try restoreState(p, optimizer: optimizer, inputs: inputs, restored: restored, communicator: communicator)
+        // Ranks start bit-identical whatever each one read from disk.
+        if communicator.size > 1 { master.withUnsafeMutableBufferPointer { communicator.broadcastParameters($0) } }
+
+        let policy: LlamaModel
+        do { policy = try LlamaModel(config: inputs.config, precision: p.precision, trainable: true) } catch {
+            throw TrainingError.model("--model \(p.modelDirectory): \(error)")
+        }
+        let (reference, evalReference) = try references(p, inputs: inputs, communicator: communicator, events: events)
+        inputs.referenceWeights = nil
+        let step = try DPOStep(
+            policy: policy, reference: reference, masterWeights: master, optimizer: optimizer, lossScaler: state.lossScaler,
+            options: stepOptions(p), communicator: communicator, stepIndex: state.globalStep)
+        return Built(step: step, evalReference: evalReference, state: state)
+    }
+
+    static func stepOptions(_ p: TrainingParameters) -> DPOStep.Options {
+        DPOStep.Options(
+            loss: p.loss, maxGradNorm: p.maxGradNorm, sharePrompt: p.sharePrompt, bucketMegabytes: p.bucketMegabytes,
+            wireType: p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32))
+    }
+
+    /// The trainer state to continue (the optimizer's restored from the checkpoint), stamped with this run's facts.
+    static func restoreState(
+        _ p: TrainingParameters, optimizer: FlatOptimizer, inputs: LoadedInputs, restored: ResumePoint?, communicator: Communicator
+    ) throws -> TrainerState {
         var state = restored?.state ?? TrainerState()
         if let restored {
             let c = restored.contents
@@ -32,27 +61,12 @@ enum StepBuilder {
         state.worldSize = communicator.size
         state.batchPairs = p.batchPairs
         state.gradAccum = p.gradAccum
-        // Ranks start bit-identical whatever each one read from disk.
-        if communicator.size > 1 { master.withUnsafeMutableBufferPointer { communicator.broadcastParameters($0) } }
-
-        let policy: LlamaModel
-        do { policy = try LlamaModel(config: inputs.config, precision: p.precision, trainable: true) } catch {
-            throw TrainingError.model("--model \(p.modelDirectory): \(error)")
-        }
-        let (reference, evalReference) = try references(p, inputs: inputs, communicator: communicator, events: events)
-        inputs.referenceWeights = nil
-        let options = DPOStep.Options(
-            loss: p.loss, maxGradNorm: p.maxGradNorm, sharePrompt: p.sharePrompt, bucketMegabytes: p.bucketMegabytes,
-            wireType: p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32))
-        let step = try DPOStep(
-            policy: policy, reference: reference, masterWeights: master, optimizer: optimizer, lossScaler: state.lossScaler,
-            options: options, communicator: communicator, stepIndex: state.globalStep)
-        return Built(step: step, evalReference: evalReference, state: state)
+        return state
     }
 
     /// The reference for training and for evaluation: none, a frozen model, or (--precompute-ref)
     /// the cached sums of each dataset, the model released once they are computed.
-    private static func references(
+    static func references(
         _ p: TrainingParameters, inputs: LoadedInputs, communicator: Communicator, events: TrainingEvents
     ) throws -> (train: ReferenceLogps, eval: ReferenceLogps) {
         guard let referenceWeights = inputs.referenceWeights else { return (.none, .none) }

@@ -20,13 +20,14 @@ enum TrainingSetup {
             ])
         }
         let inputs = try LoadedInputs.load(p, communicator: communicator, events: events)
+        inputs.lora = try LoRASetup.resolve(&p, model: inputs.config, events: events)
         // One run per OUT (rank 0 writes it; taken once the inputs are known good): a second
         // trainer would overwrite this one's checkpoints, metrics and train_config.json.
         let runLock = communicator.rank == 0 ? try RunLock.acquire(outputDirectory: URL(fileURLWithPath: p.outputDirectory)) : nil
         if let warning = runLock?.warning { events.message(warning) }
         let restored = try ResumePoint.resolve(&p, inputs: inputs, worldSize: communicator.size, events: events)
         let plan = try RunPlan(p, pairs: inputs.train, communicator: communicator, restored: restored)
-        if communicator.rank == 0 { try prepareOutput(p, parameterCount: inputs.policyWeights.count, restored: restored, events: events) }
+        if communicator.rank == 0 { try prepareOutput(p, parameterCount: inputs.trainableCount, restored: restored, events: events) }
         let models = try StepBuilder.build(p, inputs: inputs, restored: restored, communicator: communicator, events: events)
         if communicator.rank == 0, restored != nil,
            let note = try MetricsLog.dropTornLastLine(of: URL(fileURLWithPath: p.outputDirectory).appendingPathComponent("metrics.jsonl")) {

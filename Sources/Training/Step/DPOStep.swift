@@ -57,6 +57,7 @@ public final class DPOStep {
     public let options: Options
     public var lossScaler: DynamicLossScaler
     /// The fp32 master weights [P] the optimizer updates; the policy runs a copy in its precision.
+    /// With LoRA adapters attached to the policy, P is the adapter vector (the base stays frozen).
     public private(set) var masterWeights: [Float]
     /// Steps taken so far (skipped ones count): the 0-based index of the next step.
     public var stepIndex: Int
@@ -75,7 +76,7 @@ public final class DPOStep {
         policy: LlamaModel, reference: ReferenceLogps, masterWeights: [Float], optimizer: FlatOptimizer,
         lossScaler: DynamicLossScaler, options: Options, communicator: Communicator, stepIndex: Int = 0
     ) throws {
-        precondition(masterWeights.count == policy.layout.totalCount, "master weights [\(masterWeights.count)] do not fit the policy")
+        precondition(masterWeights.count == policy.trainableCount, "master weights [\(masterWeights.count)] do not fit the policy")
         self.policy = policy
         self.reference = reference
         self.masterWeights = masterWeights
@@ -88,13 +89,13 @@ public final class DPOStep {
         gradients.initialize(repeating: 0)
         do {
             reducer = try GradientReducer(
-                communicator: communicator, gradients: gradients, groupRanges: policy.layout.groupRanges,
+                communicator: communicator, gradients: gradients, groupRanges: policy.trainableGroupRanges,
                 bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
         } catch {
             gradients.deallocate()
             throw error
         }
-        masterWeights.withUnsafeBufferPointer { policy.loadWeights($0) }
+        masterWeights.withUnsafeBufferPointer { policy.loadTrainable($0) }
     }
 
     deinit { gradients.deallocate() }
@@ -199,7 +200,7 @@ public final class DPOStep {
             optimizer.step(weights: w, gradients: UnsafeBufferPointer(gradients), learningRate: learningRate)
         }
         faults?.afterUpdate?(stepIndex, &masterWeights)
-        masterWeights.withUnsafeBufferPointer { policy.loadWeights($0) }
+        masterWeights.withUnsafeBufferPointer { policy.loadTrainable($0) }
         return (true, gradNorm, globalObjective)
     }
 

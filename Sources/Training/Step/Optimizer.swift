@@ -55,14 +55,20 @@ public final class FlatOptimizer {
     public private(set) var firstMoment: [Float]
     public private(set) var secondMoment: [Float]
 
-    public init(options: OptimizerOptions, layout: ParameterLayout) {
-        self.options = options
+    public convenience init(options: OptimizerOptions, layout: ParameterLayout) {
         var mask = [Float](repeating: 1, count: layout.totalCount)
         for entry in layout.entries where entry.isNorm || entry.isBias {
             for i in entry.range { mask[i] = 0 }
         }
-        decayMask = mask
-        let momentCount = options.kind == .adamw ? layout.totalCount : 0
+        self.init(options: options, decayMask: mask)
+    }
+
+    /// An optimizer over `decayMask.count` parameters, weight decay where the mask is 1 (LoRA
+    /// adapters: all 1, as transformers' Trainer decays every non-bias, non-norm weight).
+    public init(options: OptimizerOptions, decayMask: [Float]) {
+        self.options = options
+        self.decayMask = decayMask
+        let momentCount = options.kind == .adamw ? decayMask.count : 0
         firstMoment = [Float](repeating: 0, count: momentCount)
         secondMoment = [Float](repeating: 0, count: momentCount)
     }

@@ -9,6 +9,8 @@ public enum ReferenceLogps {
     case none
     /// A frozen model run forward on the same concatenated batch.
     case model(LlamaModel)
+    /// The policy itself with its LoRA adapters switched off (no second copy of the weights).
+    case baseModel(LlamaModel)
     /// Precomputed sums, indexed by encoded pair index (`--precompute-ref`).
     case cached(chosen: [Float], rejected: [Float])
 
@@ -21,6 +23,9 @@ public enum ReferenceLogps {
         case .model(let model):
             if let shared { return batch.sequenceLogps(model.forward(shared, saveForBackward: false)) }
             return batch.sequenceLogps(model.forward(batch.rows, saveForBackward: false))
+        case .baseModel(let model):
+            if let shared { return batch.sequenceLogps(model.forwardWithoutAdapters(shared)) }
+            return batch.sequenceLogps(model.forwardWithoutAdapters(batch.rows))
         case .cached(let chosen, let rejected):
             return (batch.pairIndices.map { chosen[$0] }, batch.pairIndices.map { rejected[$0] })
         }

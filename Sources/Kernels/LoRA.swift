@@ -1,0 +1,130 @@
+/// The low-rank path of a LoRA linear layer (Hu et al. 2021, as PEFT computes it):
+///
+///     y[N, out] += scale * (x[N, in] A[r, in]^T) B[out, r]^T        scale = alpha / r
+///
+/// The frozen base product `x W^T` is `Linear`'s; this adds the adapter's share to the same
+/// output. `y`/`dy` may be a column block of a wider row (a stacked q|k|v or gate|up output),
+/// addressed by their row stride `ldy`. The intermediate `u = x A^T` `[N, r]` lives in caller
+/// scratch; backward recomputes it (r columns: cheaper than saving it per layer and module).
+public enum LoRALinear {
+    /// Shapes of one adapted projection.
+    public struct Shape: Sendable {
+        public var tokens, inFeatures, outFeatures, rank: Int
+        /// Row stride of `y` / `dy` (>= outFeatures).
+        public var ldy: Int
+        public var scale: Float
+
+        public init(tokens: Int, inFeatures: Int, outFeatures: Int, rank: Int, ldy: Int, scale: Float) {
+            self.tokens = tokens
+            self.inFeatures = inFeatures
+            self.outFeatures = outFeatures
+            self.rank = rank
+            self.ldy = ldy
+            self.scale = scale
+        }
+    }
+
+    /// `y += scale * (x A^T) B^T`; `u` scratch `[tokens, rank]`.
+    public static func forward(
+        x: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+        u: UnsafeMutablePointer<Float>, shape s: Shape
+    ) {
+        BLAS.ensureBestCore()
+        Matmul.gemm(transposeA: false, transposeB: true, m: s.tokens, n: s.rank, k: s.inFeatures,
+                    a: x, lda: s.inFeatures, b: a, ldb: s.inFeatures, beta: 0, c: u, ldc: s.rank)
+        Matmul.gemm(transposeA: false, transposeB: true, m: s.tokens, n: s.outFeatures, k: s.rank, alpha: s.scale,
+                    a: u, lda: s.rank, b: b, ldb: s.rank, beta: 1, c: y, ldc: s.ldy)
+    }
+
+    /// Accumulates `dA += scale * (dy B)^T x`, `dB += scale * dy^T (x A^T)` and (when given)
+    /// `dx += scale * (dy B) A`. Scratch `u`, `du` `[tokens, rank]`. No base-weight gradient.
+    public static func backward(
+        x: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, dA: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>,
+        u: UnsafeMutablePointer<Float>, du: UnsafeMutablePointer<Float>, shape s: Shape
+    ) {
+        BLAS.ensureBestCore()
+        Matmul.gemm(transposeA: false, transposeB: true, m: s.tokens, n: s.rank, k: s.inFeatures,
+                    a: x, lda: s.inFeatures, b: a, ldb: s.inFeatures, beta: 0, c: u, ldc: s.rank)
+        // dB[out, r] += scale * dy^T u
+        Matmul.gemm(transposeA: true, transposeB: false, m: s.outFeatures, n: s.rank, k: s.tokens, alpha: s.scale,
+                    a: dy, lda: s.ldy, b: u, ldb: s.rank, beta: 1, c: dB, ldc: s.rank)
+        // du[N, r] = scale * dy B
+        Matmul.gemm(transposeA: false, transposeB: false, m: s.tokens, n: s.rank, k: s.outFeatures, alpha: s.scale,
+                    a: dy, lda: s.ldy, b: b, ldb: s.rank, beta: 0, c: du, ldc: s.rank)
+        // dA[r, in] += du^T x
+        Matmul.gemm(transposeA: true, transposeB: false, m: s.rank, n: s.inFeatures, k: s.tokens,
+                    a: du, lda: s.rank, b: x, ldb: s.inFeatures, beta: 1, c: dA, ldc: s.inFeatures)
+        if let dx {
+            Matmul.gemm(transposeA: false, transposeB: false, m: s.tokens, n: s.inFeatures, k: s.rank,
+                        a: du, lda: s.rank, b: a, ldb: s.inFeatures, beta: 1, c: dx, ldc: s.inFeatures)
+        }
+    }
+
+    // MARK: - Naive oracle
+
+    /// `forward` with plain loops and Double sums (tests and documentation).
+    public static func forwardNaive(
+        x: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, shape s: Shape
+    ) {
+        let u = naiveDown(x: x, a: a, shape: s)
+        for t in 0..<s.tokens {
+            for o in 0..<s.outFeatures {
+                var sum = 0.0
+                for k in 0..<s.rank { sum += u[t * s.rank + k] * Double(b[o * s.rank + k]) }
+                y[t * s.ldy + o] = Float(Double(y[t * s.ldy + o]) + Double(s.scale) * sum)
+            }
+        }
+    }
+
+    /// `backward` with plain loops and Double sums (tests and documentation).
+    public static func backwardNaive(
+        x: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, dA: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>, shape s: Shape
+    ) {
+        let u = naiveDown(x: x, a: a, shape: s)
+        var du = [Double](repeating: 0, count: s.tokens * s.rank)
+        for t in 0..<s.tokens {
+            for k in 0..<s.rank {
+                var sum = 0.0
+                for o in 0..<s.outFeatures { sum += Double(dy[t * s.ldy + o]) * Double(b[o * s.rank + k]) }
+                du[t * s.rank + k] = Double(s.scale) * sum
+            }
+        }
+        for o in 0..<s.outFeatures {
+            for k in 0..<s.rank {
+                var sum = 0.0
+                for t in 0..<s.tokens { sum += Double(dy[t * s.ldy + o]) * u[t * s.rank + k] }
+                dB[o * s.rank + k] = Float(Double(dB[o * s.rank + k]) + Double(s.scale) * sum)
+            }
+        }
+        for k in 0..<s.rank {
+            for i in 0..<s.inFeatures {
+                var sum = 0.0
+                for t in 0..<s.tokens { sum += du[t * s.rank + k] * Double(x[t * s.inFeatures + i]) }
+                dA[k * s.inFeatures + i] = Float(Double(dA[k * s.inFeatures + i]) + sum)
+            }
+        }
+        guard let dx else { return }
+        for t in 0..<s.tokens {
+            for i in 0..<s.inFeatures {
+                var sum = 0.0
+                for k in 0..<s.rank { sum += du[t * s.rank + k] * Double(a[k * s.inFeatures + i]) }
+                dx[t * s.inFeatures + i] = Float(Double(dx[t * s.inFeatures + i]) + sum)
+            }
+        }
+    }
+
+    /// `u = x A^T` in Double `[tokens, rank]`.
+    private static func naiveDown(x: UnsafePointer<Float>, a: UnsafePointer<Float>, shape s: Shape) -> [Double] {
+        var u = [Double](repeating: 0, count: s.tokens * s.rank)
+        for t in 0..<s.tokens {
+            for k in 0..<s.rank {
+                var sum = 0.0
+                for i in 0..<s.inFeatures { sum += Double(x[t * s.inFeatures + i]) * Double(a[k * s.inFeatures + i]) }
+                u[t * s.rank + k] = sum
+            }
+        }
+        return u
+    }
+}

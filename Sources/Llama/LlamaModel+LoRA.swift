@@ -1,0 +1,121 @@
+import Kernels
+
+// LoRA in the one model code path: `adapters` nil is full fine-tuning; attached, every
+// targeted projection adds `scale * (x A^T) B^T` to its output while enabled, backward fills
+// only the adapter gradients (the base weights are frozen: no gradient is written for them)
+// and passes the input gradient through both paths.
+
+extension LlamaModel {
+    // MARK: - Attaching
+
+    /// Attaches `adapters` (made for this config): from now on the trainable parameters are the
+    /// adapter vector (`trainableCount`, `trainableGroupRanges`, `loadTrainable`, `backward`).
+    public func attach(_ adapters: LoRAAdapters) {
+        precondition(adapters.layout.groupRanges.count == config.numHiddenLayers, "LoRA adapters made for another config")
+        self.adapters = adapters
+    }
+
+    /// Parameters `backward` fills and `loadTrainable` takes: the adapters, else every weight.
+    public var trainableCount: Int { adapters?.layout.totalCount ?? layout.totalCount }
+
+    /// Contiguous ranges whose gradients become final together (the reducer's buckets):
+    /// one per layer's adapters, else `layout.groupRanges`.
+    public var trainableGroupRanges: [Range<Int>] { adapters?.layout.groupRanges ?? layout.groupRanges }
+
+    /// Loads the trainable parameters: adapter weights under LoRA, else the working weights.
+    public func loadTrainable(_ flat: UnsafeBufferPointer<Float>) {
+        if let adapters { adapters.load(flat) } else { loadWeights(flat) }
+    }
+
+    // MARK: - Base-model forward (the reference)
+
+    /// Per-token log-probs of the base model (adapters off), in a separate arena, so the
+    /// policy's saved activations for the pending `backward` stay intact.
+    public func forwardWithoutAdapters(_ batch: TokenRows) -> [Float] {
+        withAdaptersDisabled { forward(batch, saveForBackward: false) }
+    }
+
+    /// The same for a shared-prompt batch.
+    public func forwardWithoutAdapters(_ shared: SharedPromptRows) -> [Float] {
+        withAdaptersDisabled { forward(shared, saveForBackward: false) }
+    }
+
+    /// Runs `body` with the adapters switched off and the reference arena in place.
+    public func withAdaptersDisabled<T>(_ body: () throws -> T) rethrows -> T {
+        guard let adapters else { return try body() }
+        let policyArena = arena, policyInput = lastInput
+        arena = adapters.referenceArena
+        adapters.enabled = false
+        defer {
+            adapters.referenceArena = arena
+            arena = policyArena
+            lastInput = policyInput
+            adapters.enabled = true
+        }
+        return try body()
+    }
+
+    // MARK: - The low-rank path
+
+    /// `y[tokens, ldy] (columns 0..<out) += scale (x A^T) B^T` for `module` of `layer`, when
+    /// adapters are attached, enabled and target it.
+    @inline(__always)
+    func addAdapter(_ layer: Int, _ module: LoRAModule, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                    ldy: Int, tokens: Int) {
+        guard let adapters, adapters.enabled, let pair = adapters.layout.pair(layer: layer, module: module) else { return }
+        let f = module.features(config), w = adapters.weights.pointer
+        let scratch = adapters.scratch(tokens: tokens)
+        LoRALinear.forward(x: x, a: w + pair.a, b: w + pair.b, y: y, u: scratch.u,
+                           shape: .init(tokens: tokens, inFeatures: f.in, outFeatures: f.out, rank: adapters.config.rank,
+                                        ldy: ldy, scale: adapters.config.scale))
+    }
+
+    /// Backward of `addAdapter`: dA, dB into `gradients` (adapter layout), `dx +=` the input gradient.
+    @inline(__always)
+    func adapterBackward(_ layer: Int, _ module: LoRAModule, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, ldy: Int,
+                         dx: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, tokens: Int) {
+        guard let adapters, let pair = adapters.layout.pair(layer: layer, module: module) else { return }
+        let f = module.features(config), w = adapters.weights.pointer
+        let scratch = adapters.scratch(tokens: tokens)
+        LoRALinear.backward(x: x, a: w + pair.a, b: w + pair.b, dy: dy, dx: dx, dA: gradients + pair.a, dB: gradients + pair.b,
+                            u: scratch.u, du: scratch.du,
+                            shape: .init(tokens: tokens, inFeatures: f.in, outFeatures: f.out, rank: adapters.config.rank,
+                                         ldy: ldy, scale: adapters.config.scale))
+    }
+
+    /// Where backward writes the gradient of the base parameter at `offset`: the flat gradient
+    /// buffer in full fine-tuning, nowhere (nil) under LoRA.
+    @inline(__always)
+    func baseGradient(_ gradients: UnsafeMutablePointer<Float>, _ offset: Int) -> UnsafeMutablePointer<Float>? {
+        adapters == nil ? gradients + offset : nil
+    }
+
+    /// As `baseGradient`, for kernels that always write a weight gradient (norms): a sink under LoRA.
+    @inline(__always)
+    func baseGradientOrSink(_ gradients: UnsafeMutablePointer<Float>, _ offset: Int) -> UnsafeMutablePointer<Float> {
+        guard let adapters else { return gradients + offset }
+        return adapters.frozenGradientSink.pointer
+    }
+
+    // MARK: - Merging
+
+    /// The base weights with every adapter folded in, `W + scale * B A` (float32, layout order):
+    /// what PEFT's `merge_and_unload` computes.
+    public func mergedWeights() -> [Float] {
+        var flat = [Float](repeating: 0, count: layout.totalCount)
+        flat.withUnsafeMutableBufferPointer { copyWeights(into: $0) }
+        guard let adapters else { return flat }
+        let w = adapters.weights.pointer, r = adapters.config.rank
+        flat.withUnsafeMutableBufferPointer { out in
+            for entry in adapters.layout.entries where !entry.isB {
+                let f = entry.module.features(config)
+                let pair = adapters.layout.pair(layer: entry.layer, module: entry.module)!
+                let base = layout.entry(entry.baseName).offset
+                // W[out, in] += scale * B[out, r] A[r, in]
+                Matmul.gemm(transposeA: false, transposeB: false, m: f.out, n: f.in, k: r, alpha: adapters.config.scale,
+                            a: w + pair.b, lda: r, b: w + pair.a, ldb: f.in, beta: 1, c: out.baseAddress! + base, ldc: f.in)
+            }
+        }
+        return flat
+    }
+}
