@@ -5,6 +5,7 @@ import Preference
 import TestSupport
 import XCTest
 
+@testable import DPOTools
 @testable import Training
 
 /// `DPOStep` with LoRA adapters: the step's adapter gradient is the chain rule of the full

@@ -2,6 +2,7 @@ import Distributed
 import Foundation
 import Llama
 import Preference
+import Training
 
 extension DPOStepBenchmark {
     /// The LoRA step the trainer would build: random base weights (seed 1) frozen in the policy,
