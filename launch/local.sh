@@ -22,9 +22,10 @@
 #
 # Stopping: SIGINT (Ctrl-C) or SIGTERM to this script is passed to the ranks as SIGUSR1,
 # which mpirun forwards as is; the ranks finish the step in progress, rank 0 saves, and
-# the job exits 0. (A SIGTERM straight to Open MPI 4.1's mpirun would be followed by
-# SIGKILL one second later, before a step can finish.) A second Ctrl-C/SIGTERM stops the
-# ranks at once. A rank that dies or fails ends the whole job with a non-zero status.
+# the job exits 75 (stopped with a checkpoint; `--resume auto` continues). A SIGTERM
+# straight to Open MPI 4.1's mpirun would be followed by SIGKILL one second later, before
+# a step can finish. A second Ctrl-C/SIGTERM stops the ranks at once. A rank that dies or
+# fails ends the whole job with a non-zero status.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 

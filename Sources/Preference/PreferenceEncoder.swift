@@ -72,7 +72,7 @@ public struct EncodingReport: Equatable, Sendable {
 
 // MARK: - Preference encoder
 
-/// Turns preference examples into token ids by DESIGN.md section 3:
+/// Turns preference examples into token ids by the conventions in docs/ARCHITECTURE.md:
 /// standard examples are encoded without post-processor (no BOS) and get EOS appended; conversational
 /// ones follow TRL (`ConversationalSplit`): the chat template's rendering, no EOS appended.
 public struct PreferenceEncoder {

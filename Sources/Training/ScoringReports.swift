@@ -53,7 +53,7 @@ public enum ScoringReports {
         let data = try TrainingInputs.loadPairs(
             o.dataFile, flag: "--data", tokenizer: tokenizer, encoding: encoding,
             reading: DatasetReadOptions(keys: o.dataShape.keys), allowEmpty: true)
-        try LoadedInputs.checkTokenIds(data.pairs, vocabSize: config.vocabSize, file: o.dataFile, flag: "--data")
+        try LoadedInputs.checkRows(data.pairs, config: config, file: o.dataFile, flag: "--data")
         let model = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { model.loadWeights($0) }
         if let adapter = o.adapterDirectory { try AdapterLoading.attach(adapter, to: model) }
@@ -118,7 +118,7 @@ public enum ScoringReports {
             encoding: EncodingOptions(maxLength: o.maxLength, maxPromptLength: o.maxPromptLength,
                                       chatTemplate: o.dataShape.chatTemplate),
             reading: DatasetReadOptions(keys: o.dataShape.keys))
-        try LoadedInputs.checkTokenIds(data.pairs, vocabSize: config.vocabSize, file: o.dataFile, flag: "--data")
+        try LoadedInputs.checkRows(data.pairs, config: config, file: o.dataFile, flag: "--data")
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { policy.loadWeights($0) }
         if let adapter = o.adapterDirectory {

@@ -68,9 +68,9 @@ final class LoadedInputs {
             config: config, policyWeights: weights, referenceWeights: referenceWeights, fingerprints: fingerprints,
             paddingId: tokenizer.paddingId, train: train, eval: eval, counts: counts)
         try inputs.checkAcrossRanks(communicator)
-        try checkTokenIds(train, vocabSize: config.vocabSize, file: p.dataFile, flag: "--data")
+        try checkRows(train, config: config, file: p.dataFile, flag: "--data")
         if let eval, let evalFile = p.evalDataFile {
-            try checkTokenIds(eval, vocabSize: config.vocabSize, file: evalFile, flag: "--eval-data")
+            try checkRows(eval, config: config, file: evalFile, flag: "--eval-data")
         }
         return inputs
     }
@@ -116,6 +116,18 @@ final class LoadedInputs {
         var hasher = SHA256()
         hasher.update(pairs: pairs)
         return hasher.finalize().prefix(12).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Token ids inside the model's vocabulary, and rows no longer than the config's position
+    /// limit (a sliding window, dynamic RoPE): such rows would compute something transformers does not.
+    static func checkRows(_ pairs: [EncodedPair], config: LlamaConfig, file: String, flag: String) throws {
+        try checkTokenIds(pairs, vocabSize: config.vocabSize, file: file, flag: flag)
+        guard let longest = pairs.map(\.longestRowLength).max() else { return }
+        do {
+            try config.checkRowLength(longest)
+        } catch {
+            throw TrainingError.data("\(flag) \(file): \(error) (--max-length caps prompt + completion)")
+        }
     }
 
     /// A tokenizer whose ids exceed the model's vocabulary would index past the embedding.
