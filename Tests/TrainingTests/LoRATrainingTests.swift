@@ -44,6 +44,13 @@ final class LoRATrainingTests: XCTestCase {
         XCTAssertEqual(loaded.config, LoRAConfig(rank: 4, alpha: 8, targets: LoRAModule.allCases))
         XCTAssertEqual(loaded.values, try TrainerSandbox.masterWeights(final))
         XCTAssertEqual(loaded.baseModel, URL(fileURLWithPath: p.modelDirectory).standardizedFileURL.path)
+        // dpo eval --adapter (reference: the base) reproduces the trainer's last evaluation.
+        var eval = ScoringReports.EvalOptions(modelDirectory: p.modelDirectory, dataFile: data.path)
+        eval.adapterDirectory = final.path
+        let line = try ScoringReports.evaluate(eval, communicator: SingleProcessCommunicator())
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let evalLoss = try XCTUnwrap(object["eval_loss"] as? Double), trainerEvalLoss = try XCTUnwrap(sink.series("eval_loss").last)
+        XCTAssertEqual(evalLoss, trainerEvalLoss, accuracy: 1e-5 * abs(trainerEvalLoss), line)
         let margins = sink.series("rewards/margins")
         XCTAssertEqual(margins.first ?? 1, 0, accuracy: 1e-7, "step 1 starts at the base model (B = 0)")
         XCTAssertGreaterThan(margins.last ?? 0, 0.01, "\(margins)")
