@@ -18,7 +18,12 @@ enum StepBuilder {
     ) throws -> Built {
         var master = restored?.contents.masterWeights ?? inputs.policyWeights
         inputs.policyWeights = []  // master now holds the only copy (no second 4-bytes-per-parameter array)
-        let optimizer = FlatOptimizer(options: p.optimizer, layout: ParameterLayout(config: inputs.config))
+        let layout = ParameterLayout(config: inputs.config)
+        // --zero 1: this rank's optimizer covers its shard only (ResumePoint read the moments of that shard).
+        let optimizer = p.zero == 1
+            ? FlatOptimizer(options: p.optimizer, layout: layout,
+                            range: ParameterShards.ranges(total: layout.totalCount, ranks: communicator.size)[communicator.rank])
+            : FlatOptimizer(options: p.optimizer, layout: layout)
         var state = restored?.state ?? TrainerState()
         if let restored {
             let c = restored.contents
@@ -43,7 +48,7 @@ enum StepBuilder {
         inputs.referenceWeights = nil
         let options = DPOStep.Options(
             loss: p.loss, maxGradNorm: p.maxGradNorm, sharePrompt: p.sharePrompt, bucketMegabytes: p.bucketMegabytes,
-            wireType: p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32))
+            wireType: p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32), zeroStage: p.zero)
         let step = try DPOStep(
             policy: policy, reference: reference, masterWeights: master, optimizer: optimizer, lossScaler: state.lossScaler,
             options: options, communicator: communicator, stepIndex: state.globalStep)

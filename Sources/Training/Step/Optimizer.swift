@@ -55,14 +55,25 @@ public final class FlatOptimizer {
     public private(set) var firstMoment: [Float]
     public private(set) var secondMoment: [Float]
 
-    public init(options: OptimizerOptions, layout: ParameterLayout) {
+    /// Elements of the flat parameter vector this optimizer updates: all of them, or (ZeRO-1,
+    /// `--zero 1`) this rank's shard; `step` then takes weights and gradients of the shard only.
+    public let range: Range<Int>
+
+    public convenience init(options: OptimizerOptions, layout: ParameterLayout) {
+        self.init(options: options, layout: layout, range: 0..<layout.totalCount)
+    }
+
+    /// An optimizer of elements `range` of the layout only (state [range.count]).
+    public init(options: OptimizerOptions, layout: ParameterLayout, range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= layout.totalCount, "optimizer range \(range) outside the layout")
         self.options = options
-        var mask = [Float](repeating: 1, count: layout.totalCount)
+        self.range = range
+        var mask = [Float](repeating: 1, count: range.count)
         for entry in layout.entries where entry.isNorm || entry.isBias {
-            for i in entry.range { mask[i] = 0 }
+            for i in entry.range.clamped(to: range) { mask[i - range.lowerBound] = 0 }
         }
         decayMask = mask
-        let momentCount = options.kind == .adamw ? layout.totalCount : 0
+        let momentCount = options.kind == .adamw ? range.count : 0
         firstMoment = [Float](repeating: 0, count: momentCount)
         secondMoment = [Float](repeating: 0, count: momentCount)
     }
