@@ -101,9 +101,10 @@ public final class DPOStep {
         do {
             if options.zeroStage == 1 {
                 reducer = nil
+                let buffer = gradients
                 sharded = try masterWeights.withUnsafeBufferPointer {
                     try ShardedOptimizer(
-                        communicator: communicator, masterWeights: $0, optimizer: optimizer, gradients: gradients,
+                        communicator: communicator, masterWeights: $0, optimizer: optimizer, gradients: buffer,
                         groupRanges: policy.layout.groupRanges, bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
                 }
             } else {
