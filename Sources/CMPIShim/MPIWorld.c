@@ -7,7 +7,14 @@
 
 struct dpo_mpi_request {
     MPI_Request request;
+    /// Count/displacement arrays a v-collective reads until it completes (NULL for others).
+    int *arrays;
 };
+
+static void free_request(dpo_mpi_request *request) {
+    free(request->arrays);
+    free(request);
+}
 
 static int initialized = 0;
 static MPI_Datatype half_type = MPI_DATATYPE_NULL;
@@ -166,6 +173,7 @@ int dpo_mpi_iallreduce(void *buffer, size_t count, dpo_mpi_dtype dtype, dpo_mpi_
     type_and_op(dtype, &type, &op, &width);
     dpo_mpi_request *r = malloc(sizeof(dpo_mpi_request));
     if (!r) return MPI_ERR_NO_MEM;
+    r->arrays = NULL;
     int rc = MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)count, type, op, MPI_COMM_WORLD, &r->request);
     if (rc != MPI_SUCCESS) { free(r); return rc; }
     *request = r;
@@ -174,14 +182,76 @@ int dpo_mpi_iallreduce(void *buffer, size_t count, dpo_mpi_dtype dtype, dpo_mpi_
 
 int dpo_mpi_wait(dpo_mpi_request *request) {
     int rc = MPI_Wait(&request->request, MPI_STATUS_IGNORE);
-    free(request);
+    free_request(request);
     return rc;
 }
 
 int dpo_mpi_test(dpo_mpi_request *request, int *done) {
     *done = 0;
     int rc = MPI_Test(&request->request, done, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) { *done = 1; free(request); return rc; }
-    if (*done) free(request);
+    if (rc != MPI_SUCCESS) { *done = 1; free_request(request); return rc; }
+    if (*done) free_request(request);
     return MPI_SUCCESS;
+}
+
+// MARK: - Sharded collectives (ZeRO-1)
+
+/// counts (size_t) -> int counts and displacements for the v-collectives; NULL when a count or
+/// the total does not fit MPI's int. The caller frees the returned block (counts, then displacements).
+static int *int_counts(const size_t *counts, int size) {
+    int *ints = malloc(sizeof(int) * (size_t)size * 2);
+    if (!ints) return NULL;
+    size_t total = 0;
+    for (int r = 0; r < size; r++) {
+        if (counts[r] > INT_MAX || total > INT_MAX) { free(ints); return NULL; }
+        ints[r] = (int)counts[r];
+        ints[size + r] = (int)total;
+        total += counts[r];
+    }
+    if (total > INT_MAX) { free(ints); return NULL; }
+    return ints;
+}
+
+int dpo_mpi_reduce_scatter(const void *send, void *receive, const size_t *counts, dpo_mpi_dtype dtype) {
+    int size = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Datatype type; MPI_Op op; size_t width;
+    type_and_op(dtype, &type, &op, &width);
+    int *ints = int_counts(counts, size);
+    if (!ints) return MPI_ERR_COUNT;
+    int rc = MPI_Reduce_scatter(send, receive, ints, type, op, MPI_COMM_WORLD);
+    free(ints);
+    return rc;
+}
+
+int dpo_mpi_ireduce_scatter(const void *send, void *receive, const size_t *counts, dpo_mpi_dtype dtype,
+                            dpo_mpi_request **request) {
+    *request = NULL;
+    int size = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Datatype type; MPI_Op op; size_t width;
+    type_and_op(dtype, &type, &op, &width);
+    // A non-blocking collective may read its count arrays until it completes (MPI-3.1 5.12),
+    // so they live in the request and are freed with it.
+    dpo_mpi_request *r = malloc(sizeof(dpo_mpi_request));
+    if (!r) return MPI_ERR_NO_MEM;
+    int *ints = int_counts(counts, size);
+    if (!ints) { free(r); return MPI_ERR_COUNT; }
+    int rc = MPI_Ireduce_scatter(send, receive, ints, type, op, MPI_COMM_WORLD, &r->request);
+    if (rc != MPI_SUCCESS) { free(ints); free(r); return rc; }
+    r->arrays = ints;
+    *request = r;
+    return MPI_SUCCESS;
+}
+
+int dpo_mpi_allgatherv_inplace(void *buffer, const size_t *counts, dpo_mpi_dtype dtype) {
+    int size = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Datatype type; MPI_Op op; size_t width;
+    type_and_op(dtype, &type, &op, &width);
+    int *ints = int_counts(counts, size);
+    if (!ints) return MPI_ERR_COUNT;
+    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer, ints, ints + size, type, MPI_COMM_WORLD);
+    free(ints);
+    return rc;
 }

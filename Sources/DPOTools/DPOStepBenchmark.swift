@@ -37,6 +37,8 @@ public enum DPOStepBenchmark {
         public var bucketMegabytes: Double = 25
         /// LoRA rank on all seven projections (0: full fine-tuning); the reference is then the base.
         public var loraRank = 0
+        /// `--zero`: 1 = ZeRO stage 1 (optimizer state sharded over ranks).
+        public var zeroStage = 0
 
         public init(preset: LlamaPreset) { self.preset = preset }
     }
@@ -174,10 +176,13 @@ public enum DPOStepBenchmark {
         defaults.precision = o.precision
         let options = DPOStep.Options(
             loss: defaults.loss, maxGradNorm: defaults.maxGradNorm, sharePrompt: o.sharePrompt, bucketMegabytes: o.bucketMegabytes,
-            wireType: o.allreduceDType ?? (o.precision == .fp16 ? .fp16 : .fp32))
+            wireType: o.allreduceDType ?? (o.precision == .fp16 ? .fp16 : .fp32), zeroStage: o.zeroStage)
+        let shard = ParameterShards.ranges(total: weights.count, ranks: communicator.size)[communicator.rank]
         return try DPOStep(
             policy: policy, reference: reference, masterWeights: weights,
-            optimizer: FlatOptimizer(options: defaults.optimizer, layout: policy.layout),
+            optimizer: o.zeroStage == 1
+                ? FlatOptimizer(options: defaults.optimizer, layout: policy.layout, range: shard)
+                : FlatOptimizer(options: defaults.optimizer, layout: policy.layout),
             lossScaler: DynamicLossScaler(enabled: o.precision == .fp16), options: options, communicator: communicator)
     }
 }

@@ -26,6 +26,9 @@ public enum CollectiveSelfCheck {
             ("reducer fp32", { try checkReducer($0, wireType: .fp32) }),
             ("reducer fp16", { try checkReducer($0, wireType: .fp16) }),
             ("reducer inf/NaN agreement", checkReducerNonFinite),
+            ("reduce-scatter and in-place all-gather", checkReduceScatterAndGather),
+            ("sharded reducer fp32", { try checkShardedReducer($0, wireType: .fp32) }),
+            ("sharded reducer fp16", { try checkShardedReducer($0, wireType: .fp16) }),
             ("parameter broadcast and consistency", checkConsistency), ("same run", checkSameRun),
         ]
         for (name, check) in checks {

@@ -37,6 +37,21 @@ public protocol Communicator: AnyObject {
     func allGather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer)
     /// Every rank sends any number of bytes; returns each rank's bytes, indexed by rank.
     func allGatherVariable(_ send: UnsafeRawBufferPointer) -> [[UInt8]]
+    /// Sum over ranks of `send` (counts.reduce(0, +) elements), scattered (ZeRO-1): this rank
+    /// receives the `counts[rank]` elements that follow those of lower ranks into `receive`.
+    /// Every rank passes the same counts (zeros allowed); `send` and `receive` must not overlap.
+    func reduceScatterSum(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>, counts: [Int])
+    /// Starts `reduceScatterSum`; both buffers stay in use until the request completes.
+    func startReduceScatterSum(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
+                               counts: [Int]) -> AllReduceRequest
+    /// Starts a binary16 `reduceScatterSum` (each addition rounded to half, as `allReduceSumHalf`).
+    func startReduceScatterSumHalf(_ send: UnsafeBufferPointer<UInt16>, into receive: UnsafeMutableBufferPointer<UInt16>,
+                                   counts: [Int]) -> AllReduceRequest
+    /// In-place all-gather (ZeRO-1): rank r's `counts[r]` elements sit after those of lower
+    /// ranks in `buffer` (counts.reduce(0, +) elements); afterwards every rank holds all of them.
+    func allGatherInPlace(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int])
+    /// `allGatherInPlace` of binary16 bit patterns.
+    func allGatherInPlaceHalf(_ buffer: UnsafeMutableBufferPointer<UInt16>, counts: [Int])
     /// Prints "rank R: message" to standard error and ends the whole job with `code`.
     func abort(code: Int32, message: String) -> Never
     /// Leaves MPI; call once at the end of a successful run (no collectives afterwards).

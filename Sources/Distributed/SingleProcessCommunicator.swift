@@ -41,3 +41,29 @@ final class CompletedRequest: AllReduceRequest {
     func wait() {}
     func test() -> Bool { true }
 }
+
+// MARK: - Sharded collectives (one rank owns everything)
+
+extension SingleProcessCommunicator {
+    public func reduceScatterSum(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>, counts: [Int]) {
+        precondition(counts == [send.count] && receive.count >= send.count, "reduceScatterSum: counts \(counts) for \(send.count) elements")
+        if let base = send.baseAddress, send.count > 0 { receive.baseAddress!.update(from: base, count: send.count) }
+    }
+    public func startReduceScatterSum(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>,
+                                      counts: [Int]) -> AllReduceRequest {
+        reduceScatterSum(send, into: receive, counts: counts)
+        return CompletedRequest()
+    }
+    public func startReduceScatterSumHalf(_ send: UnsafeBufferPointer<UInt16>, into receive: UnsafeMutableBufferPointer<UInt16>,
+                                          counts: [Int]) -> AllReduceRequest {
+        precondition(counts == [send.count] && receive.count >= send.count, "startReduceScatterSumHalf: counts \(counts) for \(send.count) elements")
+        if let base = send.baseAddress, send.count > 0 { receive.baseAddress!.update(from: base, count: send.count) }
+        return CompletedRequest()
+    }
+    public func allGatherInPlace(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) {
+        precondition(counts == [buffer.count], "allGatherInPlace: counts \(counts) for \(buffer.count) elements")
+    }
+    public func allGatherInPlaceHalf(_ buffer: UnsafeMutableBufferPointer<UInt16>, counts: [Int]) {
+        precondition(counts == [buffer.count], "allGatherInPlaceHalf: counts \(counts) for \(buffer.count) elements")
+    }
+}

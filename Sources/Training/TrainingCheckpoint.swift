@@ -9,6 +9,7 @@ import Tokenization
 ///     chat_template.jinja                                     the model's, or the --chat-template one
 ///     trainer_state.json                                      TrainerState
 ///     optimizer.safetensors                                   master_weights, exp_avg, exp_avg_sq (fp32, layout order)
+///       or, with --zero 1, optimizer-shard-<r>-of-<N>.safetensors, one per rank (`OptimizerShards`)
 ///     train_config.json                                       the resolved TrainingParameters
 ///     manifest.json                                           written last by CheckpointStore
 ///
@@ -30,10 +31,13 @@ public enum TrainingCheckpoint {
     }
 
     /// Writes the files of a checkpoint into `directory` (CheckpointStore provides the
-    /// temporary directory, the manifest and the rename).
+    /// temporary directory, the manifest and the rename). `optimizerShards` (`--zero 1`): the
+    /// staging directory holding every rank's optimizer shard, moved in instead of writing
+    /// `optimizer.safetensors`.
     public static func write(
         into directory: URL, config: LlamaConfig, masterWeights: [Float], optimizer: FlatOptimizer,
-        state: TrainerState, parameters: TrainingParameters, tokenizerSource: URL
+        state: TrainerState, parameters: TrainingParameters, tokenizerSource: URL,
+        optimizerShards: (staging: URL, worldSize: Int)? = nil
     ) throws {
         if let lora = parameters.loraConfig {
             try writeAdapter(into: directory, config: config, lora: lora, adapters: masterWeights, parameters: parameters)
@@ -45,6 +49,10 @@ public enum TrainingCheckpoint {
         if let template = parameters.chatTemplate { try ChatTemplate.writeModelFile(template, to: directory) }
         try state.encoded().write(to: directory.appendingPathComponent(TrainerState.fileName))
         try encodedParameters(parameters).write(to: directory.appendingPathComponent(configFileName))
+        if let optimizerShards {
+            try OptimizerShards.collect(from: optimizerShards.staging, into: directory, worldSize: optimizerShards.worldSize)
+            return
+        }
         let metadata = ["format": "pt", "optimizer": optimizer.options.kind.rawValue, "step": String(optimizer.stepCount)]
         try masterWeights.withUnsafeBufferPointer { master in
             try optimizer.firstMoment.withUnsafeBufferPointer { m in
@@ -61,8 +69,10 @@ public enum TrainingCheckpoint {
         }
     }
 
-    /// Reads a (verified) checkpoint back.
-    public static func read(_ directory: URL, optimizerKind: OptimizerKind) throws -> Contents {
+    /// Reads a (verified) checkpoint back: the full master weights, and the AdamW moments of
+    /// elements `momentRange` (a `--zero 1` rank's shard; nil = all), from `optimizer.safetensors`
+    /// or from the optimizer shards of any world size.
+    public static func read(_ directory: URL, optimizerKind: OptimizerKind, momentRange: Range<Int>? = nil) throws -> Contents {
         let path = directory.path
         do {
             let modelConfig = directory.appendingPathComponent(ModelDirectory.configFileName)
@@ -70,15 +80,25 @@ public enum TrainingCheckpoint {
                 from: FileManager.default.fileExists(atPath: modelConfig.path) ? modelConfig : directory.appendingPathComponent(baseConfigFileName))
             let stateURL = directory.appendingPathComponent(TrainerState.fileName)
             let state = try TrainerState.decode(Data(contentsOf: stateURL), source: stateURL.path)
-            let file = try SafetensorsFile(contentsOf: directory.appendingPathComponent(optimizerFileName))
+            let optimizerURL = directory.appendingPathComponent(optimizerFileName)
+            if !FileManager.default.fileExists(atPath: optimizerURL.path), let shards = try OptimizerShards.list(in: directory) {
+                let (step, master, first, second) = try OptimizerShards.read(shards.files, optimizerKind: optimizerKind, range: momentRange)
+                return Contents(config: config, masterWeights: master, optimizerStep: step, firstMoment: first,
+                                secondMoment: second, state: state)
+            }
+            let file = try SafetensorsFile(contentsOf: optimizerURL)
             guard file.metadata["optimizer"] == optimizerKind.rawValue else {
                 throw TrainingError.checkpoint(
                     "\(path) was written by --optimizer \(file.metadata["optimizer"] ?? "?"), this run uses \(optimizerKind.rawValue)")
             }
             let step = Int(file.metadata["step"] ?? "") ?? -1
             let master = try file.floats("master_weights")
-            let first = optimizerKind == .adamw ? try file.floats("exp_avg") : []
-            let second = optimizerKind == .adamw ? try file.floats("exp_avg_sq") : []
+            var first = optimizerKind == .adamw ? try file.floats("exp_avg") : []
+            var second = optimizerKind == .adamw ? try file.floats("exp_avg_sq") : []
+            if let momentRange, optimizerKind == .adamw, momentRange.upperBound <= first.count {
+                first = Array(first[momentRange])
+                second = Array(second[momentRange])
+            }
             return Contents(config: config, masterWeights: master, optimizerStep: step, firstMoment: first,
                             secondMoment: second, state: state)
         } catch let error as TrainingError {

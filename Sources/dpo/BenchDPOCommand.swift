@@ -47,6 +47,8 @@ struct BenchDPOCommand: ParsableCommand {
     var allreduceDtype: String?
     @Option(help: "Largest gradient bucket in MiB on the wire.")
     var bucketMb: Double = 25
+    @Option(help: "ZeRO stage: 0 = whole optimizer state on every rank, 1 = sharded over ranks (reduce-scatter + all-gather).")
+    var zero: Int = 0
 
     func validate() throws {
         guard LlamaPreset(rawValue: preset) != nil else {
@@ -61,6 +63,7 @@ struct BenchDPOCommand: ParsableCommand {
             throw ValidationError("--allreduce-dtype \(allreduceDtype): expected fp32 or fp16")
         }
         guard bucketMb > 0, bucketMb.isFinite else { throw ValidationError("--bucket-mb must be a positive number, got \(bucketMb)") }
+        guard zero == 0 || zero == 1 else { throw ValidationError("--zero must be 0 or 1, got \(zero)") }
     }
 
     func run() throws {
@@ -82,6 +85,7 @@ struct BenchDPOCommand: ParsableCommand {
             options.threads = BLAS.threads
             options.allreduceDType = allreduceDtype.flatMap(GradientReducer.WireType.init(rawValue:))
             options.bucketMegabytes = bucketMb
+            options.zeroStage = zero
             let result = try DPOStepBenchmark.run(options, communicator: communicator)
             let totalThreads = Int(communicator.sum([Double(BLAS.threads)])[0])
             guard communicator.isPrimary else { return }
@@ -91,7 +95,7 @@ struct BenchDPOCommand: ParsableCommand {
             let fields: [(String, String)] = [
                 ("bench", "\"dpo\""), ("preset", "\"\(preset)\""), ("precision", "\"\(precision.rawValue)\""),
                 ("ranks", "\(communicator.size)"), ("threads_per_rank", "\(BLAS.threads)"),
-                ("allreduce_dtype", "\"\(allreduceDtype ?? (precision == .fp16 ? "fp16" : "fp32"))\""), ("bucket_mb", f(bucketMb, 2)),
+                ("allreduce_dtype", "\"\(allreduceDtype ?? (precision == .fp16 ? "fp16" : "fp32"))\""), ("bucket_mb", f(bucketMb, 2)), ("zero", "\(zero)"),
                 ("batch_pairs_per_rank", "\(batchPairs)"), ("seq", "\(seq)"), ("prompt_fraction", f(promptFraction, 3)),
                 ("share_prompt", "\(sharePrompt)"), ("lora_r", "\(loraR)"), ("precompute_ref", "\(precomputeRef)"),
                 ("tokens_per_step", "\(result.tokensPerStep)"), ("pairs_per_step", "\(result.pairsPerStep)"),

@@ -130,6 +130,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("allreduce-dtype"), help: help("allreduce-dtype"))
     var allreduceDtype: String?
 
+    @Option(name: .customLong("zero"), parsing: .unconditional, help: help("zero"))
+    var zero: Int?
+
     @Option(name: .customLong("check-every"), parsing: .unconditional, help: help("check-every"))
     var checkEvery: Int?
 
@@ -242,6 +245,7 @@ struct TrainCommand: ParsableCommand {
             ("max-skipped-steps", maxSkippedSteps.map { "\($0)" }),
             ("bucket-mb", bucketMb.map { "\($0)" }),
             ("allreduce-dtype", allreduceDtype.map { "\($0)" }),
+            ("zero", zero.map { "\($0)" }),
             ("check-every", checkEvery.map { "\($0)" }),
             ("threads", threads.map { "\($0)" }),
             ("collective-timeout", collectiveTimeout.map { "\($0)" }),

@@ -29,7 +29,8 @@ final class MPIJobTests: XCTestCase {
         XCTAssertEqual(outcome.status, 0, outcome.output)
         for check in ["world: 2 rank(s)", "broadcast", "all-gather", "all-reduce fp32", "all-reduce fp64/int64",
                       "all-reduce fp16", "non-blocking overlap", "reducer fp32", "reducer fp16",
-                      "reducer inf/NaN agreement", "parameter broadcast and consistency: one-ulp difference on rank 1 detected",
+                      "reducer inf/NaN agreement", "reduce-scatter and in-place all-gather", "sharded reducer fp32",
+                      "sharded reducer fp16", "parameter broadcast and consistency: one-ulp difference on rank 1 detected",
                       "same run: binary"] {
             XCTAssertTrue(outcome.output.contains("ok  \(check)"), "missing '\(check)' in:\n\(outcome.output)")
         }

@@ -69,6 +69,22 @@ int dpo_mpi_wait(dpo_mpi_request *request);
 /// inside MPI calls.
 int dpo_mpi_test(dpo_mpi_request *request, int *done);
 
+// MARK: - Sharded collectives (ZeRO-1)
+
+/// Element-wise sum of `send` over all ranks (sum of counts[] elements, `dtype` DPO_MPI_F32 or
+/// DPO_MPI_F16), scattered: rank r receives elements [counts[0] + ... + counts[r-1], + counts[r])
+/// of the sum into `receive` (counts[r] elements). Every rank passes the same counts; a count
+/// may be 0. `send` and `receive` must not overlap. (MPI_Reduce_scatter)
+int dpo_mpi_reduce_scatter(const void *send, void *receive, const size_t *counts, dpo_mpi_dtype dtype);
+/// Non-blocking dpo_mpi_reduce_scatter (MPI_Ireduce_scatter); both buffers stay in use until
+/// the request completes (wait/test as for dpo_mpi_iallreduce).
+int dpo_mpi_ireduce_scatter(const void *send, void *receive, const size_t *counts, dpo_mpi_dtype dtype,
+                            dpo_mpi_request **request);
+/// In-place all-gather of elements (`dtype` DPO_MPI_F32 or DPO_MPI_F16): rank r's counts[r]
+/// elements already sit at offset counts[0] + ... + counts[r-1] of `buffer`; afterwards every
+/// rank holds every rank's elements there. (MPI_Allgatherv with MPI_IN_PLACE)
+int dpo_mpi_allgatherv_inplace(void *buffer, const size_t *counts, dpo_mpi_dtype dtype);
+
 // MARK: - Half-precision helpers (no MPI; used around fp16 reductions and by tests)
 
 /// inout[i] = half(float(in[i]) + float(inout[i])): the user op of the fp16 sum.

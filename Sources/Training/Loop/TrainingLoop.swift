@@ -42,7 +42,9 @@ final class TrainingLoop {
             step += 1
             try record(result, step: step)
             // Ranks must hold bit-identical weights; a drift (a bug, bad memory, a different BLAS) stops the job early.
-            if run.communicator.size > 1 && p.checkEvery > 0 && step % p.checkEvery == 0 && step < plan.totalSteps {
+            // (--zero 1: each rank holds another master shard, and the working weights are all-gathered,
+            // so the same bytes on every rank by construction; saves and the end still compare the gathered whole.)
+            if run.communicator.size > 1 && dpo.sharded == nil && p.checkEvery > 0 && step % p.checkEvery == 0 && step < plan.totalSteps {
                 try dpo.masterWeights.withUnsafeBufferPointer { try run.communicator.checkConsistency($0, step: step) }
             }
             if logged { try logWindow(result, step: step) }
@@ -60,7 +62,7 @@ final class TrainingLoop {
             }
         }
         try FinalModelCheck.check(
-            master: dpo.masterWeights, stepsRun: step - run.state.globalStep,
+            master: dpo.gatherMasterWeights(), stepsRun: step - run.state.globalStep,
             skippedSteps: state.lossScaler.totalSkips - (run.restoredState?.lossScaler.totalSkips ?? 0))
         let saved = try saveCheckpoint(name: CheckpointStore.finalName, step: step)
         return summary(finalStep: step, saved: saved, stopped: false)

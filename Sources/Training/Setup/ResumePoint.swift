@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Llama
 
@@ -9,8 +10,10 @@ struct ResumePoint {
 
     /// Resolves `--resume` (nil: a fresh run), checks the checkpoint against the model, the
     /// options and the data, and adapts `--grad-accum` so a new rank count keeps the global batch.
+    /// With `--zero 1` only rank `rank`'s shard of the optimizer moments is read (resharded when
+    /// the checkpoint was written by another world size or by `--zero 0`).
     static func resolve(
-        _ p: inout TrainingParameters, inputs: LoadedInputs, worldSize: Int, events: TrainingEvents
+        _ p: inout TrainingParameters, inputs: LoadedInputs, worldSize: Int, rank: Int = 0, events: TrainingEvents
     ) throws -> ResumePoint? {
         let outputURL = URL(fileURLWithPath: p.outputDirectory)
         guard let resume = p.resume else {
@@ -29,7 +32,8 @@ struct ResumePoint {
             events.message("--resume auto: no complete checkpoint in \(outputURL.path); starting fresh")
             return nil
         }
-        let contents = try TrainingCheckpoint.read(resumeURL, optimizerKind: p.optimizer.kind)
+        let momentRange = p.zero == 1 ? ParameterShards.ranges(total: inputs.policyWeights.count, ranks: worldSize)[rank] : nil
+        let contents = try TrainingCheckpoint.read(resumeURL, optimizerKind: p.optimizer.kind, momentRange: momentRange)
         try TrainingInputs.checkSameArchitecture(policy: inputs.config, reference: contents.config, referenceDirectory: resumeURL.path)
         guard contents.masterWeights.count == inputs.trainableCount else {
             throw TrainingError.checkpoint("\(resumeURL.path) holds \(contents.masterWeights.count) weights, this run trains \(inputs.trainableCount)"

@@ -8,7 +8,7 @@ enum StartupFacts {
     /// - Parameter runtimeBytes: the process's resident bytes before loading (`ProcessMemory.residentBytes`).
     static func summary(of run: PreparedRun, runtimeBytes: Int) -> ProgressStartupSummary {
         let p = run.parameters, config = run.config
-        let parameterCount = run.step.masterWeights.count
+        let parameterCount = run.step.parameterCount
         let lossDescription = p.loss.kind == .sft ? "sft" : "\(p.loss.kind.rawValue), beta \(p.loss.beta)"
         return ProgressStartupSummary(
             modelDescription: "\(p.modelDirectory) (\(config.numHiddenLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize))",
@@ -23,10 +23,13 @@ enum StartupFacts {
     /// Estimated peak bytes of one rank, from the shapes (P parameters, N = 2 x pairs x longest row tokens of a micro-batch).
     static func memoryEstimate(of run: PreparedRun, runtimeBytes: Int) -> ProgressStartupSummary.MemoryEstimate {
         let p = run.parameters, c = run.config
-        let parameters = run.step.masterWeights.count
+        let parameters = run.step.parameterCount
         let workingBytes = p.precision == .fp16 ? 2 : 4
-        // Master weights (fp32) + the policy's working copy (LoRA: the frozen base + fp32 adapters and their master copy).
-        let weights = run.step.policy.adapters == nil ? parameters * (4 + workingBytes) : ParameterLayout(config: c).totalCount * workingBytes + parameters * 8
+        // Master weights (fp32; this rank's shard with --zero 1) + the policy's working copy
+        // (LoRA: the frozen base + fp32 adapters and their master copy).
+        let weights = run.step.policy.adapters == nil
+            ? run.step.masterWeightCount * 4 + parameters * workingBytes
+            : ParameterLayout(config: c).totalCount * workingBytes + parameters * 8
         // Gradients (fp32) + optimizer moments.
         let optimizer = parameters * 4 + (run.step.optimizer.firstMoment.count + run.step.optimizer.secondMoment.count) * 4
         let longest = min(p.maxLength, run.trainPairs.map(\.longestRowLength).max() ?? p.maxLength)

@@ -21,7 +21,12 @@ enum StepBuilder {
         }
         var master = restored?.contents.masterWeights ?? inputs.policyWeights
         inputs.policyWeights = []  // master now holds the only copy (no second 4-bytes-per-parameter array)
-        let optimizer = FlatOptimizer(options: p.optimizer, layout: ParameterLayout(config: inputs.config))
+        let layout = ParameterLayout(config: inputs.config)
+        // --zero 1: this rank's optimizer covers its shard only (ResumePoint read the moments of that shard).
+        let optimizer = p.zero == 1
+            ? FlatOptimizer(options: p.optimizer, layout: layout,
+                            range: ParameterShards.ranges(total: layout.totalCount, ranks: communicator.size)[communicator.rank])
+            : FlatOptimizer(options: p.optimizer, layout: layout)
         let state = try restoreState(p, optimizer: optimizer, inputs: inputs, restored: restored, communicator: communicator)
         // Ranks start bit-identical whatever each one read from disk.
         if communicator.size > 1 { master.withUnsafeMutableBufferPointer { communicator.broadcastParameters($0) } }
@@ -41,7 +46,7 @@ enum StepBuilder {
     static func stepOptions(_ p: TrainingParameters) -> DPOStep.Options {
         DPOStep.Options(
             loss: p.loss, maxGradNorm: p.maxGradNorm, sharePrompt: p.sharePrompt, bucketMegabytes: p.bucketMegabytes,
-            wireType: p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32))
+            wireType: p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32), zeroStage: p.zero)
     }
 
     /// The trainer state to continue (the optimizer's restored from the checkpoint), stamped with this run's facts.

@@ -25,7 +25,7 @@ enum TrainingSetup {
         // trainer would overwrite this one's checkpoints, metrics and train_config.json.
         let runLock = communicator.rank == 0 ? try RunLock.acquire(outputDirectory: URL(fileURLWithPath: p.outputDirectory)) : nil
         if let warning = runLock?.warning { events.message(warning) }
-        let restored = try ResumePoint.resolve(&p, inputs: inputs, worldSize: communicator.size, events: events)
+        let restored = try ResumePoint.resolve(&p, inputs: inputs, worldSize: communicator.size, rank: communicator.rank, events: events)
         let plan = try RunPlan(p, pairs: inputs.train, communicator: communicator, restored: restored)
         if communicator.rank == 0 { try prepareOutput(p, parameterCount: inputs.trainableCount, restored: restored, events: events) }
         let models = try StepBuilder.build(p, inputs: inputs, restored: restored, communicator: communicator, events: events)

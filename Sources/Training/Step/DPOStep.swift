@@ -39,26 +39,35 @@ public final class DPOStep {
         public var bucketMegabytes: Double
         /// Gradients on the wire (`--allreduce-dtype`).
         public var wireType: GradientReducer.WireType
+        /// `--zero`: 0 = every rank holds the whole optimizer state (all-reduce); 1 = ZeRO stage 1,
+        /// each rank owns one shard of it (`ShardedOptimizer`; reduce-scatter and all-gather).
+        public var zeroStage: Int
 
         public init(loss: PreferenceLossOptions, maxGradNorm: Double = 1, sharePrompt: Bool = false,
-                    bucketMegabytes: Double = 25, wireType: GradientReducer.WireType = .fp32) {
+                    bucketMegabytes: Double = 25, wireType: GradientReducer.WireType = .fp32, zeroStage: Int = 0) {
             self.loss = loss
             self.maxGradNorm = maxGradNorm
             self.sharePrompt = sharePrompt
             self.bucketMegabytes = bucketMegabytes
             self.wireType = wireType
+            self.zeroStage = zeroStage
         }
     }
 
     public let policy: LlamaModel
     public let reference: ReferenceLogps
+    /// The optimizer; with `--zero 1` the one of this rank's shard (`sharded.optimizer`).
     public let optimizer: FlatOptimizer
     public let communicator: Communicator
     public let options: Options
     public var lossScaler: DynamicLossScaler
     /// The fp32 master weights [P] the optimizer updates; the policy runs a copy in its precision.
     /// With LoRA adapters attached to the policy, P is the adapter vector (the base stays frozen).
+    /// Empty with `--zero 1`: each rank then holds only its shard (`sharded.masterShard`), and
+    /// `gatherMasterWeights()` assembles the whole.
     public private(set) var masterWeights: [Float]
+    /// ZeRO-1's sharded optimizer state and reduction (`--zero 1`); nil with `--zero 0`.
+    public let sharded: ShardedOptimizer?
     /// Steps taken so far (skipped ones count): the 0-based index of the next step.
     public var stepIndex: Int
     /// Test-only (fault injection); nil in every product run.
@@ -66,11 +75,14 @@ public final class DPOStep {
 
     /// The flat gradient buffer [P]; `reducer` keeps its address, so it is allocated once and never moves.
     private let gradients: UnsafeMutableBufferPointer<Float>
-    private let reducer: GradientReducer
+    /// The all-reduce of `--zero 0` (nil with `--zero 1`, which reduce-scatters through `sharded`).
+    private let reducer: GradientReducer?
     private let clock = ContinuousClock()
 
     /// - Parameters:
     ///   - masterWeights: the fp32 weights the policy starts from (loaded into it here).
+    ///   - optimizer: over the whole vector, or with `options.zeroStage == 1` over this rank's
+    ///     shard (`ParameterShards.ranges(total: P, ranks: N)[rank]`).
     ///   - stepIndex: steps already taken (a resumed run's global step).
     public init(
         policy: LlamaModel, reference: ReferenceLogps, masterWeights: [Float], optimizer: FlatOptimizer,
@@ -79,7 +91,7 @@ public final class DPOStep {
         precondition(masterWeights.count == policy.trainableCount, "master weights [\(masterWeights.count)] do not fit the policy")
         self.policy = policy
         self.reference = reference
-        self.masterWeights = masterWeights
+        self.masterWeights = options.zeroStage == 1 ? [] : masterWeights
         self.optimizer = optimizer
         self.lossScaler = lossScaler
         self.options = options
@@ -88,9 +100,20 @@ public final class DPOStep {
         gradients = .allocate(capacity: masterWeights.count)
         gradients.initialize(repeating: 0)
         do {
-            reducer = try GradientReducer(
-                communicator: communicator, gradients: gradients, groupRanges: policy.trainableGroupRanges,
-                bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
+            if options.zeroStage == 1 {
+                reducer = nil
+                let buffer = gradients
+                sharded = try masterWeights.withUnsafeBufferPointer {
+                    try ShardedOptimizer(
+                        communicator: communicator, masterWeights: $0, optimizer: optimizer, gradients: buffer,
+                        groupRanges: policy.trainableGroupRanges, bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
+                }
+            } else {
+                sharded = nil
+                reducer = try GradientReducer(
+                    communicator: communicator, gradients: gradients, groupRanges: policy.trainableGroupRanges,
+                    bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
+            }
         } catch {
             gradients.deallocate()
             throw error
@@ -100,11 +123,26 @@ public final class DPOStep {
 
     deinit { gradients.deallocate() }
 
-    /// The gradients [P] of the last step as the optimizer saw them (averaged over ranks, unscaled, clipped).
-    public var lastGradients: UnsafeBufferPointer<Float> { UnsafeBufferPointer(gradients) }
+    /// The gradients of the last step as the optimizer saw them (averaged over ranks, unscaled,
+    /// clipped): [P], or with `--zero 1` this rank's shard of them.
+    public var lastGradients: UnsafeBufferPointer<Float> {
+        sharded.map { UnsafeBufferPointer($0.shardGradients) } ?? UnsafeBufferPointer(gradients)
+    }
 
     /// The element type the gradients travel in between ranks.
-    public var wireType: GradientReducer.WireType { reducer.wireType }
+    public var wireType: GradientReducer.WireType { sharded?.wireType ?? reducer!.wireType }
+
+    /// Parameters the step trains (P): the model's, or the adapter vector's with LoRA.
+    public var parameterCount: Int { policy.trainableCount }
+
+    /// fp32 master weights this rank holds: P, or its shard's size with `--zero 1`.
+    public var masterWeightCount: Int { sharded?.shard.count ?? masterWeights.count }
+
+    /// The full fp32 master weights [P]. With `--zero 1` a collective (every rank calls it at the
+    /// same point) that gathers the shards into a new array.
+    public func gatherMasterWeights() -> [Float] {
+        sharded?.gatherMasterWeights() ?? masterWeights
+    }
 
     /// One optimizer step on this rank's `microBatches` (gradient accumulation over them).
     /// - Parameter completionLogits: also compute TRL's `logits/*` sums of the last micro-batch
@@ -131,7 +169,7 @@ public final class DPOStep {
             if isLast && completionLogits { logits = CompletionLogitSums(batch, policy: policy) }
         }
         phaseStart = clock.now  // the logged step's logits (above) are in no phase
-        let reduction = reducer.finish()
+        let reduction = sharded?.finish() ?? reducer!.finish()
         mark(\.allReduceWait)
         let update = try applyUpdate(reduction: reduction, lossScale: lossScale, objective: objective, learningRate: learningRate)
         mark(\.optimizer)
@@ -175,9 +213,10 @@ public final class DPOStep {
         // GradientReducer averages over ranks, so each rank's share is scaled by the world size.
         let gradientScale = lossScale * Double(communicator.size)
         let dTokens = batch.tokenGradients(dChosen: result.dPolicyChosen, dRejected: result.dPolicyRejected, scale: gradientScale)
-        let reducer = self.reducer
+        let groupReady: (Int) -> Void
+        if let sharded { groupReady = { sharded.groupReady($0) } } else { let reducer = reducer!; groupReady = { reducer.groupReady($0) } }
         dTokens.withUnsafeBufferPointer { d in
-            policy.backward(dTokenLogps: d, gradients: gradients, groupFinished: reduce ? { reducer.groupReady($0) } : nil)
+            policy.backward(dTokenLogps: d, gradients: gradients, groupFinished: reduce ? groupReady : nil)
         }
         mark(\.backward)
         return result.objective
@@ -187,6 +226,7 @@ public final class DPOStep {
     private func applyUpdate(
         reduction: GradientReducer.Reduction, lossScale: Double, objective: Double, learningRate: Double
     ) throws -> (applied: Bool, gradNorm: Double, globalObjective: Double) {
+        if let sharded { return applyShardedUpdate(sharded, reduction: reduction, lossScale: lossScale, objective: objective, learningRate: learningRate) }
         faults?.afterReduction?(stepIndex, gradients)
         if lossScale != 1 {
             let inverseScale = Float(1 / lossScale)
@@ -201,6 +241,20 @@ public final class DPOStep {
         }
         faults?.afterUpdate?(stepIndex, &masterWeights)
         masterWeights.withUnsafeBufferPointer { policy.loadTrainable($0) }
+        return (true, gradNorm, globalObjective)
+    }
+
+    /// `applyUpdate` with `--zero 1`: the same decisions on this rank's shard (`ShardedOptimizer`).
+    private func applyShardedUpdate(
+        _ sharded: ShardedOptimizer, reduction: GradientReducer.Reduction, lossScale: Double, objective: Double, learningRate: Double
+    ) -> (applied: Bool, gradNorm: Double, globalObjective: Double) {
+        faults?.afterReduction?(stepIndex, sharded.shardGradients)
+        let gradNorm = sharded.clip(lossScale: lossScale, maxNorm: options.maxGradNorm)
+        let globalObjective = communicator.sum([objective])[0]
+        let finite = !communicator.anyRank(reduction.nonFinite || !gradNorm.isFinite || !globalObjective.isFinite)
+        guard lossScaler.update(gradientsFinite: finite) else { return (false, gradNorm, globalObjective) }
+        let index = stepIndex, afterUpdate = faults?.afterUpdate
+        sharded.update(policy: policy, learningRate: learningRate, afterUpdate: afterUpdate.map { hook in { hook(index, &$0) } })
         return (true, gradNorm, globalObjective)
     }
 

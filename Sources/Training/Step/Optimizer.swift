@@ -55,18 +55,32 @@ public final class FlatOptimizer {
     public private(set) var firstMoment: [Float]
     public private(set) var secondMoment: [Float]
 
+    /// Elements of the flat trainable vector this optimizer updates: all of them, or (ZeRO-1,
+    /// `--zero 1`) this rank's shard; `step` then takes weights and gradients of the shard only.
+    public let range: Range<Int>
+
     public convenience init(options: OptimizerOptions, layout: ParameterLayout) {
-        var mask = [Float](repeating: 1, count: layout.totalCount)
-        for entry in layout.entries where entry.isNorm || entry.isBias {
-            for i in entry.range { mask[i] = 0 }
-        }
-        self.init(options: options, decayMask: mask)
+        self.init(options: options, layout: layout, range: 0..<layout.totalCount)
     }
 
-    /// An optimizer over `decayMask.count` parameters, weight decay where the mask is 1 (LoRA
-    /// adapters: all 1, as transformers' Trainer decays every non-bias, non-norm weight).
-    public init(options: OptimizerOptions, decayMask: [Float]) {
+    /// An optimizer of elements `range` of the layout only (state [range.count]).
+    public convenience init(options: OptimizerOptions, layout: ParameterLayout, range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= layout.totalCount, "optimizer range \(range) outside the layout")
+        var mask = [Float](repeating: 1, count: range.count)
+        for entry in layout.entries where entry.isNorm || entry.isBias {
+            for i in entry.range.clamped(to: range) { mask[i - range.lowerBound] = 0 }
+        }
+        self.init(options: options, decayMask: mask, range: range)
+    }
+
+    /// An optimizer over `decayMask.count` parameters (elements `range` of the trainable vector,
+    /// default all of them), weight decay where the mask is 1 (LoRA adapters: all 1, as
+    /// transformers' Trainer decays every non-bias, non-norm weight).
+    public init(options: OptimizerOptions, decayMask: [Float], range: Range<Int>? = nil) {
+        let range = range ?? 0..<decayMask.count
+        precondition(range.count == decayMask.count, "optimizer range \(range) does not match its \(decayMask.count) decay flags")
         self.options = options
+        self.range = range
         self.decayMask = decayMask
         let momentCount = options.kind == .adamw ? decayMask.count : 0
         firstMoment = [Float](repeating: 0, count: momentCount)
