@@ -46,6 +46,7 @@ extension LlamaModel {
 
         // Decoder layers in reverse.
         for layer in stride(from: L - 1, through: 0, by: -1) {
+            if saved.checkpointing { recomputeLayer(layer, batch, arena: arena) }
             layerBackward(layer, batch, arena: arena, gradients: grad)
             groupFinished?(1 + layer)
         }

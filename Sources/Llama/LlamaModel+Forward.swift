@@ -102,7 +102,8 @@ extension LlamaModel {
     }
 
     /// One decoder layer: reads `layerInput[layer]`, writes `layerInput[layer + 1]`.
-    func layerForward(_ layer: Int, _ batch: StackInput, arena: ActivationArena) {
+    /// `untilSaved` stops once everything backward reads is saved (a checkpointing recompute).
+    func layerForward(_ layer: Int, _ batch: StackInput, arena: ActivationArena, untilSaved: Bool = false) {
         let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
         let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
@@ -157,6 +158,7 @@ extension LlamaModel {
         let gateUp = saved.buffer(.gateUp, layer)
         Linear.forward(x: normed, weight: matrix(o.gate, count: 2 * f * h), y: gateUp, tokens: n, inFeatures: h, outFeatures: 2 * f)
         saved.commit(.gateUp, layer)
+        if untilSaved { return }
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
 
         let next = saved.buffer(.layerInput, layer + 1)

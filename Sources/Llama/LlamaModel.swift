@@ -50,6 +50,12 @@ public final class LlamaModel {
     /// arena already holds the whole batch: the frozen reference model's scratch stays small.
     public var forwardChunkTokens = 1024
 
+    /// Keep only each layer's input during a saving forward and recompute the layer in backward
+    /// (`--gradient-checkpointing`; see LlamaModel+Checkpointing.swift). Changing it drops the arena.
+    public var gradientCheckpointing = false {
+        didSet { if gradientCheckpointing != oldValue { arena = nil; lastInput = nil } }
+    }
+
     // MARK: Per-batch state
     var arena: ActivationArena?
     /// What backward needs to know about the last forward.
@@ -219,7 +225,7 @@ public final class LlamaModel {
         }
         let capacity = arena.map { $0.capacity.union(needed) } ?? needed
         arena = nil  // release the old buffers before allocating the larger ones
-        let fresh = ActivationArena(config: config, capacity: capacity, precision: precision)
+        let fresh = ActivationArena(config: config, capacity: capacity, precision: precision, checkpointing: gradientCheckpointing)
         fresh.use(rows: input.rows, seqLen: input.seqLen)
         arena = fresh
         return fresh

@@ -172,6 +172,12 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("share-prompt"), help: help("share-prompt"))
     var sharePrompt: String?
 
+    @Option(name: .customLong("gradient-checkpointing"), help: help("gradient-checkpointing"))
+    var gradientCheckpointing: String?
+
+    @Flag(name: .customLong("force"), help: help("force"))
+    var force = false
+
     @Option(name: .customLong("chat-template"), help: help("chat-template"))
     var chatTemplate: String?
 
@@ -242,6 +248,8 @@ struct TrainCommand: ParsableCommand {
             ("allow-changed-config", allowChangedConfig ? "true" : nil),
             ("skip-identical", skipIdentical.map { "\($0)" }),
             ("share-prompt", sharePrompt),
+            ("gradient-checkpointing", gradientCheckpointing),
+            ("force", force ? "true" : nil),
             ("chat-template", chatTemplate),
             ("prompt-key", promptKey),
             ("chosen-key", chosenKey),

@@ -39,6 +39,7 @@ enum StepBuilder {
         do { policy = try LlamaModel(config: inputs.config, precision: p.precision, trainable: true) } catch {
             throw TrainingError.model("--model \(p.modelDirectory): \(error)")
         }
+        policy.gradientCheckpointing = p.gradientCheckpointing
         let (reference, evalReference) = try references(p, inputs: inputs, communicator: communicator, events: events)
         inputs.referenceWeights = nil
         let options = DPOStep.Options(
