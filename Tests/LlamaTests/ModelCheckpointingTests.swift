@@ -1,5 +1,6 @@
 import XCTest
 import TestSupport
+import Kernels
 @testable import Llama
 
 /// `gradientCheckpointing` (only layer inputs kept, each layer recomputed in backward) against the
@@ -59,6 +60,25 @@ final class ModelCheckpointingTests: XCTestCase {
         for family in ["llama", "qwen2", "qwen3"] {
             try checkBitIdentical(family, .fp16, shared: false)
             try checkBitIdentical(family, .fp16, shared: true)
+        }
+    }
+
+    /// Shapes where the kernels split work over threads (2 BLAS threads, 4 rows of 96 tokens, hidden 128):
+    /// the recompute still repeats the first forward bit for bit.
+    func testBitIdenticalAtThreadedShapes() throws {
+        let previous = BLAS.threads
+        BLAS.threads = 2
+        defer { BLAS.threads = previous }
+        var c = LlamaPreset.small.config
+        c.maxPositionEmbeddings = 128
+        let weights = ModelTestSupport.weights(ParameterLayout(config: c), seed: 4, scale: 0.1)
+        let batch = ModelTestSupport.batch(vocab: c.vocabSize, seed: 9, lengths: [96, 80, 64, 96], seqLen: 96)
+        for precision in [Precision.fp32, .fp16] {
+            let input: (LlamaModel) -> [Float] = { $0.forward(batch, saveForBackward: true) }
+            let plain = try run(c, precision: precision, checkpointing: false, weights: weights, input: input)
+            let checkpointed = try run(c, precision: precision, checkpointing: true, weights: weights, input: input)
+            XCTAssertEqual(plain.logps, checkpointed.logps, "\(precision)")
+            XCTAssertEqual(plain.gradient.map(\.bitPattern), checkpointed.gradient.map(\.bitPattern), "\(precision)")
         }
     }
 

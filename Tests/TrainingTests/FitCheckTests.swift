@@ -47,7 +47,8 @@ final class FitCheckTests: XCTestCase {
         // The largest --batch-pairs and --max-length offered fit, one more does not.
         for (flag, set) in [("--batch-pairs", { (q: inout TrainingParameters, v: Int) in q.batchPairs = v }),
                             ("--max-length", { (q: inout TrainingParameters, v: Int) in q.maxLength = v })] {
-            let offered = try XCTUnwrap(value(after: flag, in: text), "\(flag) not offered: \(text)")
+            let remedies = try XCTUnwrap(text.components(separatedBy: "Any of these would fit:").last)
+            let offered = try XCTUnwrap(value(after: flag, in: remedies), "\(flag) not offered: \(text)")
             var q = p
             set(&q, offered)
             XCTAssertLessThanOrEqual(total(q, config), budget, flag)
