@@ -84,6 +84,9 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     /// (`--gradient-checkpointing`), default off: exact (bit-identical gradients), less activation
     /// memory, about one more policy forward of time.
     public var gradientCheckpointing: Bool = false
+    /// Ranks on one host map one read-only copy of the frozen reference from /dev/shm
+    /// (`--shared-reference`), default on; not used with `--precompute-ref` (the model is freed).
+    public var sharedReference: Bool = true
     /// Start even when the fit check estimates that a rank's peak memory exceeds what is available (`--force`), default off.
     public var force: Bool = false
     /// Stop after this many non-finite (skipped) steps in a row (`--max-skipped-steps`), default 10.
@@ -134,7 +137,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         case bucketMegabytes = "bucket_mb", logEvery = "log_every", evalEvery = "eval_every", saveEvery = "save_every"
         case keepCheckpoints = "keep_checkpoints", allreduceDType = "allreduce_dtype", checkEvery = "check_every", threads
         case collectiveTimeout = "collective_timeout"
-        case gradientCheckpointing = "gradient_checkpointing", force
+        case gradientCheckpointing = "gradient_checkpointing", force, sharedReference = "shared_reference"
         case allowChangedModel = "allow_changed_model", allowChangedConfig = "allow_changed_config", skipIdentical = "skip_identical"
     }
 
@@ -362,6 +365,10 @@ extension TrainingParameters {
                help: "Keep only each layer's input in the policy forward and recompute the layer in backward "
                    + "(exact: the same gradients; much less activation memory for about one more policy forward of time)")
             { $0.gradientCheckpointing = try bool("gradient-checkpointing", $1) },
+        Option(name: "shared-reference", valueName: "true|false", defaultValue: "true",
+               help: "Ranks on one host share one read-only copy of the reference model (mapped from /dev/shm, removed once mapped); "
+                   + "not used with --precompute-ref")
+            { $0.sharedReference = try bool("shared-reference", $1) },
         Option(name: "force", valueName: "true|false", defaultValue: "false",
                help: "Start even when the fit check estimates that a rank's peak memory exceeds the memory available to it")
             { $0.force = try bool("force", $1) },

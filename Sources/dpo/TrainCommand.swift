@@ -175,6 +175,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("gradient-checkpointing"), help: help("gradient-checkpointing"))
     var gradientCheckpointing: String?
 
+    @Option(name: .customLong("shared-reference"), help: help("shared-reference"))
+    var sharedReference: String?
+
     @Flag(name: .customLong("force"), help: help("force"))
     var force = false
 
@@ -249,6 +252,7 @@ struct TrainCommand: ParsableCommand {
             ("skip-identical", skipIdentical.map { "\($0)" }),
             ("share-prompt", sharePrompt),
             ("gradient-checkpointing", gradientCheckpointing),
+            ("shared-reference", sharedReference),
             ("force", force ? "true" : nil),
             ("chat-template", chatTemplate),
             ("prompt-key", promptKey),

@@ -21,7 +21,9 @@ enum FitCheck {
         // An unreadable config.json is the loader's to report (it names the problem better).
         guard let config = try? ModelDirectory.loadConfig(URL(fileURLWithPath: p.modelDirectory)),
               let available = try AvailableMemory.current() else { return }
-        let verdict = Verdict(estimate: geometry(p, config: config).estimate(), available: available, ranksOnHost: communicator.node.size)
+        var shape = geometry(p, config: config)
+        if p.sharedReference, !p.precomputeReference { shape.referenceSharedBy = communicator.node.size }
+        let verdict = Verdict(estimate: shape.estimate(), available: available, ranksOnHost: communicator.node.size)
         let anyRefuses = communicator.anyRank(!verdict.fits)
         guard anyRefuses else { return }
         if p.force {

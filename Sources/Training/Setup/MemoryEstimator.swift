@@ -24,6 +24,8 @@ struct MemoryGeometry {
     /// Floats of optimizer state (AdamW: 2P; SGD: 0).
     var optimizerStateCount: Int
     var reference: Reference
+    /// Ranks mapping one copy of the reference model (`--shared-reference` on a host of that many ranks); 1 = a private copy.
+    var referenceSharedBy = 1
 
     var parameterCount: Int { ParameterLayout(config: config).totalCount }
     var tokens: Int { 2 * batchPairs * longestRow }
@@ -51,7 +53,7 @@ struct MemoryGeometry {
         let referenceBytes: Int
         switch reference {
         case .none: referenceBytes = 0
-        case .model: referenceBytes = parameters * workingBytes + tokens * 4 * (2 * h + f)
+        case .model: referenceBytes = parameters * workingBytes / max(1, referenceSharedBy) + tokens * 4 * (2 * h + f)
         case .cached(let pairs): referenceBytes = 2 * pairs * 4
         }
         return .init(weightsBytes: weights, optimizerBytes: optimizer, activationsBytes: activations, referenceBytes: referenceBytes,

@@ -57,6 +57,12 @@ enum StepBuilder {
         _ p: TrainingParameters, inputs: LoadedInputs, communicator: Communicator, events: TrainingEvents
     ) throws -> (train: ReferenceLogps, eval: ReferenceLogps) {
         guard let referenceWeights = inputs.referenceWeights else { return (.none, .none) }
+        // --shared-reference: one copy per host (not with --precompute-ref, which frees the model after the sums).
+        if p.sharedReference, !p.precomputeReference,
+           let shared = HostSharedReference.model(config: inputs.config, precision: p.precision, weights: referenceWeights,
+                                                  communicator: communicator, events: events) {
+            return (.model(shared), .model(shared))
+        }
         let model = try LlamaModel(config: inputs.config, precision: p.precision, trainable: false)
         referenceWeights.withUnsafeBufferPointer { model.loadWeights($0) }
         guard p.precomputeReference else { return (.model(model), .model(model)) }
