@@ -16,7 +16,9 @@ final class FitCheckTests: XCTestCase {
         return p
     }
 
-    func total(_ p: TrainingParameters, _ config: LlamaConfig) -> Int { FitCheck.geometry(p, config: config).estimate().totalBytes }
+    func total(_ p: TrainingParameters, _ config: LlamaConfig, ranksOnHost: Int = 1) -> Int {
+        FitCheck.geometry(p, config: config, ranksOnHost: ranksOnHost).estimate().totalBytes
+    }
 
     /// The integer after `flag ` in `text`.
     func value(after flag: String, in text: String) -> Int? {
@@ -29,11 +31,13 @@ final class FitCheckTests: XCTestCase {
         let p = parameters()
         var checkpointed = p
         checkpointed.gradientCheckpointing = true
-        let plain = total(p, config), withCheckpointing = total(checkpointed, config)
+        // Two ranks on the host: the shared reference counts half on each.
+        let plain = total(p, config, ranksOnHost: 2), withCheckpointing = total(checkpointed, config, ranksOnHost: 2)
+        XCTAssertLessThan(plain, total(p, config, ranksOnHost: 1))
         XCTAssertLessThan(withCheckpointing, plain)
         // Room for the checkpointed run, not for the plain one.
         let budget = withCheckpointing + (plain - withCheckpointing) / 4
-        let verdict = FitCheck.Verdict(estimate: FitCheck.geometry(p, config: config).estimate(),
+        let verdict = FitCheck.Verdict(estimate: FitCheck.geometry(p, config: config, ranksOnHost: 2).estimate(),
                                        available: AvailableMemory(bytes: 2 * budget, source: AvailableMemory.environmentVariable),
                                        ranksOnHost: 2)
         XCTAssertFalse(verdict.fits)
@@ -51,14 +55,14 @@ final class FitCheckTests: XCTestCase {
             let offered = try XCTUnwrap(value(after: flag, in: remedies), "\(flag) not offered: \(text)")
             var q = p
             set(&q, offered)
-            XCTAssertLessThanOrEqual(total(q, config), budget, flag)
+            XCTAssertLessThanOrEqual(total(q, config, ranksOnHost: 2), budget, flag)
             set(&q, offered + 1)
-            XCTAssertGreaterThan(total(q, config), budget, flag)
+            XCTAssertGreaterThan(total(q, config, ranksOnHost: 2), budget, flag)
         }
         // fp16 is offered exactly when it fits.
         var half = p
         half.precision = .fp16
-        XCTAssertEqual(text.contains("--precision fp16"), total(half, config) <= budget, text)
+        XCTAssertEqual(text.contains("--precision fp16"), total(half, config, ranksOnHost: 2) <= budget, text)
     }
 
     /// Nothing but a combination fits: the switches are offered together, with a shorter --max-length.

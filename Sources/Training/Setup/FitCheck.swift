@@ -21,9 +21,9 @@ enum FitCheck {
         // An unreadable config.json is the loader's to report (it names the problem better).
         guard let config = try? ModelDirectory.loadConfig(URL(fileURLWithPath: p.modelDirectory)),
               let available = try AvailableMemory.current() else { return }
-        var shape = geometry(p, config: config)
-        if p.sharedReference, !p.precomputeReference { shape.referenceSharedBy = communicator.node.size }
-        let verdict = Verdict(estimate: shape.estimate(), available: available, ranksOnHost: communicator.node.size)
+        let ranksOnHost = communicator.node.size
+        let verdict = Verdict(estimate: geometry(p, config: config, ranksOnHost: ranksOnHost).estimate(), available: available,
+                              ranksOnHost: ranksOnHost)
         let anyRefuses = communicator.anyRank(!verdict.fits)
         guard anyRefuses else { return }
         if p.force {
@@ -36,14 +36,15 @@ enum FitCheck {
         throw TrainingError.memory(refusal(verdict, p, config: config, worldSize: communicator.size))
     }
 
-    /// The shapes of `p` on `config` before loading: rows as long as `--max-length`.
-    static func geometry(_ p: TrainingParameters, config: LlamaConfig) -> MemoryGeometry {
+    /// The shapes of `p` on `config` before loading: rows as long as `--max-length`; with
+    /// `--shared-reference` the reference weights count once per host of `ranksOnHost` ranks.
+    static func geometry(_ p: TrainingParameters, config: LlamaConfig, ranksOnHost: Int = 1) -> MemoryGeometry {
         let parameters = ParameterLayout(config: config).totalCount
         let reference: MemoryGeometry.Reference = !p.loss.needsReference ? .none : p.precomputeReference ? .cached(pairs: 0) : .model
         return MemoryGeometry(
             config: config, precision: p.precision, batchPairs: p.batchPairs, longestRow: p.maxLength,
             gradientCheckpointing: p.gradientCheckpointing, optimizerStateCount: p.optimizer.kind == .adamw ? 2 * parameters : 0,
-            reference: reference)
+            reference: reference, referenceSharedBy: p.sharedReference && !p.precomputeReference ? max(1, ranksOnHost) : 1)
     }
 
     /// "this run needs about X per rank at peak (...), but Y is available to each rank (...)".
@@ -59,7 +60,7 @@ enum FitCheck {
     /// The refusal: the problem and every flag (or, failing that, combination) that would make it fit.
     static func refusal(_ v: Verdict, _ p: TrainingParameters, config: LlamaConfig, worldSize: Int) -> String {
         var text = problem(v, p) + ". "
-        let options = remedies(p, config: config, worldSize: worldSize, budget: v.perRank)
+        let options = remedies(p, config: config, worldSize: worldSize, ranksOnHost: v.ranksOnHost, budget: v.perRank)
         if options.isEmpty {
             text += "No combination of --gradient-checkpointing true, --precision fp16, smaller --batch-pairs or --max-length fits; "
                 + "use a host with more memory or more ranks on other hosts"
@@ -70,8 +71,8 @@ enum FitCheck {
     }
 
     /// Flag changes (each alone, else together) under which the estimate fits `budget`, with their estimates.
-    static func remedies(_ p: TrainingParameters, config: LlamaConfig, worldSize: Int, budget: Int) -> [String] {
-        func total(_ q: TrainingParameters) -> Int { geometry(q, config: config).estimate().totalBytes }
+    static func remedies(_ p: TrainingParameters, config: LlamaConfig, worldSize: Int, ranksOnHost: Int, budget: Int) -> [String] {
+        func total(_ q: TrainingParameters) -> Int { geometry(q, config: config, ranksOnHost: ranksOnHost).estimate().totalBytes }
         func described(_ flags: String, _ q: TrainingParameters) -> String { "\(flags) (~\(ProgressStartupSummary.bytes(total(q))))" }
         var found: [String] = []
         // Switches that shrink a part without changing the batch.
@@ -85,6 +86,11 @@ enum FitCheck {
         }
         found += batchRemedies(p, prefix: "", total: total, budget: budget)
         found += otherHelpersRemedies(p, config: config, worldSize: worldSize, budget: budget, total: total(p))
+        if !p.sharedReference, p.loss.needsReference, !p.precomputeReference, ranksOnHost > 1 {
+            var q = p
+            q.sharedReference = true
+            if total(q) <= budget { found.append(described("--shared-reference true", q)) }
+        }
         if found.isEmpty, !switches.isEmpty {
             var q = p
             for (_, apply) in switches { apply(&q) }
