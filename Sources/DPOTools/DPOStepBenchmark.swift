@@ -28,6 +28,8 @@ public enum DPOStepBenchmark {
         public var promptFraction = 0.25
         public var sharePrompt = false
         public var precomputeReference = false
+        /// `--gradient-checkpointing`: the policy keeps only layer inputs and recomputes each layer in backward.
+        public var gradientCheckpointing = false
         /// BLAS threads per rank (nil: the trainer's default, this host's cores / ranks on it).
         public var threads: Int?
         public var warmupSteps = 1
@@ -165,6 +167,7 @@ public enum DPOStepBenchmark {
         if o.loraRank > 0 { return try makeLoRAStep(o, config: config, pairs: pairs, paddingId: paddingId, communicator: communicator) }
         let weights = WeightInitializer(seed: 1).weights(for: config)
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: true)
+        policy.gradientCheckpointing = o.gradientCheckpointing
         let referenceModel = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { referenceModel.loadWeights($0) }
         var reference = ReferenceLogps.model(referenceModel)

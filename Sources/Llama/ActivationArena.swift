@@ -70,11 +70,13 @@ final class ActivationArena {
     let dQKV, dAttention: FloatBuffer?
     let dLabelledHidden, dLabelLogps: FloatBuffer?
 
-    init(config c: LlamaConfig, capacity: Capacity, precision: Precision) {
+    /// - Parameter checkpointing: keep only each layer's input for backward (see `SavedActivations`).
+    init(config c: LlamaConfig, capacity: Capacity, precision: Precision, checkpointing: Bool = false) {
         self.capacity = capacity
         let n = capacity.tokens
         let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
-        saved = SavedActivations(config: c, tokens: n, layers: L, saving: capacity.saving, precision: precision)
+        saved = SavedActivations(config: c, tokens: n, layers: L, saving: capacity.saving, precision: precision,
+                                 checkpointing: checkpointing)
         normed = FloatBuffer(count: n * h)
         mlpHidden = FloatBuffer(count: n * f)
         rstd = FloatBuffer(count: (2 * L + 1) * n)
@@ -114,6 +116,13 @@ final class ActivationArena {
 /// reads it back with `restore` (a float32 pointer). Under fp32 the buffer *is* the saved
 /// slot; under fp16 it is a shared float32 work buffer per kind, and commit/restore convert
 /// the active part to and from binary16 slots. Without saving, every layer shares the work buffer.
+///
+/// With `checkpointing` (`--gradient-checkpointing`), only `.layerInput` has a slot per layer,
+/// kept in float32 under both precisions (the exact stream the forward ran on, so the layer's
+/// recomputation repeats it bit for bit); every other kind has the storage of one layer, which
+/// backward refills by recomputing the layer (`recomputing` true) just before it needs it.
+/// Under fp16 `restore` still hands out binary16-rounded values (`.layerInput` included), so
+/// backward sees exactly what it sees without checkpointing.
 final class SavedActivations {
     enum Kind: Int, CaseIterable {
         /// Residual stream entering layer l `[N, H]` (slot L is the final norm's input).
@@ -133,6 +142,11 @@ final class SavedActivations {
 
     let saving: Bool
     let precision: Precision
+    /// Only layer inputs are kept per layer (see the type's comment); false without saving.
+    let checkpointing: Bool
+    /// Set while backward recomputes a layer under checkpointing: only then are the layer's
+    /// other kinds committed (the first forward discards them).
+    var recomputing = false
     /// Values per slot at capacity (slot strides), and for the active batch.
     private let capacityCounts: [Int]
     private var activeCounts: [Int]
@@ -140,15 +154,20 @@ final class SavedActivations {
     private var work: [FloatBuffer] = []
     private var full: [FloatBuffer] = []
     private var half: [HalfBuffer] = []
+    /// Checkpointing: the float32 layer inputs `[layers + 1, N, H]`.
+    private var layerInputs: FloatBuffer?
 
-    init(config c: LlamaConfig, tokens n: Int, layers: Int, saving: Bool, precision: Precision) {
+    init(config c: LlamaConfig, tokens n: Int, layers: Int, saving: Bool, precision: Precision, checkpointing: Bool = false) {
         self.saving = saving
         self.precision = precision
+        self.checkpointing = saving && checkpointing
         let widths = Kind.allCases.map { widthsFor(c, $0) }
         self.widths = widths
         capacityCounts = Kind.allCases.map { n * widths[$0.rawValue] }
         activeCounts = capacityCounts
-        let slotsPerKind = Kind.allCases.map { $0 == .layerInput ? layers + 1 : layers }
+        if self.checkpointing { layerInputs = FloatBuffer(count: (layers + 1) * n * c.hiddenSize) }
+        // Checkpointing: one layer's slot per kind (`.layerInput`'s only rounds under fp16).
+        let slotsPerKind = Kind.allCases.map { self.checkpointing ? 1 : $0 == .layerInput ? layers + 1 : layers }
         for kind in Kind.allCases {
             let count = capacityCounts[kind.rawValue], slots = slotsPerKind[kind.rawValue]
             if saving && precision == .fp32 {
@@ -167,6 +186,10 @@ final class SavedActivations {
 
     /// Where forward computes `kind` of `layer` (float32).
     func buffer(_ kind: Kind, _ layer: Int) -> UnsafeMutablePointer<Float> {
+        if checkpointing {
+            if kind == .layerInput { return layerInputs!.pointer + layer * capacityCounts[kind.rawValue] }
+            return precision == .fp32 ? full[kind.rawValue].pointer : work[kind.rawValue].pointer
+        }
         if saving && precision == .fp32 { return full[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue] }
         return work[kind.rawValue].pointer
     }
@@ -174,7 +197,9 @@ final class SavedActivations {
     /// Stores the computed buffer of `kind`/`layer` for backward (a conversion under fp16).
     func commit(_ kind: Kind, _ layer: Int) {
         guard saving, precision == .fp16 else { return }
-        let slot = half[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue]
+        // Checkpointing: layer inputs are already kept in float32; the rest only when recomputed, in one slot.
+        if checkpointing && (kind == .layerInput || !recomputing) { return }
+        let slot = half[kind.rawValue].pointer + (checkpointing ? 0 : layer) * capacityCounts[kind.rawValue]
         let source = work[kind.rawValue].pointer
         Parallel.forChunks(activeCounts[kind.rawValue], minimumChunk: 1 << 16) { range in
             Half.fromFloat(source + range.lowerBound, slot + range.lowerBound, count: range.count)
@@ -184,10 +209,26 @@ final class SavedActivations {
     /// The saved value of `kind`/`layer` as float32.
     func restore(_ kind: Kind, _ layer: Int) -> UnsafeMutablePointer<Float> {
         precondition(saving, "backward needs a forward with saveForBackward: true")
+        if checkpointing && (precision == .fp32 || kind == .layerInput) {
+            let stored = buffer(kind, layer)
+            if precision == .fp32 { return stored }
+            return roundedThroughHalf(stored, kind)
+        }
         if precision == .fp32 { return full[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue] }
         let destination = work[kind.rawValue].pointer
-        let slot = half[kind.rawValue].pointer + layer * capacityCounts[kind.rawValue]
+        let slot = half[kind.rawValue].pointer + (checkpointing ? 0 : layer) * capacityCounts[kind.rawValue]
         Parallel.forChunks(activeCounts[kind.rawValue], minimumChunk: 1 << 16) { range in
+            Half.toFloat(slot + range.lowerBound, destination + range.lowerBound, count: range.count)
+        }
+        return destination
+    }
+
+    /// `source` rounded to binary16 and back, in the work buffer of `kind` (fp16 checkpointing:
+    /// the values backward would have restored from a binary16 slot).
+    private func roundedThroughHalf(_ source: UnsafeMutablePointer<Float>, _ kind: Kind) -> UnsafeMutablePointer<Float> {
+        let slot = half[kind.rawValue].pointer, destination = work[kind.rawValue].pointer
+        Parallel.forChunks(activeCounts[kind.rawValue], minimumChunk: 1 << 16) { range in
+            Half.fromFloat(source + range.lowerBound, slot + range.lowerBound, count: range.count)
             Half.toFloat(slot + range.lowerBound, destination + range.lowerBound, count: range.count)
         }
         return destination
@@ -196,6 +237,7 @@ final class SavedActivations {
     /// Bytes held (for memory reports).
     var byteCount: Int {
         full.reduce(0) { $0 + $1.count * 4 } + work.reduce(0) { $0 + $1.count * 4 } + half.reduce(0) { $0 + $1.count * 2 }
+            + (layerInputs?.count ?? 0) * 4
     }
 }
 

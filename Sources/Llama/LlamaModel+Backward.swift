@@ -50,6 +50,7 @@ extension LlamaModel {
 
         // Decoder layers in reverse.
         for layer in stride(from: L - 1, through: 0, by: -1) {
+            if saved.checkpointing { recomputeLayer(layer, batch, arena: arena) }
             layerBackward(layer, batch, arena: arena, gradients: grad)
             groupFinished?(adapted ? layer : 1 + layer)
         }

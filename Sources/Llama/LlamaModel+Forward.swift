@@ -102,7 +102,8 @@ extension LlamaModel {
     }
 
     /// One decoder layer: reads `layerInput[layer]`, writes `layerInput[layer + 1]`.
-    func layerForward(_ layer: Int, _ batch: StackInput, arena: ActivationArena) {
+    /// `untilSaved` stops once everything backward reads is saved (a checkpointing recompute).
+    func layerForward(_ layer: Int, _ batch: StackInput, arena: ActivationArena, untilSaved: Bool = false) {
         let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
         let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
@@ -163,6 +164,7 @@ extension LlamaModel {
         addAdapter(layer, .gateProj, x: normed, y: gateUp, ldy: 2 * f, tokens: n)
         addAdapter(layer, .upProj, x: normed, y: gateUp + f, ldy: 2 * f, tokens: n)
         saved.commit(.gateUp, layer)
+        if untilSaved { return }
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
 
         let next = saved.buffer(.layerInput, layer + 1)

@@ -53,12 +53,23 @@ public final class LlamaModel {
     /// arena already holds the whole batch: the frozen reference model's scratch stays small.
     public var forwardChunkTokens = 1024
 
+    /// Keep only each layer's input during a saving forward and recompute the layer in backward
+    /// (`--gradient-checkpointing`; see LlamaModel+Checkpointing.swift). Changing it drops the arena.
+    public var gradientCheckpointing = false {
+        didSet { if gradientCheckpointing != oldValue { arena = nil; lastInput = nil } }
+    }
+
     // MARK: Per-batch state
     var arena: ActivationArena?
     /// What backward needs to know about the last forward.
     var lastInput: StackInput?
 
-    public init(config: LlamaConfig, precision: Precision, trainable: Bool) throws {
+    /// The host-shared read-only weights this model runs on (nil: its own); see `SharedWeights`.
+    public let sharedWeights: SharedWeights?
+
+    /// - Parameter sharedWeights: run on a host-shared read-only copy (a frozen model only;
+    ///   `loadWeights` is then refused).
+    public init(config: LlamaConfig, precision: Precision, trainable: Bool, sharedWeights: SharedWeights? = nil) throws {
         let c = config
         guard c.hiddenSize > 0, c.intermediateSize > 0, c.numHiddenLayers > 0, c.vocabSize > 0,
               c.numAttentionHeads > 0, c.numKeyValueHeads > 0, c.headDim > 0 else {
@@ -75,11 +86,18 @@ public final class LlamaModel {
         self.precision = precision
         self.trainable = trainable
         let total = layout.totalCount
+        if let sharedWeights {
+            guard !trainable, sharedWeights.precision == precision, sharedWeights.count == total else {
+                throw LlamaModelError("shared weights: \(sharedWeights.count) \(sharedWeights.precision.rawValue) values for a "
+                                      + "\(trainable ? "trainable " : "")\(precision.rawValue) model of \(total) parameters")
+            }
+        }
+        self.sharedWeights = sharedWeights
         if precision == .fp32 {
-            weights32 = FloatBuffer(count: total); weights16 = nil
+            weights32 = sharedWeights?.float32 ?? FloatBuffer(count: total); weights16 = nil
             matrixScratch = nil; headPanelScratch = nil; normScratch = nil; vectorScratch = nil
         } else {
-            weights32 = nil; weights16 = HalfBuffer(count: total)
+            weights32 = nil; weights16 = sharedWeights?.float16 ?? HalfBuffer(count: total)
             // The largest layer matrix used at once: the stacked [gate_proj; up_proj] or [q; k; v], or
             // down/o_proj. The embedding and LM head never need a whole float32 copy (lookups read
             // binary16 rows, the head runs in panels).
@@ -132,6 +150,7 @@ public final class LlamaModel {
     /// Replaces the working weights (float32, layout order; rounded to binary16 under fp16).
     public func loadWeights(_ flat: UnsafeBufferPointer<Float>) {
         precondition(flat.count == layout.totalCount, "loadWeights: \(flat.count) values, layout has \(layout.totalCount)")
+        precondition(sharedWeights == nil, "loadWeights on a model running on host-shared read-only weights")
         guard let base = flat.baseAddress else { return }
         if let weights32 {
             weights32.pointer.update(from: base, count: flat.count)
@@ -222,7 +241,7 @@ public final class LlamaModel {
         }
         let capacity = arena.map { $0.capacity.union(needed) } ?? needed
         arena = nil  // release the old buffers before allocating the larger ones
-        let fresh = ActivationArena(config: config, capacity: capacity, precision: precision)
+        let fresh = ActivationArena(config: config, capacity: capacity, precision: precision, checkpointing: gradientCheckpointing)
         fresh.use(rows: input.rows, seqLen: input.seqLen)
         arena = fresh
         return fresh

@@ -32,6 +32,14 @@ final class ScalarBuffer<Scalar> {
         }
     }
 
+    /// Takes over `bytes` mapped at `pointer` (e.g. a shared file mapping, see `SharedWeights`):
+    /// unmapped when the buffer goes.
+    init(takingMapping pointer: UnsafeMutablePointer<Scalar>, count: Int, bytes: Int) {
+        self.count = count
+        self.pointer = pointer
+        mappedBytes = bytes
+    }
+
     /// Zeroed anonymous pages, advised as huge-page candidates; nil if the mapping fails
     /// (the caller falls back to the heap, whose failure is the usual out-of-memory trap).
     private static func mapZeroedPages(_ bytes: Int) -> UnsafeMutableRawPointer? {

@@ -15,6 +15,8 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
     case output(String)
     /// A checkpoint that cannot be resumed from.
     case checkpoint(String)
+    /// The run would not fit in the memory available to a rank (the fit check before loading).
+    case memory(String)
     /// Too many non-finite steps in a row, or a non-finite value that cannot be skipped.
     case numerical(String)
     /// A fault injected on purpose through `DPO_FAULT_INJECT` (tests only).
@@ -27,6 +29,7 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
         case .data(let m): return "data: \(m)"
         case .output(let m): return "output directory: \(m)"
         case .checkpoint(let m): return "checkpoint: \(m)"
+        case .memory(let m): return "memory: \(m)"
         case .numerical(let m): return "numerical failure: \(m)"
         case .injectedFault(let m): return "injected fault (\(FaultInjection.environmentVariable)): \(m)"
         }

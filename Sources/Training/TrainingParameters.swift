@@ -80,6 +80,15 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     /// Run each pair's shared prompt once for chosen and rejected (`--share-prompt`), default on:
     /// exact (same log-probs and gradients as the plain concatenated batch, to float32 rounding).
     public var sharePrompt: Bool = true
+    /// Keep only each layer's input during the policy forward and recompute the layer in backward
+    /// (`--gradient-checkpointing`), default off: exact (bit-identical gradients), less activation
+    /// memory, about one more policy forward of time.
+    public var gradientCheckpointing: Bool = false
+    /// Ranks on one host map one read-only copy of the frozen reference from /dev/shm
+    /// (`--shared-reference`), default on; not used with `--precompute-ref` (the model is freed).
+    public var sharedReference: Bool = true
+    /// Start even when the fit check estimates that a rank's peak memory exceeds what is available (`--force`), default off.
+    public var force: Bool = false
     /// Stop after this many non-finite (skipped) steps in a row (`--max-skipped-steps`), default 10.
     public var maxSkippedSteps: Int = 10
     /// Size of a gradient all-reduce bucket in MiB (`--bucket-mb`), default 25.
@@ -142,6 +151,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         case bucketMegabytes = "bucket_mb", logEvery = "log_every", evalEvery = "eval_every", saveEvery = "save_every"
         case keepCheckpoints = "keep_checkpoints", allreduceDType = "allreduce_dtype", checkEvery = "check_every", threads
         case collectiveTimeout = "collective_timeout", zero
+        case gradientCheckpointing = "gradient_checkpointing", force, sharedReference = "shared_reference"
         case allowChangedModel = "allow_changed_model", allowChangedConfig = "allow_changed_config", skipIdentical = "skip_identical"
         case loraRank = "lora_r", loraAlpha = "lora_alpha", loraDropout = "lora_dropout", loraTargets = "lora_targets"
         case adapterDirectory = "adapter"
@@ -371,6 +381,17 @@ extension TrainingParameters {
         Option(name: "share-prompt", valueName: "true|false", defaultValue: "true",
                help: "Run each pair's shared prompt once for chosen and rejected (exact; false = plain concatenated rows)")
             { $0.sharePrompt = try bool("share-prompt", $1) },
+        Option(name: "gradient-checkpointing", valueName: "true|false", defaultValue: "false",
+               help: "Keep only each layer's input in the policy forward and recompute the layer in backward "
+                   + "(exact: the same gradients; much less activation memory for about one more policy forward of time)")
+            { $0.gradientCheckpointing = try bool("gradient-checkpointing", $1) },
+        Option(name: "shared-reference", valueName: "true|false", defaultValue: "true",
+               help: "Ranks on one host share one read-only copy of the reference model (mapped from /dev/shm, removed once mapped); "
+                   + "not used with --precompute-ref")
+            { $0.sharedReference = try bool("shared-reference", $1) },
+        Option(name: "force", valueName: "true|false", defaultValue: "false",
+               help: "Start even when the fit check estimates that a rank's peak memory exceeds the memory available to it")
+            { $0.force = try bool("force", $1) },
         Option(name: "max-skipped-steps", valueName: "N", defaultValue: "10",
                help: "Stop after N non-finite (skipped) steps in a row") { $0.maxSkippedSteps = try int("max-skipped-steps", $1) },
         Option(name: "bucket-mb", valueName: "MB", defaultValue: "25", help: "Gradient all-reduce bucket size in MiB")

@@ -37,6 +37,8 @@ struct BenchDPOCommand: ParsableCommand {
     var sharePrompt = false
     @Flag(help: "Reference log-probs computed before training (no reference forward in the step).")
     var precomputeRef = false
+    @Option(help: "Keep only each layer's input in the policy forward and recompute the layer in backward (true|false).")
+    var gradientCheckpointing = false
     @Option(help: "Fraction of each row that is prompt (unlabelled), as the anchor's quarter.")
     var promptFraction: Double = 0.25
     @Option(help: "LoRA rank on all seven projections, the base as reference (0 = full fine-tuning).")
@@ -80,6 +82,7 @@ struct BenchDPOCommand: ParsableCommand {
             options.promptFraction = promptFraction
             options.sharePrompt = sharePrompt
             options.precomputeReference = precomputeRef
+            options.gradientCheckpointing = gradientCheckpointing
             options.timedSteps = steps
             options.loraRank = loraR
             options.threads = BLAS.threads
@@ -98,6 +101,7 @@ struct BenchDPOCommand: ParsableCommand {
                 ("allreduce_dtype", "\"\(allreduceDtype ?? (precision == .fp16 ? "fp16" : "fp32"))\""), ("bucket_mb", f(bucketMb, 2)), ("zero", "\(zero)"),
                 ("batch_pairs_per_rank", "\(batchPairs)"), ("seq", "\(seq)"), ("prompt_fraction", f(promptFraction, 3)),
                 ("share_prompt", "\(sharePrompt)"), ("lora_r", "\(loraR)"), ("precompute_ref", "\(precomputeRef)"),
+                ("gradient_checkpointing", "\(gradientCheckpointing)"),
                 ("tokens_per_step", "\(result.tokensPerStep)"), ("pairs_per_step", "\(result.pairsPerStep)"),
                 ("step_s", f(seconds)), ("tokens_per_s", f(result.tokensPerSecond, 1)), ("pairs_per_s", f(result.pairsPerSecond, 3)),
                 ("step_cpu_s", f(result.medianStepCPUSeconds)),

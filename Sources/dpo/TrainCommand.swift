@@ -175,6 +175,15 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("share-prompt"), help: help("share-prompt"))
     var sharePrompt: String?
 
+    @Option(name: .customLong("gradient-checkpointing"), help: help("gradient-checkpointing"))
+    var gradientCheckpointing: String?
+
+    @Option(name: .customLong("shared-reference"), help: help("shared-reference"))
+    var sharedReference: String?
+
+    @Flag(name: .customLong("force"), help: help("force"))
+    var force = false
+
     @Option(name: .customLong("chat-template"), help: help("chat-template"))
     var chatTemplate: String?
 
@@ -261,6 +270,9 @@ struct TrainCommand: ParsableCommand {
             ("allow-changed-config", allowChangedConfig ? "true" : nil),
             ("skip-identical", skipIdentical.map { "\($0)" }),
             ("share-prompt", sharePrompt),
+            ("gradient-checkpointing", gradientCheckpointing),
+            ("shared-reference", sharedReference),
+            ("force", force ? "true" : nil),
             ("chat-template", chatTemplate),
             ("prompt-key", promptKey),
             ("chosen-key", chosenKey),

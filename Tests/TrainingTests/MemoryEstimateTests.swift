@@ -8,6 +8,15 @@ import XCTest
 /// measured (the real binary, so nothing else shares the process): within 25%.
 final class MemoryEstimateTests: XCTestCase {
     func testEstimatedPeakMemoryIsWithinAQuarterOfTheMeasuredPeak() throws {
+        try checkEstimate(extraArguments: [])
+    }
+
+    /// The same with `--gradient-checkpointing true` (its activations are the smaller arena's).
+    func testEstimateWithGradientCheckpointingIsWithinAQuarterOfTheMeasuredPeak() throws {
+        try checkEstimate(extraArguments: ["--gradient-checkpointing", "true"])
+    }
+
+    func checkEstimate(extraArguments: [String]) throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("memory-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
@@ -24,7 +33,7 @@ final class MemoryEstimateTests: XCTestCase {
         let data = root.appendingPathComponent("pairs.jsonl")
         try lines.write(to: data, atomically: true, encoding: .utf8)
         let outcome = try MPIJob.dpo(ranks: 1, ["train", "--model", model, "--data", data.path, "--out", root.appendingPathComponent("out").path,
-                                                "--batch-pairs", "2", "--max-steps", "2", "--threads", "1", "--share-prompt", "false"],
+                                                "--batch-pairs", "2", "--max-steps", "2", "--threads", "1", "--share-prompt", "false"] + extraArguments,
                                      timeout: 120)
         XCTAssertEqual(outcome.status, 0, outcome.output)
         let estimate = try XCTUnwrap(mebibytes(after: "peak memory/rank  ~", in: outcome.output), outcome.output)

@@ -39,6 +39,7 @@ extension ResumeChecks {
         "threads", "log_every", "eval_every", "save_every", "keep_checkpoints", "check_every", "bucket_mb", "allreduce_dtype",
         "save_dtype", "share_prompt", "precompute_ref", "max_skipped_steps", "skip_invalid", "skip_identical",
         "allow_changed_model", "allow_changed_config", "collective_timeout", "adapter", "zero",
+        "gradient_checkpointing", "force", "shared_reference",
     ]
     /// Flag names of the nested keys (top-level keys are the flag with "_" -> "-").
     static let flagNames: [String: String] = [

@@ -20,37 +20,24 @@ enum StartupFacts {
             memory: memoryEstimate(of: run, runtimeBytes: runtimeBytes))
     }
 
-    /// Estimated peak bytes of one rank, from the shapes (P parameters, N = 2 x pairs x longest row tokens of a micro-batch).
+    /// Estimated peak bytes of one rank, from the shapes (N = 2 x pairs x longest row tokens of a micro-batch).
     static func memoryEstimate(of run: PreparedRun, runtimeBytes: Int) -> ProgressStartupSummary.MemoryEstimate {
-        let p = run.parameters, c = run.config
-        let parameters = run.step.parameterCount
-        let workingBytes = p.precision == .fp16 ? 2 : 4
-        // Master weights (fp32; this rank's shard with --zero 1) + the policy's working copy
-        // (LoRA: the frozen base + fp32 adapters and their master copy).
-        let weights = run.step.policy.adapters == nil
-            ? run.step.masterWeightCount * 4 + parameters * workingBytes
-            : ParameterLayout(config: c).totalCount * workingBytes + parameters * 8
-        // Gradients (fp32) + optimizer moments.
-        let optimizer = parameters * 4 + (run.step.optimizer.firstMoment.count + run.step.optimizer.secondMoment.count) * 4
+        let p = run.parameters
         let longest = min(p.maxLength, run.trainPairs.map(\.longestRowLength).max() ?? p.maxLength)
-        let tokens = 2 * p.batchPairs * longest
-        let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
-        // Saved for backward per layer and token: layer input, q/k/v, attention output, middle stream, gate/up.
-        let savedPerToken = L * (h + q + 2 * k + q + h + 2 * f) * workingBytes
-        // Float32 scratch per token: forward (normed, SwiGLU, rstd) and backward (streams, MLP, q/k/v, attention).
-        let scratchPerToken = 4 * (h + f + 2 * L + 1 + 2 * h + 3 * f + q + 2 * k + q)
-        // A logged step also computes the full logits of its last micro-batch (TRL's `logits/*`).
-        let logits = tokens * c.vocabSize * 4
-        let activations = tokens * (savedPerToken + scratchPerToken) + logits
-        let reference: Int
+        let reference: MemoryGeometry.Reference
         switch run.step.reference {
-        case .none: reference = 0
-        case .model: reference = ParameterLayout(config: c).totalCount * workingBytes + tokens * 4 * (2 * h + f)
-        case .baseModel: reference = tokens * 4 * (2 * h + f)  // the policy's own base weights: only scratch
-        case .cached(let chosen, let rejected): reference = (chosen.count + rejected.count) * 4
+        case .none: reference = .none
+        case .model: reference = .model
+        case .cached(let chosen, let rejected): reference = .cached(pairs: (chosen.count + rejected.count) / 2)
+        case .baseModel: reference = .baseModel
         }
-        return .init(weightsBytes: weights, optimizerBytes: optimizer, activationsBytes: activations, referenceBytes: reference,
-                     runtimeBytes: runtimeBytes)
+        let geometry = MemoryGeometry(
+            config: run.config, precision: p.precision, batchPairs: p.batchPairs, longestRow: longest,
+            gradientCheckpointing: run.step.policy.gradientCheckpointing,
+            optimizerStateCount: run.step.optimizer.firstMoment.count + run.step.optimizer.secondMoment.count, reference: reference,
+            trainableCount: run.step.policy.adapters == nil ? nil : run.step.parameterCount,
+            masterCount: run.step.masterWeightCount)
+        return geometry.estimate(runtimeBytes: runtimeBytes)
     }
 
     /// `training 10 step(s) (0/10 done): ...`: the plan in one line.

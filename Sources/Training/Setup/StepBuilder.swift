@@ -35,6 +35,7 @@ enum StepBuilder {
         do { policy = try LlamaModel(config: inputs.config, precision: p.precision, trainable: true) } catch {
             throw TrainingError.model("--model \(p.modelDirectory): \(error)")
         }
+        policy.gradientCheckpointing = p.gradientCheckpointing
         let (reference, evalReference) = try references(p, inputs: inputs, communicator: communicator, events: events)
         inputs.referenceWeights = nil
         let step = try DPOStep(
@@ -75,6 +76,12 @@ enum StepBuilder {
         _ p: TrainingParameters, inputs: LoadedInputs, communicator: Communicator, events: TrainingEvents
     ) throws -> (train: ReferenceLogps, eval: ReferenceLogps) {
         guard let referenceWeights = inputs.referenceWeights else { return (.none, .none) }
+        // --shared-reference: one copy per host (not with --precompute-ref, which frees the model after the sums).
+        if p.sharedReference, !p.precomputeReference,
+           let shared = HostSharedReference.model(config: inputs.config, precision: p.precision, weights: referenceWeights,
+                                                  communicator: communicator, events: events) {
+            return (.model(shared), .model(shared))
+        }
         let model = try LlamaModel(config: inputs.config, precision: p.precision, trainable: false)
         referenceWeights.withUnsafeBufferPointer { model.loadWeights($0) }
         guard p.precomputeReference else { return (.model(model), .model(model)) }

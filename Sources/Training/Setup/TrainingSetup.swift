@@ -19,6 +19,7 @@ enum TrainingSetup {
                 ("configuration", String(decoding: try TrainingCheckpoint.encodedParameters(p), as: UTF8.self)),
             ])
         }
+        try FitCheck.run(p, communicator: communicator, events: events)
         let inputs = try LoadedInputs.load(p, communicator: communicator, events: events)
         inputs.lora = try LoRASetup.resolve(&p, model: inputs.config, events: events)
         // One run per OUT (rank 0 writes it; taken once the inputs are known good): a second
