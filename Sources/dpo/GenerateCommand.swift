@@ -51,6 +51,10 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
+        try RankZeroOnly.run(command: "generate", generate)
+    }
+
+    private func generate() throws {
         var parameters = TextGeneration.Parameters(prompt: prompt)
         parameters.chat = chat
         parameters.maxNewTokens = maxNewTokens

@@ -39,4 +39,34 @@ final class CommandLineReliabilityTests: XCTestCase {
         XCTAssertTrue(logps.output.hasPrefix("Error: numerical failure: the log-probs of record 0 of \(job.data.path) are not finite (chosen "), logps.output)
         XCTAssertEqual(logps.output.split(separator: "\n").count, 1, logps.output)
     }
+
+    // MARK: - Single-process commands under mpirun
+
+    /// `init`, `generate` and `eval` on 2 ranks: one result, printed and written once, exactly
+    /// what 1 rank prints, plus (for the one-process commands) one note that the others idle.
+    func testOneProcessCommandsUnderMPIRunOnRankZeroAlone() throws {
+        let job = try TrainingJobSandbox()
+        let note = "note: dpo init runs on one process: rank 0 does the work, the other 1 rank(s) of this launch do nothing"
+        let initialised = try MPIJob.dpo(ranks: 2, ["init", "--out", job.out("init").path])
+        XCTAssertEqual(initialised.status, 0, initialised.output)
+        let lines = initialised.output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("wrote ") }.count, 1, initialised.output)
+        XCTAssertEqual(lines.filter { $0 == note }.count, 1, initialised.output)
+        XCTAssertEqual(lines.count, 2, initialised.output)
+
+        let model = job.sandbox.modelDirectory.path
+        let generate = ["generate", "--model", model, "--prompt", "2+2=", "--max-new-tokens", "3", "--temperature", "1", "--seed", "5"]
+        let alone = try MPIJob.dpo(ranks: 1, generate)
+        let two = try MPIJob.dpo(ranks: 2, generate)
+        XCTAssertEqual(two.status, 0, two.output)
+        XCTAssertEqual(two.output.replacingOccurrences(of: note.replacingOccurrences(of: "init", with: "generate") + "\n", with: ""),
+                       alone.output)
+
+        let eval = ["eval", "--model", model, "--ref-model", model, "--data", job.data.path]
+        let evalAlone = try MPIJob.dpo(ranks: 1, eval)
+        let evalTwo = try MPIJob.dpo(ranks: 2, eval)
+        XCTAssertEqual(evalTwo.status, 0, evalTwo.output)
+        XCTAssertEqual(evalTwo.output.split(separator: "\n").filter { $0.hasPrefix("{") }.count, 1, evalTwo.output)
+        XCTAssertEqual(evalAlone.output.split(separator: "\n").filter { $0.hasPrefix("{") }.count, 1, evalAlone.output)
+    }
 }
