@@ -33,8 +33,11 @@ extension LlamaModel {
     /// produced, is the last one returned. `onToken` sees each new token as it is chosen and
     /// returns false to stop. Prompt plus generated tokens never exceed `max_position_embeddings`,
     /// nor the config's `positionLimit` (a sliding window, dynamic RoPE).
+    /// Logits holding a NaN or an infinity (overflowing weights) end the generation before a
+    /// token is picked from them (greedy argmax of NaN is id 0, a NUL byte); `onNonFiniteLogits`
+    /// is then told the position whose logits they were.
     public func generate(prompt: [Int32], maxNewTokens: Int, sampling: SamplingOptions, stopTokens: Set<Int32>,
-                         onToken: ((Int32) -> Bool)?) -> [Int32] {
+                         onToken: ((Int32) -> Bool)?, onNonFiniteLogits: ((Int) -> Void)? = nil) -> [Int32] {
         precondition(!prompt.isEmpty, "generate: the prompt must hold at least one token")
         precondition(prompt.allSatisfy { $0 >= 0 && Int($0) < config.vocabSize }, "generate: a prompt id is outside the vocabulary")
         precondition(prompt.count <= config.positionLimit?.tokens ?? .max, "generate: the prompt exceeds \(config.positionLimit!)")
@@ -48,6 +51,11 @@ extension LlamaModel {
         decode(prompt, start: 0, cache: cache)
         // capacity = min(prompt + maxNewTokens, max positions): the last token is chosen, never fed.
         while prompt.count + generated.count < capacity {
+            let logits = UnsafeBufferPointer(start: cache.logits.pointer, count: config.vocabSize)
+            if !logits.allSatisfy(\.isFinite) {
+                onNonFiniteLogits?(prompt.count + generated.count - 1)
+                break
+            }
             let token = pick(from: cache.logits.pointer, sampling: sampling, random: &random)
             generated.append(token)
             let keepGoing = onToken?(token) ?? true

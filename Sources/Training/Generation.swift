@@ -115,15 +115,18 @@ public enum TextGeneration {
         // With --chat the reply ends where the template ends a turn (<|im_end|>, <|eot_id|>, <end_of_turn>, ...).
         if p.chat, let endOfTurn = tokenizer.chatTemplate.endOfTurnId(tokenizer: tokenizer) { stopTokens.insert(endOfTurn) }
         let stream = TextStream(tokenizer: tokenizer)
+        var nonFinitePosition: Int?
         let generated = withoutActuallyEscaping(onText) { onText in
-            model.generate(prompt: ids, maxNewTokens: p.maxNewTokens, sampling: p.sampling, stopTokens: stopTokens) { id in
-                let piece = stream.push(id)
-                if !piece.isEmpty { onText(piece) }
-                return true
-            }
+            model.generate(prompt: ids, maxNewTokens: p.maxNewTokens, sampling: p.sampling, stopTokens: stopTokens,
+                           onToken: { id in
+                               let piece = stream.push(id)
+                               if !piece.isEmpty { onText(piece) }
+                               return true
+                           }, onNonFiniteLogits: { nonFinitePosition = $0 })
         }
         let rest = stream.finish()
         if !rest.isEmpty { onText(rest) }
+        if let position = nonFinitePosition { throw TextGenerationError.nonFiniteLogits(position: position, generated: generated.count) }
         return Result(promptTokens: ids.count, generatedIds: generated, text: stream.text,
                       stoppedAtEOS: generated.last.map(stopTokens.contains) ?? false)
     }
@@ -134,6 +137,8 @@ public enum TextGenerationError: Error, CustomStringConvertible, LocalizedError,
     case invalidOption(String)
     case invalidPrompt(String)
     case noChatTemplate
+    /// The model's logits at this position were NaN or infinite; `generated` tokens came before.
+    case nonFiniteLogits(position: Int, generated: Int)
 
     public var description: String {
         switch self {
@@ -141,6 +146,9 @@ public enum TextGenerationError: Error, CustomStringConvertible, LocalizedError,
         case .invalidPrompt(let m): return "prompt: \(m)"
         case .noChatTemplate:
             return "--chat: the model has no chat template (no chat_template.jinja, no chat_template in tokenizer_config.json); drop --chat to use the prompt as plain text"
+        case .nonFiniteLogits(let position, let generated):
+            return "numerical failure: the model's logits at position \(position) are not finite (NaN or infinity) after \(generated) generated token(s); "
+                + "its weights overflow (float32 range exceeded). Use an earlier checkpoint, or with --precision fp16 try fp32"
         }
     }
 

@@ -102,8 +102,13 @@ public enum TaskScoring {
                 throw TaskScoringError.model("the tokenizer gives id \(bad) but the model's vocab_size is \(model.config.vocabSize): "
                     + "the tokenizer files do not belong to this model")
             }
+            var nonFinite: Int?
             let generated = model.generate(prompt: ids, maxNewTokens: p.maxNewTokens, sampling: .greedy,
-                                           stopTokens: stopTokens, onToken: nil)
+                                           stopTokens: stopTokens, onToken: nil, onNonFiniteLogits: { nonFinite = $0 })
+            if let position = nonFinite {
+                throw TaskScoringError.model("the logits for prompt \(prompt.debugDescription) are not finite at position \(position) "
+                    + "(NaN or infinity): the weights overflow; score an earlier checkpoint")
+            }
             let completion = tokenizer.decode(generated, skipSpecialTokens: true)
             answers.append(Answer(prompt: prompt, completion: completion,
                                   isCorrect: p.task.isCorrect(prompt: prompt, completion: completion)))

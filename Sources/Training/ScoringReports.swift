@@ -66,6 +66,12 @@ public enum ScoringReports {
             case .encoded:
                 let s = scores[next]
                 next += 1
+                // Finite weights can still overflow (fp16, an adapter, huge norms): a `null` log-prob is no answer.
+                guard s.chosenLogps.isFinite, s.rejectedLogps.isFinite else {
+                    throw TrainingError.numerical(
+                        "the log-probs of record \(index) of \(o.dataFile) are not finite (chosen \(s.chosenLogps), rejected \(s.rejectedLogps)): "
+                            + "the model's activations overflow. Use an earlier checkpoint, or with --precision fp16 try fp32")
+                }
                 lines.append("{\"index\": \(index), \"chosen_logps\": \(json(s.chosenLogps)), \"rejected_logps\": \(json(s.rejectedLogps)), "
                     + "\"chosen_tokens\": \(s.chosenTokens), \"rejected_tokens\": \(s.rejectedTokens)}")
             case .dropped(_, let reason):

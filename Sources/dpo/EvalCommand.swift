@@ -62,7 +62,8 @@ struct EvalCommand: ParsableCommand {
         options.precision = parsedPrecision
         options.dataShape = dataShapeArguments.dataShape
         options.adapterDirectory = adapter
-        let line = try World.run { try ScoringReports.evaluate(options, communicator: $0) }
-        print(line)
+        // The ranks share the pairs and all-reduce the sums: every rank holds the line; rank 0 prints it.
+        let (rank, line) = try World.run { ($0.rank, try ScoringReports.evaluate(options, communicator: $0)) }
+        if rank == 0 { print(line) }
     }
 }

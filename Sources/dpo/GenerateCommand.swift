@@ -23,16 +23,18 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Render the prompt as a user message with the model's chat template (generation prompt added).")
     var chat = false
 
-    @Option(help: "Largest number of new tokens.")
+    // .unconditional: `--temperature -1` is the value -1 (then refused by validate()), as `--temperature=-1` is,
+    // not a missing value followed by an unknown flag -1.
+    @Option(parsing: .unconditional, help: "Largest number of new tokens.")
     var maxNewTokens: Int = 128
 
-    @Option(help: "Sampling temperature; 0 = greedy.")
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 = greedy.")
     var temperature: Float = 0
 
-    @Option(help: "Nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1].")
+    @Option(parsing: .unconditional, help: "Nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1].")
     var topP: Float = 1
 
-    @Option(help: "Sampling seed.")
+    @Option(parsing: .unconditional, help: "Sampling seed.")
     var seed: UInt64 = 0
 
     @Option(help: ArgumentHelp("fp32|fp16: precision the model runs in.", valueName: "precision"))
@@ -49,6 +51,10 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
+        try RankZeroOnly.run(command: "generate", generate)
+    }
+
+    private func generate() throws {
         var parameters = TextGeneration.Parameters(prompt: prompt)
         parameters.chat = chat
         parameters.maxNewTokens = maxNewTokens

@@ -50,6 +50,10 @@ struct InitCommand: ParsableCommand {
     }
 
     func run() throws {
+        try RankZeroOnly.run(command: "init", write)
+    }
+
+    private func write() throws {
         var parameters = ModelInit.Parameters(config: LlamaPreset(rawValue: preset)!.config, outputDirectory: out)
         parameters.seed = seed
         parameters.dtype = WeightDType(rawValue: dtype)!

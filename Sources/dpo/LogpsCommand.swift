@@ -35,6 +35,10 @@ struct LogpsCommand: ParsableCommand {
     @OptionGroup var dataShapeArguments: DataShapeArguments
 
     func run() throws {
+        try RankZeroOnly.run(command: "logps", score)
+    }
+
+    private func score() throws {
         var options = ScoringReports.LogpsOptions(modelDirectory: model, dataFile: data)
         options.averageLogps = averageLogps
         options.maxLength = maxLength

@@ -47,6 +47,10 @@ struct ScoreCommand: ParsableCommand {
     }
 
     func run() throws {
+        try RankZeroOnly.run(command: "score", score)
+    }
+
+    private func score() throws {
         var parameters = TaskScoring.Parameters(task: DemoTask(rawValue: task)!, n: n)
         parameters.seed = seed
         parameters.split = TaskScoring.Split(rawValue: split)!
