@@ -128,3 +128,72 @@ public enum LoRALinear {
         return u
     }
 }
+
+// MARK: - Stacked projections
+
+extension LoRALinear {
+    /// One adapted projection of a stack that shares its input (q|k|v, gate|up): its B `[out, r]`,
+    /// its output block `y` (forward) or output gradient `dy` (backward) with row stride `ldy`,
+    /// and (backward) where dB accumulates.
+    public struct Branch {
+        public var b: UnsafePointer<Float>
+        public var outFeatures: Int
+        public var y: UnsafeMutablePointer<Float>
+        public var ldy: Int
+        public var dB: UnsafeMutablePointer<Float>?
+
+        public init(b: UnsafePointer<Float>, outFeatures: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
+                    dB: UnsafeMutablePointer<Float>? = nil) {
+            self.b = b
+            self.outFeatures = outFeatures
+            self.y = y
+            self.ldy = ldy
+            self.dB = dB
+        }
+    }
+
+    /// `forward` of every branch at once, their A matrices stacked `[count * r, in]` (adjacent):
+    /// one pass over `x` gives `u = x [A_1; ...; A_c]^T` `[tokens, c r]` (scratch `u`), then each
+    /// branch adds `scale * u_j B_j^T`. Equal to `forward` per branch.
+    public static func forwardStacked(
+        x: UnsafePointer<Float>, aStack: UnsafePointer<Float>, branches: [Branch], u: UnsafeMutablePointer<Float>,
+        tokens: Int, inFeatures: Int, rank: Int, scale: Float
+    ) {
+        BLAS.ensureBestCore()
+        let width = branches.count * rank
+        Matmul.gemm(transposeA: false, transposeB: true, m: tokens, n: width, k: inFeatures,
+                    a: x, lda: inFeatures, b: aStack, ldb: inFeatures, beta: 0, c: u, ldc: width)
+        for (j, branch) in branches.enumerated() {
+            Matmul.gemm(transposeA: false, transposeB: true, m: tokens, n: branch.outFeatures, k: rank, alpha: scale,
+                        a: u + j * rank, lda: width, b: branch.b, ldb: rank, beta: 1, c: branch.y, ldc: branch.ldy)
+        }
+    }
+
+    /// `backward` of every branch at once (A's stacked as in `forwardStacked`; `dAStack` the
+    /// same rows of the gradient): per branch dB and `du_j = scale dy_j B_j`, then one
+    /// `dA += du^T x` and one `dx += du A` over the stack. Scratch `u`, `du` `[tokens, c r]`.
+    public static func backwardStacked(
+        x: UnsafePointer<Float>, aStack: UnsafePointer<Float>, branches: [Branch], dx: UnsafeMutablePointer<Float>?,
+        dAStack: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, du: UnsafeMutablePointer<Float>,
+        tokens: Int, inFeatures: Int, rank: Int, scale: Float
+    ) {
+        BLAS.ensureBestCore()
+        let width = branches.count * rank
+        Matmul.gemm(transposeA: false, transposeB: true, m: tokens, n: width, k: inFeatures,
+                    a: x, lda: inFeatures, b: aStack, ldb: inFeatures, beta: 0, c: u, ldc: width)
+        for (j, branch) in branches.enumerated() {
+            if let dB = branch.dB {
+                Matmul.gemm(transposeA: true, transposeB: false, m: branch.outFeatures, n: rank, k: tokens, alpha: scale,
+                            a: branch.y, lda: branch.ldy, b: u + j * rank, ldb: width, beta: 1, c: dB, ldc: rank)
+            }
+            Matmul.gemm(transposeA: false, transposeB: false, m: tokens, n: rank, k: branch.outFeatures, alpha: scale,
+                        a: branch.y, lda: branch.ldy, b: branch.b, ldb: rank, beta: 0, c: du + j * rank, ldc: width)
+        }
+        Matmul.gemm(transposeA: true, transposeB: false, m: width, n: inFeatures, k: tokens,
+                    a: du, lda: width, b: x, ldb: inFeatures, beta: 1, c: dAStack, ldc: inFeatures)
+        if let dx {
+            Matmul.gemm(transposeA: false, transposeB: false, m: tokens, n: inFeatures, k: width,
+                        a: du, lda: width, b: aStack, ldb: inFeatures, beta: 1, c: dx, ldc: inFeatures)
+        }
+    }
+}

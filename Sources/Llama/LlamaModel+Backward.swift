@@ -90,8 +90,9 @@ extension LlamaModel {
         // gate_proj and up_proj as one stacked [2F, H] weight (adjacent in the layout).
         Linear.backward(x: normed, weight: matrix(o.gate, count: 2 * f * h), dy: dGateUp, dx: dNormed, dWeight: baseGradient(grad, o.gate),
                         tokens: n, inFeatures: h, outFeatures: 2 * f, overwriteInput: true)
-        adapterBackward(layer, .gateProj, x: normed, dy: dGateUp, ldy: 2 * f, dx: dNormed, gradients: grad, tokens: n)
-        adapterBackward(layer, .upProj, x: normed, dy: dGateUp + f, ldy: 2 * f, dx: dNormed, gradients: grad, tokens: n)
+        adaptersBackward(layer, [.gateProj, .upProj], x: normed, dx: dNormed, gradients: grad, tokens: n) { module in
+            (UnsafePointer(module == .gateProj ? dGateUp : dGateUp + f), 2 * f)
+        }
         RMSNorm.backward(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), dOutput: dNormed,
                          dx: dStream, dWeight: baseGradientOrSink(grad, o.postNorm), tokens: n, hidden: h, accumulate: true)
 
@@ -132,9 +133,9 @@ extension LlamaModel {
         // q_proj, k_proj, v_proj as one stacked [Q + 2K, H] weight.
         Linear.backward(x: normed, weight: matrix(o.query, count: qkvWidth * h), dy: dQKV, dx: dNormed, dWeight: baseGradient(grad, o.query),
                         tokens: n, inFeatures: h, outFeatures: qkvWidth, overwriteInput: true)
-        adapterBackward(layer, .qProj, x: normed, dy: dQKV, ldy: qkvWidth, dx: dNormed, gradients: grad, tokens: n)
-        adapterBackward(layer, .kProj, x: normed, dy: dQKV + qw, ldy: qkvWidth, dx: dNormed, gradients: grad, tokens: n)
-        adapterBackward(layer, .vProj, x: normed, dy: dQKV + qw + kw, ldy: qkvWidth, dx: dNormed, gradients: grad, tokens: n)
+        adaptersBackward(layer, [.qProj, .kProj, .vProj], x: normed, dx: dNormed, gradients: grad, tokens: n) { module in
+            (UnsafePointer(module == .qProj ? dQKV : module == .kProj ? dQKV + qw : dQKV + qw + kw), qkvWidth)
+        }
         RMSNorm.backward(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), dOutput: dNormed,
                          dx: dStream, dWeight: baseGradientOrSink(grad, o.inputNorm), tokens: n, hidden: h, accumulate: true)
     }

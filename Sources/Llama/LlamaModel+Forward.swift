@@ -117,9 +117,9 @@ extension LlamaModel {
         let qkvWidth = qw + 2 * kw
         let qkv = saved.buffer(.qkv, layer)
         Linear.forward(x: normed, weight: matrix(o.query, count: qkvWidth * h), y: qkv, tokens: n, inFeatures: h, outFeatures: qkvWidth)
-        addAdapter(layer, .qProj, x: normed, y: qkv, ldy: qkvWidth, tokens: n)
-        addAdapter(layer, .kProj, x: normed, y: qkv + qw, ldy: qkvWidth, tokens: n)
-        addAdapter(layer, .vProj, x: normed, y: qkv + qw + kw, ldy: qkvWidth, tokens: n)
+        addAdapters(layer, [.qProj, .kProj, .vProj], x: normed, tokens: n) { module in
+            (module == .qProj ? qkv : module == .kProj ? qkv + qw : qkv + qw + kw, qkvWidth)
+        }
         let query = qkv, key = qkv + qw, value = qkv + qw + kw
         if let bias = o.qkvBias { addBias(qkv, vector(bias, count: qkvWidth), tokens: n, width: qkvWidth) }
         if let norm = o.queryKeyNorm {
@@ -161,8 +161,7 @@ extension LlamaModel {
                         tokens: n, hidden: h, eps: c.rmsNormEps)
         let gateUp = saved.buffer(.gateUp, layer)
         Linear.forward(x: normed, weight: matrix(o.gate, count: 2 * f * h), y: gateUp, tokens: n, inFeatures: h, outFeatures: 2 * f)
-        addAdapter(layer, .gateProj, x: normed, y: gateUp, ldy: 2 * f, tokens: n)
-        addAdapter(layer, .upProj, x: normed, y: gateUp + f, ldy: 2 * f, tokens: n)
+        addAdapters(layer, [.gateProj, .upProj], x: normed, tokens: n) { module in (module == .gateProj ? gateUp : gateUp + f, 2 * f) }
         saved.commit(.gateUp, layer)
         if untilSaved { return }
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)

@@ -88,9 +88,9 @@ extension LlamaModel {
             Linear.forward(x: normed, weight: matrix(o.query, count: qw * h), y: cache.query.pointer, tokens: n, inFeatures: h, outFeatures: qw)
             Linear.forward(x: normed, weight: matrix(o.key, count: kw * h), y: keyRows, tokens: n, inFeatures: h, outFeatures: kw)
             Linear.forward(x: normed, weight: matrix(o.value, count: kw * h), y: valueRows, tokens: n, inFeatures: h, outFeatures: kw)
-            addAdapter(layer, .qProj, x: normed, y: cache.query.pointer, ldy: qw, tokens: n)
-            addAdapter(layer, .kProj, x: normed, y: keyRows, ldy: kw, tokens: n)
-            addAdapter(layer, .vProj, x: normed, y: valueRows, ldy: kw, tokens: n)
+            addAdapters(layer, [.qProj, .kProj, .vProj], x: normed, tokens: n) { module in
+                module == .qProj ? (cache.query.pointer, qw) : (module == .kProj ? keyRows : valueRows, kw)
+            }
             if let bias = o.qkvBias {
                 let b = vector(bias, count: qw + 2 * kw)
                 addBias(cache.query.pointer, b, tokens: n, width: qw)
@@ -122,8 +122,9 @@ extension LlamaModel {
                             tokens: n, hidden: h, eps: c.rmsNormEps)
             Linear.forward(x: normed, weight: matrix(o.gate, count: 2 * f * h), y: cache.gateUp.pointer,
                            tokens: n, inFeatures: h, outFeatures: 2 * f)
-            addAdapter(layer, .gateProj, x: normed, y: cache.gateUp.pointer, ldy: 2 * f, tokens: n)
-            addAdapter(layer, .upProj, x: normed, y: cache.gateUp.pointer + f, ldy: 2 * f, tokens: n)
+            addAdapters(layer, [.gateProj, .upProj], x: normed, tokens: n) { module in
+                (module == .gateProj ? cache.gateUp.pointer : cache.gateUp.pointer + f, 2 * f)
+            }
             SwiGLU.forward(gateUp: cache.gateUp.pointer, output: cache.mlpHidden.pointer, rows: n, width: f)
             Linear.forward(x: cache.mlpHidden.pointer, weight: matrix(o.down, count: h * f), y: stream,
                            tokens: n, inFeatures: f, outFeatures: h, beta: 1)

@@ -62,25 +62,52 @@ extension LlamaModel {
     @inline(__always)
     func addAdapter(_ layer: Int, _ module: LoRAModule, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                     ldy: Int, tokens: Int) {
-        guard let adapters, adapters.enabled, let pair = adapters.layout.pair(layer: layer, module: module) else { return }
-        let f = module.features(config), w = adapters.weights.pointer
-        let scratch = adapters.scratch(tokens: tokens)
-        LoRALinear.forward(x: x, a: w + pair.a, b: w + pair.b, y: y, u: scratch.u,
-                           shape: .init(tokens: tokens, inFeatures: f.in, outFeatures: f.out, rank: adapters.config.rank,
-                                        ldy: ldy, scale: adapters.config.scale))
+        addAdapters(layer, [module], x: x, tokens: tokens) { _ in (y, ldy) }
+    }
+
+    /// The same for projections sharing the input `x` (a `LoRALayout.stacks` entry): their A
+    /// matrices are adjacent, so one product gives every branch's `x A^T`. `output(module)` is
+    /// that module's output block and row stride.
+    func addAdapters(_ layer: Int, _ modules: [LoRAModule], x: UnsafePointer<Float>, tokens: Int,
+                     output: (LoRAModule) -> (UnsafeMutablePointer<Float>, Int)) {
+        guard let adapters, adapters.enabled else { return }
+        let targeted = modules.filter { adapters.layout.pair(layer: layer, module: $0) != nil }
+        guard let first = targeted.first else { return }
+        let w = adapters.weights.pointer
+        let branches = targeted.map { module in
+            let (y, ldy) = output(module)
+            return LoRALinear.Branch(b: w + adapters.layout.pair(layer: layer, module: module)!.b,
+                                     outFeatures: module.features(config).out, y: y, ldy: ldy)
+        }
+        LoRALinear.forwardStacked(x: x, aStack: w + adapters.layout.pair(layer: layer, module: first)!.a, branches: branches,
+                                  u: adapters.scratch(tokens: tokens).u, tokens: tokens, inFeatures: first.features(config).in,
+                                  rank: adapters.config.rank, scale: adapters.config.scale)
     }
 
     /// Backward of `addAdapter`: dA, dB into `gradients` (adapter layout), `dx +=` the input gradient.
     @inline(__always)
     func adapterBackward(_ layer: Int, _ module: LoRAModule, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, ldy: Int,
                          dx: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, tokens: Int) {
-        guard let adapters, let pair = adapters.layout.pair(layer: layer, module: module) else { return }
-        let f = module.features(config), w = adapters.weights.pointer
-        let scratch = adapters.scratch(tokens: tokens)
-        LoRALinear.backward(x: x, a: w + pair.a, b: w + pair.b, dy: dy, dx: dx, dA: gradients + pair.a, dB: gradients + pair.b,
-                            u: scratch.u, du: scratch.du,
-                            shape: .init(tokens: tokens, inFeatures: f.in, outFeatures: f.out, rank: adapters.config.rank,
-                                         ldy: ldy, scale: adapters.config.scale))
+        adaptersBackward(layer, [module], x: x, dx: dx, gradients: gradients, tokens: tokens) { _ in (dy, ldy) }
+    }
+
+    /// Backward of `addAdapters`: `dOutput(module)` is that module's output gradient and row stride.
+    func adaptersBackward(_ layer: Int, _ modules: [LoRAModule], x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+                          gradients: UnsafeMutablePointer<Float>, tokens: Int,
+                          dOutput: (LoRAModule) -> (UnsafePointer<Float>, Int)) {
+        guard let adapters else { return }
+        let targeted = modules.filter { adapters.layout.pair(layer: layer, module: $0) != nil }
+        guard let first = targeted.first else { return }
+        let w = adapters.weights.pointer
+        let branches = targeted.map { module in
+            let (dy, ldy) = dOutput(module), pair = adapters.layout.pair(layer: layer, module: module)!
+            return LoRALinear.Branch(b: w + pair.b, outFeatures: module.features(config).out, y: UnsafeMutablePointer(mutating: dy),
+                                     ldy: ldy, dB: gradients + pair.b)
+        }
+        let a = adapters.layout.pair(layer: layer, module: first)!.a, scratch = adapters.scratch(tokens: tokens)
+        LoRALinear.backwardStacked(x: x, aStack: w + a, branches: branches, dx: dx, dAStack: gradients + a, u: scratch.u,
+                                   du: scratch.du, tokens: tokens, inFeatures: first.features(config).in,
+                                   rank: adapters.config.rank, scale: adapters.config.scale)
     }
 
     /// Where backward writes the gradient of the base parameter at `offset`: the flat gradient

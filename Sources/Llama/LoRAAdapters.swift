@@ -13,7 +13,7 @@ public final class LoRAAdapters {
     /// Whether forward adds the adapters (false: the base model, the DPO reference).
     public internal(set) var enabled = true
 
-    /// `u = x A^T` and its gradient `[tokens, r]`, grown to the largest batch seen.
+    /// `u = x A^T` and its gradient `[tokens, 3r]` (a q|k|v stack), grown to the largest batch seen.
     private(set) var down: FloatBuffer
     private(set) var dDown: FloatBuffer
     /// Sink for gradients of frozen vectors the shared kernels always write (norm weights,
@@ -41,9 +41,9 @@ public final class LoRAAdapters {
     /// The adapter weights (layout order).
     public var values: [Float] { Array(UnsafeBufferPointer(start: weights.pointer, count: layout.totalCount)) }
 
-    /// Scratch for `tokens` rows of `u` and `du`.
+    /// Scratch for `tokens` rows of `u` and `du` of a stack of up to 3 projections.
     func scratch(tokens: Int) -> (u: UnsafeMutablePointer<Float>, du: UnsafeMutablePointer<Float>) {
-        let needed = tokens * config.rank
+        let needed = tokens * config.rank * 3
         if down.count < needed {
             down = FloatBuffer(count: needed)
             dDown = FloatBuffer(count: needed)

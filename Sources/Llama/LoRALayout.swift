@@ -1,9 +1,10 @@
 /// Where every adapter matrix lives in the one flat adapter vector (the trainable parameters
 /// of a LoRA run: its gradients, master weights and Adam moments use this layout).
 ///
-/// Order: layer 0..L-1, in each the targeted modules in `LoRAModule` order, each as
+/// Order: layer 0..L-1; in each, the stacks q|k|v, o, gate|up, down (projections that share
+/// their input); in each stack the targeted modules' A matrices, then their B matrices:
 ///
-///     base_model.model.model.layers.{i}.<path>.lora_A.weight    [r, in]
+///     base_model.model.model.layers.{i}.<path>.lora_A.weight    [r, in]    (adjacent: one [c r, in] stack)
 ///     base_model.model.model.layers.{i}.<path>.lora_B.weight    [out, r]
 ///
 /// (PEFT's saved names). Group `i` is layer `i`'s adapters: backward finishes them together.
@@ -28,6 +29,9 @@ public struct LoRALayout: Sendable {
     /// Offsets of one module's A and B.
     public struct Pair: Sendable { public let a: Int, b: Int }
 
+    /// Projections that read the same input, so their A matrices stack into one product.
+    public static let stacks: [[LoRAModule]] = [[.qProj, .kProj, .vProj], [.oProj], [.gateProj, .upProj], [.downProj]]
+
     public let entries: [Entry]
     public let totalCount: Int
     /// `groupRanges[i]`: layer `i`'s adapters.
@@ -41,13 +45,21 @@ public struct LoRALayout: Sendable {
         for layer in 0..<c.numHiddenLayers {
             let start = offset
             var layerPairs: [LoRAModule: Pair] = [:]
-            for module in lora.targets {
-                let f = module.features(c)
-                let a = Entry(layer: layer, module: module, isB: false, shape: [lora.rank, f.in], offset: offset)
-                let b = Entry(layer: layer, module: module, isB: true, shape: [f.out, lora.rank], offset: a.range.upperBound)
-                entries += [a, b]
-                layerPairs[module] = Pair(a: a.offset, b: b.offset)
-                offset = b.range.upperBound
+            for stack in Self.stacks {
+                let targeted = stack.filter { lora.targets.contains($0) }
+                var aOffsets: [LoRAModule: Int] = [:]
+                for module in targeted {
+                    let a = Entry(layer: layer, module: module, isB: false, shape: [lora.rank, module.features(c).in], offset: offset)
+                    entries.append(a)
+                    aOffsets[module] = a.offset
+                    offset = a.range.upperBound
+                }
+                for module in targeted {
+                    let b = Entry(layer: layer, module: module, isB: true, shape: [module.features(c).out, lora.rank], offset: offset)
+                    entries.append(b)
+                    layerPairs[module] = Pair(a: aOffsets[module]!, b: b.offset)
+                    offset = b.range.upperBound
+                }
             }
             pairs.append(layerPairs)
             ranges.append(start..<offset)

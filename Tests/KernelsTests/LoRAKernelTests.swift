@@ -89,3 +89,50 @@ final class LoRAKernelTests: XCTestCase {
         checkGradient("B", at: i.b, analytic: g.dB) { var c = i; c.b = $0; return loss(c) }
     }
 }
+
+/// The stacked path (A's adjacent, one product over the shared input) against the naive
+/// oracle applied to each branch.
+final class LoRAStackedKernelTests: XCTestCase {
+    func testStackedEqualsTheOraclePerBranch() {
+        let tokens = 5, inFeatures = 7, rank = 2, scale: Float = 1.3
+        let outs = [6, 3, 3], ldy = 12, columns = [0, 6, 9], bOffsets = [0, 12, 18]  // a q|k|v-like row of 12 columns
+        var random = TestRandom(seed: 11)
+        let x = random.array(tokens * inFeatures), aStack = random.array(3 * rank * inFeatures)
+        let bFlat = random.array(12 * rank), y0 = random.array(tokens * ldy), dy = random.array(tokens * ldy)
+        let dx0 = random.array(tokens * inFeatures)
+        // Stacked, in buffers that outlive the calls.
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: bFlat.count); _ = b.initialize(from: bFlat)
+        let y = UnsafeMutableBufferPointer<Float>.allocate(capacity: y0.count); _ = y.initialize(from: y0)
+        let dyBuffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: dy.count); _ = dyBuffer.initialize(from: dy)
+        let dB = UnsafeMutableBufferPointer<Float>.allocate(capacity: bFlat.count); dB.initialize(repeating: 0)
+        defer { b.deallocate(); y.deallocate(); dyBuffer.deallocate(); dB.deallocate() }
+        var u = [Float](repeating: 0, count: tokens * 3 * rank), du = u
+        var dx = dx0, dA = [Float](repeating: 0, count: aStack.count)
+        let forward = (0..<3).map { LoRALinear.Branch(b: UnsafePointer(b.baseAddress! + bOffsets[$0]), outFeatures: outs[$0],
+                                                      y: y.baseAddress! + columns[$0], ldy: ldy) }
+        LoRALinear.forwardStacked(x: x, aStack: aStack, branches: forward, u: &u, tokens: tokens, inFeatures: inFeatures, rank: rank, scale: scale)
+        let backward = (0..<3).map { LoRALinear.Branch(b: UnsafePointer(b.baseAddress! + bOffsets[$0]), outFeatures: outs[$0],
+                                                       y: dyBuffer.baseAddress! + columns[$0], ldy: ldy, dB: dB.baseAddress! + bOffsets[$0]) }
+        LoRALinear.backwardStacked(x: x, aStack: aStack, branches: backward, dx: &dx, dAStack: &dA, u: &u, du: &du,
+                                   tokens: tokens, inFeatures: inFeatures, rank: rank, scale: scale)
+        // The oracle, one branch at a time.
+        var yRef = y0, dxRef = dx0, dARef = [Float](repeating: 0, count: aStack.count), dBRef = [Float](repeating: 0, count: bFlat.count)
+        for j in 0..<3 {
+            let shape = LoRALinear.Shape(tokens: tokens, inFeatures: inFeatures, outFeatures: outs[j], rank: rank, ldy: ldy, scale: scale)
+            let a = Array(aStack[(j * rank * inFeatures)..<((j + 1) * rank * inFeatures)])
+            let bj = Array(bFlat[bOffsets[j]..<(bOffsets[j] + outs[j] * rank)])
+            var dAj = [Float](repeating: 0, count: a.count), dBj = [Float](repeating: 0, count: bj.count)
+            yRef.withUnsafeMutableBufferPointer { LoRALinear.forwardNaive(x: x, a: a, b: bj, y: $0.baseAddress! + columns[j], shape: shape) }
+            dy.withUnsafeBufferPointer { d in
+                LoRALinear.backwardNaive(x: x, a: a, b: bj, dy: d.baseAddress! + columns[j], dx: &dxRef, dA: &dAj, dB: &dBj, shape: shape)
+            }
+            for i in dAj.indices { dARef[j * rank * inFeatures + i] = dAj[i] }
+            for i in dBj.indices { dBRef[bOffsets[j] + i] = dBj[i] }
+        }
+        XCTAssertLessThanOrEqual(maxAbsDifference(Array(y), yRef), 1e-5 * maxAbs(yRef))
+        XCTAssertLessThanOrEqual(maxAbsDifference(dx, dxRef), 1e-5 * maxAbs(dxRef))
+        XCTAssertLessThanOrEqual(maxAbsDifference(dA, dARef), 1e-5 * maxAbs(dARef))
+        XCTAssertLessThanOrEqual(maxAbsDifference(Array(dB), dBRef), 1e-5 * maxAbs(dBRef))
+        XCTAssertGreaterThan(maxAbsDifference(Array(y), y0), 0.1, "the adapters added nothing")
+    }
+}
