@@ -73,6 +73,20 @@ final class ZeroTrainingTests: XCTestCase {
         XCTAssertGreaterThan(maxAbsDifference(try initial.floats(name), try job.tensors("zero")[name]!), 1e-4, "\(name) trained")
     }
 
+    /// SGD keeps no moments: the shards hold master weights only, and a stop + `--resume auto`
+    /// still ends bit-identical to `--zero 0`'s straight run (on 2 ranks every sum is one addition).
+    func testSGDShardsHoldMasterWeightsOnlyAndResume() throws {
+        let job = try TrainingJobSandbox()
+        let common = ["--optimizer", "sgd", "--lr", "0.5", "--batch-pairs", "2", "--max-steps", "4", "--save-every", "2"]
+        try job.trainSucceeding(ranks: 2, out: "plain", common + ["--zero", "0"])
+        try job.trainStopping(ranks: 2, out: "zero", common + ["--zero", "1"], faults: "stop:step=2")
+        try job.trainSucceeding(ranks: 2, out: "zero", common + ["--zero", "1", "--resume", "auto"])
+        let shard = try SafetensorsFile(contentsOf: job.out("zero").appendingPathComponent("final/optimizer-shard-00001-of-00002.safetensors"))
+        XCTAssertEqual(shard.tensors.map(\.name), ["master_weights"])
+        XCTAssertEqual(try TrainingCheckpoint.read(job.out("zero").appendingPathComponent("final"), optimizerKind: .sgd).masterWeights,
+                       try TrainingCheckpoint.read(job.out("plain").appendingPathComponent("final"), optimizerKind: .sgd).masterWeights)
+    }
+
     // MARK: - Resume
 
     /// Straight 6 steps vs a stop after step 3 and `--resume auto`, both `--zero 1` on 2 ranks:
