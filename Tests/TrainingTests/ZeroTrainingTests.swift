@@ -46,10 +46,45 @@ final class ZeroTrainingTests: XCTestCase {
         }
         XCTAssertEqual(try shardNames(job, "zero", "final"),
                        ["optimizer-shard-00000-of-00002.safetensors", "optimizer-shard-00001-of-00002.safetensors"])
+        // Clipping was active (the global norm over the shards decided it), and the norms agree.
+        let plainNorms = try job.series("grad_norm", "plain"), zeroNorms = try job.series("grad_norm", "zero")
+        XCTAssertTrue(zeroNorms.contains { $0 > 0.5 }, "no step was clipped: \(zeroNorms)")
+        for (a, b) in zip(plainNorms, zeroNorms) { XCTAssertEqual(a, b, accuracy: 1e-6 * a) }
         // The loss curves agree step by step too.
         let plainLoss = try job.series("loss", "plain"), zeroLoss = try job.series("loss", "zero")
         XCTAssertEqual(plainLoss.count, 10)
         for (a, b) in zip(plainLoss, zeroLoss) { XCTAssertEqual(a, b, accuracy: 1e-6 * max(1, abs(a))) }
+    }
+
+    /// fp16 working weights (fp16 on the wire both ways, loss scaling): `--zero 1` all-gathers
+    /// binary16 working weights rounded from its master shard, and ends within 1e-6 of `--zero 0`.
+    func testZeroOneMatchesZeroZeroUnderFP16() throws {
+        let job = try TrainingJobSandbox()
+        let common = ["--lr", "1e-3", "--batch-pairs", "2", "--max-steps", "6", "--precision", "fp16"]
+        try job.trainSucceeding(ranks: 2, out: "plain", common + ["--zero", "0"])
+        try job.trainSucceeding(ranks: 2, out: "zero", common + ["--zero", "1"])
+        let plain = try master(job, "plain"), zero = try master(job, "zero")
+        let difference = maxAbsDifference(plain, zero)
+        print("fp16: zero 1 vs zero 0 after 6 steps: max|difference| / max|weight| = \(difference / maxAbs(plain))")
+        XCTAssertLessThanOrEqual(difference, 1e-6 * maxAbs(plain))
+        XCTAssertEqual(try job.series("loss", "zero").count, 6)
+        let initial = try SafetensorsFile(contentsOf: job.sandbox.modelDirectory.appendingPathComponent("model.safetensors"))
+        let name = initial.tensors.map(\.name).sorted().first!
+        XCTAssertGreaterThan(maxAbsDifference(try initial.floats(name), try job.tensors("zero")[name]!), 1e-4, "\(name) trained")
+    }
+
+    /// SGD keeps no moments: the shards hold master weights only, and a stop + `--resume auto`
+    /// still ends bit-identical to `--zero 0`'s straight run (on 2 ranks every sum is one addition).
+    func testSGDShardsHoldMasterWeightsOnlyAndResume() throws {
+        let job = try TrainingJobSandbox()
+        let common = ["--optimizer", "sgd", "--lr", "0.5", "--batch-pairs", "2", "--max-steps", "4", "--save-every", "2"]
+        try job.trainSucceeding(ranks: 2, out: "plain", common + ["--zero", "0"])
+        try job.trainStopping(ranks: 2, out: "zero", common + ["--zero", "1"], faults: "stop:step=2")
+        try job.trainSucceeding(ranks: 2, out: "zero", common + ["--zero", "1", "--resume", "auto"])
+        let shard = try SafetensorsFile(contentsOf: job.out("zero").appendingPathComponent("final/optimizer-shard-00001-of-00002.safetensors"))
+        XCTAssertEqual(shard.tensors.map(\.name), ["master_weights"])
+        XCTAssertEqual(try TrainingCheckpoint.read(job.out("zero").appendingPathComponent("final"), optimizerKind: .sgd).masterWeights,
+                       try TrainingCheckpoint.read(job.out("plain").appendingPathComponent("final"), optimizerKind: .sgd).masterWeights)
     }
 
     // MARK: - Resume
