@@ -45,10 +45,16 @@ public final class SharedWeights {
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Failure(description: "cannot create \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        guard ftruncate(fd, off_t(bytes)) == 0, let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
+        // Reserved up front: a full /dev/shm is an error here, not a SIGBUS while copying.
+        let reserved = posix_fallocate(fd, 0, off_t(bytes))
+        guard reserved == 0 else {
+            unlink(path)
+            throw Failure(description: "cannot reserve \(bytes) bytes for \(path): \(String(cString: strerror(reserved)))")
+        }
+        guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
             let reason = String(cString: strerror(errno))
             unlink(path)
-            throw Failure(description: "cannot size or map \(path) (\(bytes) bytes): \(reason)")
+            throw Failure(description: "cannot map \(path) (\(bytes) bytes): \(reason)")
         }
         if let base = weights.baseAddress {
             if precision == .fp32 {
@@ -60,7 +66,6 @@ public final class SharedWeights {
                 }
             }
         }
-        // A bus error in the copy above would mean /dev/shm is full; past it the pages exist.
         mprotect(raw, bytes, PROT_READ)
         return SharedWeights(path: path, count: weights.count, precision: precision, mapping: raw, bytes: bytes)
     }
