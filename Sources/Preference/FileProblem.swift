@@ -33,7 +33,7 @@ public enum FileProblem {
     /// The cause of a failed `stat`, naming the path component at fault.
     static func missing(_ path: String, errno code: Int32, absent: String) -> String {
         switch code {
-        case ELOOP: return "symbolic link loop (the link points back to itself)"
+        case ELOOP: return "symbolic link loop (a link on the path leads back to itself)"
         case EACCES: return "permission denied: a directory on the path cannot be searched"
         case ENOENT, ENOTDIR:
             // The nearest existing ancestor: a file there is why the rest cannot exist.

@@ -30,7 +30,7 @@ final class FileProblemTests: XCTestCase {
             ("/dev/null", "/dev/null: not a regular file (a character device); give a JSONL or JSON file"),
             (root.path, "\(root.path): is a directory, not a file; give a JSONL or JSON file"),
             (file.path + "/x", "\(file.path)/x: file does not exist: \(file.path) is a file, not a directory"),
-            (loop.path, "\(loop.path): symbolic link loop (the link points back to itself)"),
+            (loop.path, "\(loop.path): symbolic link loop (a link on the path leads back to itself)"),
             (root.path + "/missing.jsonl", "\(root.path)/missing.jsonl: file does not exist"),
         ]
         for (path, expected) in cases {
