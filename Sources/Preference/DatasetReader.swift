@@ -46,8 +46,9 @@ public enum DatasetReader {
     /// The format of a file, detected from its first valid record (for tools that accept both kinds).
     public static func detectFormat(of url: URL, keys: DatasetKeys = DatasetKeys()) throws -> DatasetFormat {
         let file = url.path
+        if let problem = FileProblem.file(file) { throw DataError(file: file, location: .file, problem: problem) }
         guard let data = FileManager.default.contents(atPath: file) else {
-            throw DataError(file: file, location: .file, problem: "file does not exist or cannot be read")
+            throw DataError(file: file, location: .file, problem: "cannot be read")
         }
         for (location, _, content) in try splitRecords(data, file: file) {
             guard case .success(let record) = content else { continue }
@@ -71,12 +72,10 @@ public enum DatasetReader {
         parse: ([String: Any], DatasetFormat, DatasetKeys) throws -> Example
     ) throws -> Dataset<Example> {
         let file = url.path
-        guard FileManager.default.fileExists(atPath: file) else {
-            throw DataError(file: file, location: .file, problem: "file does not exist")
-        }
+        if let problem = FileProblem.file(file) { throw DataError(file: file, location: .file, problem: problem) }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw DataError(file: file, location: .file, problem: "cannot read: \(error.localizedDescription)")
+            throw DataError(file: file, location: .file, problem: "cannot read: \(FileProblem.cause(of: error))")
         }
         let records = try splitRecords(data, file: file)
         if records.isEmpty { throw DataError(file: file, location: .file, problem: "file is empty (no records)") }
@@ -135,7 +134,8 @@ public enum DatasetReader {
                 }
                 array = parsed
             } catch let error as DataError { throw error } catch {
-                throw DataError(file: file, location: .file, problem: "malformed JSON array: \(error.localizedDescription)")
+                throw DataError(file: file, location: .file, problem: "malformed JSON array: \(FileProblem.cause(of: error, in: bytes)) "
+                    + "(a file is one JSON array or JSON Lines, one object per line, not both)")
             }
             return array.enumerated().map { index, element in
                 if let object = element as? [String: Any] { return (.element(index), index, .success(object)) }

@@ -68,8 +68,18 @@ public struct ProgressStartupSummary: Sendable {
 
     /// Pairs per optimizer step over all ranks: `pairs_per_rank x grad_accum x world_size`.
     public var globalBatch: Int { pairsPerRank * gradientAccumulation * worldSize }
+    /// Pairs a step actually takes when the data holds fewer than `globalBatch` (nil: `globalBatch`).
+    public var runningGlobalBatch: Int?
 
     // MARK: - Formatting
+
+    /// `4 pairs = 4 per rank x 1 accumulation x 1 rank`, or, when the data is smaller than that,
+    /// `8 pairs: all 8 train pairs each step (100 per rank x ... asked for 100)`.
+    static func globalBatchText(_ facts: ProgressStartupSummary) -> String {
+        let product = "\(facts.pairsPerRank) per rank x \(facts.gradientAccumulation) accumulation x \(facts.worldSize) rank\(facts.worldSize == 1 ? "" : "s")"
+        guard let running = facts.runningGlobalBatch, running < facts.globalBatch else { return "\(facts.globalBatch) pairs = " + product }
+        return "\(running) pairs: all \(facts.trainPairs) train pairs each step (\(product) asked for \(facts.globalBatch))"
+    }
 
     /// A multi-line, aligned summary ending in a newline.
     public static func format(_ facts: ProgressStartupSummary) -> String {
@@ -78,7 +88,7 @@ public struct ProgressStartupSummary: Sendable {
             ("model", facts.modelDescription),
             ("parameters", "\(humanCount(facts.parameterCount)) (\(grouped(facts.parameterCount)))"),
             ("world size", "\(facts.worldSize) rank\(facts.worldSize == 1 ? "" : "s") x \(facts.threadsPerRank) thread\(facts.threadsPerRank == 1 ? "" : "s")"),
-            ("global batch", "\(facts.globalBatch) pairs = \(facts.pairsPerRank) per rank x \(facts.gradientAccumulation) accumulation x \(facts.worldSize) rank\(facts.worldSize == 1 ? "" : "s")"),
+            ("global batch", globalBatchText(facts)),
             ("precision", facts.precision),
             ("loss", facts.lossDescription),
             ("train pairs", grouped(facts.trainPairs)),

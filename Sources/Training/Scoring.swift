@@ -125,10 +125,7 @@ public enum TaskScoring {
     /// A frozen model and its tokenizer from a model directory, with errors naming `--model`.
     public static func loadModel(_ directory: String, precision: Precision = .fp32) throws -> (LlamaModel, any Tokenizer) {
         let url = URL(fileURLWithPath: directory)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw TaskScoringError.model("--model \(directory): no such directory")
-        }
+        if let problem = FileProblem.directory(url.path) { throw TaskScoringError.model("--model \(directory): \(problem)") }
         BLAS.ensureBestCore()
         let config: LlamaConfig, weights: [Float]
         do { (config, weights) = try ModelDirectory.load(url) } catch {

@@ -69,4 +69,18 @@ final class CommandLineReliabilityTests: XCTestCase {
         XCTAssertEqual(evalTwo.output.split(separator: "\n").filter { $0.hasPrefix("{") }.count, 1, evalTwo.output)
         XCTAssertEqual(evalAlone.output.split(separator: "\n").filter { $0.hasPrefix("{") }.count, 1, evalAlone.output)
     }
+
+    // MARK: - The batch that runs
+
+    /// `--batch-pairs 100` on 8 pairs trains 8 pairs a step: the summary and the plan line say
+    /// 8 (and what was asked), not "global batch 100 pairs".
+    func testTheGlobalBatchPrintedIsTheOneThatRuns() throws {
+        let job = try TrainingJobSandbox()
+        let run = try MPIJob.dpo(ranks: 1, job.trainArguments(out: "run", ["--batch-pairs", "100", "--max-steps", "1"]))
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.output.contains("global batch      8 pairs: all 8 train pairs each step (100 per rank x 1 accumulation x 1 rank asked for 100)"), run.output)
+        XCTAssertTrue(run.output.contains("global batch 8 pairs (all 8 train pairs; 100 x 1 x 1 ranks asked for 100)"), run.output)
+        XCTAssertFalse(run.output.contains("global batch 100"), run.output)
+        XCTAssertFalse(run.output.contains("100 pairs ="), run.output)
+    }
 }

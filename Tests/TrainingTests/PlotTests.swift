@@ -213,6 +213,28 @@ final class PlotTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(PlotAxis(minimum: .nan, maximum: .infinity).ticks.count, 2)
     }
 
+    /// Finite values near the float64 limit (a diverged run logs 1e308) are drawn at the edge
+    /// of the plot, not as NaN coordinates: the axis span would overflow to infinity.
+    func testHugeFiniteValuesAreDrawnClippedToThePlot() throws {
+        let panel = PlotPanel(title: "loss", series: [PlotSeries(name: "run", x: [1, 2, 3, 4], y: [0.5, 1e308, -1e308, 0.4])])
+        let svg = PlotFigure(panels: [panel]).svg()
+        XCTAssertFalse(svg.lowercased().contains("nan"), "NaN coordinates in the SVG")
+        let lines: [[PlotPoint]] = PlotLayout(figure: PlotFigure(panels: [panel])).commands.compactMap {
+            if case let .polyline(points, color, 2, _) = $0, color == PlotColor.series[0] { return points }
+            return nil
+        }
+        let data = try XCTUnwrap(lines.first { $0.count == 4 }, "the 4 points are not one line: \(lines)")
+        XCTAssertTrue(data.allSatisfy { $0.x.isFinite && $0.y.isFinite }, "\(data)")
+        let ys = data.map(\.y)
+        XCTAssertEqual(ys[1], ys.min(), "1e308 is drawn at the top edge")
+        XCTAssertEqual(ys[2], ys.max(), "-1e308 is drawn at the bottom edge")
+        XCTAssertLessThan(ys[1], ys[0])
+        let axis = PlotAxis(minimum: -1e308, maximum: 1e308)
+        XCTAssertTrue(axis.lower.isFinite && axis.upper.isFinite && (axis.upper - axis.lower).isFinite, "\(axis)")
+        XCTAssertEqual(axis.fraction(1e308), 1)
+        XCTAssertEqual(axis.fraction(-1e308), 0)
+    }
+
     // MARK: SVG
 
     func testSVGForSeveralRunsIsWellFormedWithEverySeriesAndLegend() throws {

@@ -3,6 +3,11 @@ import Training
 
 /// An axis range with "nice" tick values (1, 2 or 5 times a power of ten) that cover the data.
 public struct PlotAxis: Sendable, Equatable {
+    /// The axis never reaches beyond +-this: a wider span (a diverged run logs 1e308) would
+    /// overflow `upper - lower` to infinity and every coordinate to NaN. Values beyond are
+    /// drawn at the edge (`fraction` clamps), so they stay visible instead of vanishing.
+    public static let largestMagnitude = 1e300
+
     public var lower: Double
     public var upper: Double
     public var step: Double
@@ -14,6 +19,8 @@ public struct PlotAxis: Sendable, Equatable {
         var low = minimum, high = maximum
         if !low.isFinite || !high.isFinite { low = 0; high = 1 }
         if high < low { swap(&low, &high) }
+        low = min(max(low, -Self.largestMagnitude), Self.largestMagnitude)
+        high = min(max(high, -Self.largestMagnitude), Self.largestMagnitude)
         if high - low < max(abs(high), abs(low), 1e-300) * 1e-12 {
             let pad = low == 0 ? 1 : abs(low) * 0.1
             low -= pad
@@ -57,6 +64,7 @@ public struct PlotAxis: Sendable, Equatable {
         return text == "-0" || text.hasPrefix("-0.") && Double(text) == 0 ? String(text.dropFirst()) : text
     }
 
-    /// Position of `value` in `[0, 1]` along the axis.
-    public func fraction(_ value: Double) -> Double { (value - lower) / (upper - lower) }
+    /// Position of `value` along the axis, clamped to `[0, 1]` (values beyond the axis, which
+    /// only the `largestMagnitude` cut leaves, are drawn at its edge).
+    public func fraction(_ value: Double) -> Double { min(max((value - lower) / (upper - lower), 0), 1) }
 }

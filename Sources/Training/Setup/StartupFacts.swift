@@ -10,7 +10,7 @@ enum StartupFacts {
         let p = run.parameters, config = run.config
         let parameterCount = run.step.parameterCount
         let lossDescription = p.loss.kind == .sft ? "sft" : "\(p.loss.kind.rawValue), beta \(p.loss.beta)"
-        return ProgressStartupSummary(
+        var summary = ProgressStartupSummary(
             modelDescription: "\(p.modelDirectory) (\(config.numHiddenLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize))",
             parameterCount: parameterCount, worldSize: run.communicator.size, threadsPerRank: BLAS.threads,
             pairsPerRank: p.batchPairs, gradientAccumulation: p.gradAccum, precision: p.precision.rawValue,
@@ -18,6 +18,15 @@ enum StartupFacts {
             droppedPairs: run.dataCounts.dropped, totalSteps: run.plan.totalSteps,
             epochs: Double(run.plan.totalSteps) / Double(run.plan.stepsPerEpoch),
             memory: memoryEstimate(of: run, runtimeBytes: runtimeBytes))
+        summary.runningGlobalBatch = runningGlobalBatch(of: run)
+        return summary
+    }
+
+    /// Pairs one full step takes over all ranks: the asked batch, or every (padded) pair of an
+    /// epoch when the data holds fewer (`--batch-pairs 100` on 8 pairs trains 8 a step).
+    static func runningGlobalBatch(of run: PreparedRun) -> Int {
+        let batches = run.plan.batches
+        return min(batches.batchSize, batches.examplesPerRank) * batches.worldSize
     }
 
     /// Estimated peak bytes of one rank, from the shapes (N = 2 x pairs x longest row tokens of a micro-batch).
@@ -40,11 +49,20 @@ enum StartupFacts {
         return geometry.estimate(runtimeBytes: runtimeBytes)
     }
 
+    /// `global batch 4 pairs (2 x 1 x 2 ranks)`, or the pairs that run when the data is smaller.
+    static func batchText(of run: PreparedRun) -> String {
+        let p = run.parameters, worldSize = run.communicator.size
+        let asked = p.batchPairs * p.gradAccum * worldSize, running = runningGlobalBatch(of: run)
+        let product = "\(p.batchPairs) x \(p.gradAccum) x \(worldSize) ranks"
+        guard running < asked else { return "global batch \(asked) pairs (\(product))" }
+        return "global batch \(running) pairs (all \(run.dataCounts.trainPairs) train pairs; \(product) asked for \(asked))"
+    }
+
     /// `training 10 step(s) (0/10 done): ...`: the plan in one line.
     static func planLine(of run: PreparedRun) -> String {
         let p = run.parameters, worldSize = run.communicator.size, start = run.state.globalStep, total = run.plan.totalSteps
         return "training \(total - start) step(s) (\(start)/\(total) done): \(run.plan.stepsPerEpoch) steps/epoch, "
-            + "global batch \(p.batchPairs * p.gradAccum * worldSize) pairs (\(p.batchPairs) x \(p.gradAccum) x \(worldSize) ranks), "
+            + batchText(of: run) + ", "
             + "loss \(p.loss.kind.rawValue), beta \(p.loss.beta), precision \(p.precision.rawValue)"
             + (worldSize > 1 ? ", all-reduce \(run.step.wireType.rawValue), \(BLAS.threads) BLAS thread(s) per rank" : "")
     }

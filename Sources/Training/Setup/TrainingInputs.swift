@@ -10,10 +10,7 @@ public enum TrainingInputs {
     /// A model directory's config and flat fp32 weights.
     public static func loadModel(_ directory: String, flag: String) throws -> (config: LlamaConfig, weights: [Float]) {
         let url = URL(fileURLWithPath: directory)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw TrainingError.model("\(flag) \(directory): no such directory")
-        }
+        if let problem = FileProblem.directory(url.path) { throw TrainingError.model("\(flag) \(directory): \(problem)") }
         do { return try ModelDirectory.load(url) } catch {
             throw TrainingError.model("\(flag) \(directory): \(error)")
         }
