@@ -183,11 +183,20 @@ public struct ModelBenchmark {
 
     /// VmHWM from /proc/self/status (0 where unavailable).
     public static func peakResidentMB() -> Double {
+        Double(peakResidentKilobytes()) / 1024
+    }
+
+    /// VmHWM in KiB from /proc/self/status (0 where unavailable).
+    public static func peakResidentKilobytes() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
-            return kilobytes / 1024
-        }
-        return 0
+        return statusKilobytes("VmHWM", in: status) ?? 0
+    }
+
+    /// The KiB figure of field `name` in /proc/<pid>/status text. The kernel right-aligns it in 8
+    /// columns after a tab ("VmHWM:\t  123456 kB"), so from 10^7 KiB (9.5 GiB) on there is no
+    /// space before the digits: split on tabs and spaces both.
+    public static func statusKilobytes(_ name: String, in status: String) -> Int? {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return nil }
+        return line.dropFirst(name.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Int($0) }.first
     }
 }

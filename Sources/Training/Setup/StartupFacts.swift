@@ -79,11 +79,5 @@ public enum ProcessMemory {
     }
 
     /// The largest resident bytes so far (`VmHWM` of `/proc/self/status`).
-    public static func peakResidentBytes() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kilobytes = line.split(separator: " ").compactMap({ Int($0) }).first
-        else { return 0 }
-        return kilobytes * 1024
-    }
+    public static func peakResidentBytes() -> Int { ModelBenchmark.peakResidentKilobytes() * 1024 }
 }
