@@ -16,6 +16,23 @@ public struct GradientBucket: Equatable, Sendable {
         self.groups = groups
     }
 
+    /// The buckets of a reducer over `gradientCount` elements: `groupRanges` must tile the buffer
+    /// in order; a bucket holds at most `bucketMegabytes` MiB of `wireBytes`-byte elements
+    /// (`--bucket-mb`). Shared by `GradientReducer` and `GradientReduceScatter`.
+    public static func plan(gradientCount: Int, groupRanges: [Range<Int>], bucketMegabytes: Double, wireBytes: Int) throws -> [GradientBucket] {
+        guard bucketMegabytes > 0, bucketMegabytes.isFinite else {
+            throw DistributedError.invalidGroups("--bucket-mb must be a positive number, got \(bucketMegabytes)")
+        }
+        guard let first = groupRanges.first, first.lowerBound == 0, groupRanges.last!.upperBound == gradientCount,
+              zip(groupRanges, groupRanges.dropFirst()).allSatisfy({ $0.upperBound == $1.lowerBound })
+        else {
+            throw DistributedError.invalidGroups(
+                "ranges must tile the gradient buffer of \(gradientCount) elements in order, got \(groupRanges)")
+        }
+        let maxElements = Swift.max(1, Int(bucketMegabytes * 1024 * 1024) / wireBytes)
+        return try plan(groupRanges: groupRanges, maxElements: Swift.min(maxElements, Int(Int32.max)))
+    }
+
     /// Buckets of at most `maxElements` elements over `groupRanges` (sorted ascending,
     /// non-overlapping; group g's gradients become final in the order last...first).
     /// Groups that are not adjacent in the buffer never share a bucket.

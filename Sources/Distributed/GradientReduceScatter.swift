@@ -43,21 +43,12 @@ public final class GradientReduceScatter {
     /// Same parameters as `GradientReducer.init`; the shards come from the communicator's size.
     public init(communicator: Communicator, gradients: UnsafeMutableBufferPointer<Float>, groupRanges: [Range<Int>],
                 bucketMegabytes: Double = 25, wireType: GradientReducer.WireType = .fp32) throws {
-        guard bucketMegabytes > 0, bucketMegabytes.isFinite else {
-            throw DistributedError.invalidGroups("--bucket-mb must be a positive number, got \(bucketMegabytes)")
-        }
-        guard let first = groupRanges.first, first.lowerBound == 0, groupRanges.last!.upperBound == gradients.count,
-              zip(groupRanges, groupRanges.dropFirst()).allSatisfy({ $0.upperBound == $1.lowerBound })
-        else {
-            throw DistributedError.invalidGroups(
-                "ranges must tile the gradient buffer of \(gradients.count) elements in order, got \(groupRanges)")
-        }
-        let maxElements = Swift.max(1, Int(bucketMegabytes * 1024 * 1024) / wireType.bytes)
         self.communicator = communicator
         self.wireType = wireType
         self.gradients = gradients
         self.groupCount = groupRanges.count
-        self.buckets = try GradientBucket.plan(groupRanges: groupRanges, maxElements: Swift.min(maxElements, Int(Int32.max)))
+        self.buckets = try GradientBucket.plan(
+            gradientCount: gradients.count, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes, wireBytes: wireType.bytes)
         self.shards = ParameterShards.ranges(total: gradients.count, ranks: communicator.size)
         let shardCount = shards[communicator.rank].count
         shardGradients = .allocate(capacity: shardCount)
