@@ -20,8 +20,10 @@ public enum DistributedError: Error, CustomStringConvertible, Equatable {
                 + "do not match rank 0 (data-parallel ranks must stay bit-identical; check that every rank runs "
                 + "the same binary, flags and BLAS threads settings, then resume from the last checkpoint)"
         case let .runMismatch(part, ranks):
-            return "rank(s) \(ranks.map(String.init).joined(separator: ", ")) run a different \(part) than rank 0; "
-                + "every rank must start the same dpo binary with the same configuration (rebuild and copy it to every host)"
+            let fix = part == "binary"
+                ? "every rank must run the same dpo build (rebuild and copy it to every host)"
+                : "every rank must be started with the same options and the same files"
+            return "rank(s) \(ranks.map(String.init).joined(separator: ", ")) run a different \(part) than rank 0; \(fix)"
         case let .launcherWithoutMPI(tasks):
             return "srun started \(tasks) tasks without an MPI interface, so each would train alone as rank 0; "
                 + "use `srun --mpi=pmix` (see `srun --mpi=list`) or launch/slurm.sbatch"

@@ -28,14 +28,24 @@ extension Communicator {
     /// Throws `runMismatch(part:ranks:)` for the first part whose value differs from rank
     /// 0's on some rank. `parts` are named values such as ("binary", digest of the
     /// executable), ("configuration", the run's options as JSON); every rank must pass the
-    /// same names in the same order.
+    /// same names in the same order. Parts named "group: detail" (e.g. "configuration: --beta")
+    /// are reported together: the first group that differs, with every differing detail.
     public func verifySameRun(_ parts: [(name: String, value: String)]) throws {
         let mine = parts.map { Checksum.of($0.value) }
         let all = allGather(mine)
-        for (index, part) in parts.enumerated() {
-            let differing = all.indices.filter { all[$0].count != mine.count || all[$0][index] != all[0][index] }
-            if !differing.isEmpty { throw DistributedError.runMismatch(part: part.name, ranks: differing) }
+        let differing: [(name: String, ranks: [Int])] = parts.indices.compactMap { index in
+            let ranks = all.indices.filter { all[$0].count != mine.count || all[$0][index] != all[0][index] }
+            return ranks.isEmpty ? nil : (parts[index].name, ranks)
         }
+        guard let first = differing.first else { return }
+        guard let colon = first.name.firstIndex(of: ":") else {
+            throw DistributedError.runMismatch(part: first.name, ranks: first.ranks)
+        }
+        let group = String(first.name[..<colon])
+        let details = differing.filter { $0.name.hasPrefix(group + ":") }
+        let names = details.map { $0.name.dropFirst(group.count + 1).trimmingCharacters(in: .whitespaces) }
+        throw DistributedError.runMismatch(
+            part: "\(group) (\(names.joined(separator: ", ")))", ranks: Array(Set(details.flatMap(\.ranks))).sorted())
     }
 }
 

@@ -249,9 +249,10 @@ final class FaultToleranceTests: XCTestCase {
         let arguments = job.trainArguments(out: "mixed", ["--batch-pairs", "2", "--max-steps", "2"])
         // MPMD: rank 0 and rank 1 are two programs with their own arguments.
         let rank0 = try MPIJob.mpirunArguments(ranks: 1) + arguments + ["--beta", "0.1"]
-        let rank1 = ["-np", "1", binary] + arguments + ["--beta", "0.2"]
+        let rank1 = ["-np", "1", binary] + arguments + ["--beta", "0.2", "--lr", "2e-6"]
         let outcome = try MPIJob.run(try MPIJob.mpirun(), rank0 + [":"] + rank1)
-        assertFailed(outcome, saying: ["rank(s) 1 run a different configuration than rank 0"])
+        // Every differing option is named (issue 16: not only "rebuild and copy it").
+        assertFailed(outcome, saying: ["rank(s) 1 run a different configuration (--beta, --lr) than rank 0; every rank must be started with the same options"])
         XCTAssertFalse(outcome.output.contains("step 1/2"), "no step may run:\n\(outcome.output)")
 
         // Another build on rank 1 (a copy of dpo with one byte appended still runs): refused too.

@@ -154,7 +154,7 @@ final class MultiHostTrainingTests: XCTestCase {
         chmod(wrapper.path, 0o755)
 
         let cases = [("binary", "", "rank(s) 1 run a different binary than rank 0"),
-                     ("beta", "0.2", "rank(s) 1 run a different configuration than rank 0"),
+                     ("beta", "0.2", "rank(s) 1 run a different configuration (--beta) than rank 0"),
                      ("data", stale.path, "rank(s) 1 run a different training data (--data as encoded) than rank 0")]
         for (odd, value, expected) in cases {
             let environment = ["DPO_TEST_ODD": odd, "DPO_TEST_ODD_VALUE": value, "DPO_TEST_BINARY": binary,

@@ -14,10 +14,12 @@ enum TrainingSetup {
         var p = parameters
         if communicator.size > 1 {
             // A different binary or configuration on one rank would silently train something else.
-            try communicator.verifySameRun([
-                ("binary", RunFingerprint.executable()),
-                ("configuration", String(decoding: try TrainingCheckpoint.encodedParameters(p), as: UTF8.self)),
-            ])
+            // One part per option (leaves of train_config.json), so a mismatch names the flags.
+            let options = try JSONSerialization.jsonObject(with: TrainingCheckpoint.encodedParameters(p)) as? [String: Any] ?? [:]
+            let leaves = ResumeChecks.flatten(options).sorted { $0.key < $1.key }.map { key, value in
+                ("configuration: " + (ResumeChecks.flagNames[key] ?? "--" + key.replacingOccurrences(of: "_", with: "-")), value)
+            }
+            try communicator.verifySameRun([("binary", RunFingerprint.executable())] + leaves)
         }
         try FitCheck.run(p, communicator: communicator, events: events)
         let inputs = try LoadedInputs.load(p, communicator: communicator, events: events)
