@@ -21,24 +21,19 @@ import Foundation
 public final class GradientReduceScatter {
     public let communicator: Communicator
     public let wireType: GradientReducer.WireType
-    public let buckets: [GradientBucket]
+    public var buckets: [GradientBucket] { schedule.buckets }
     /// Each rank's shard of the flat vector, by rank.
     public let shards: [Range<Int>]
     /// This rank's shard of the mean gradient [shards[rank].count], valid after `finish()`.
     public let shardGradients: UnsafeMutableBufferPointer<Float>
     private let gradients: UnsafeMutableBufferPointer<Float>
-    private let groupCount: Int
     /// fp16 send buffer, same indexing as `gradients`, and fp16 receive buffer, same indexing as
     /// `shardGradients` (both empty for fp32 or one rank).
     private let wire: UnsafeMutableBufferPointer<UInt16>
     private let wireShard: UnsafeMutableBufferPointer<UInt16>
 
-    private enum State { case waiting, inFlight(AllReduceRequest), reduced }
-    private var states: [State]
-    private var groupFinal: [Bool]
-    private var nextBucket = 0
-    private var localNonFinite = false
-    private var startedEarly = 0
+    /// Which buckets are waiting, in flight or reduced (shared with `GradientReduceScatter`).
+    private let schedule: BucketSchedule
 
     /// Same parameters as `GradientReducer.init`; the shards come from the communicator's size.
     public init(communicator: Communicator, gradients: UnsafeMutableBufferPointer<Float>, groupRanges: [Range<Int>],
@@ -46,9 +41,9 @@ public final class GradientReduceScatter {
         self.communicator = communicator
         self.wireType = wireType
         self.gradients = gradients
-        self.groupCount = groupRanges.count
-        self.buckets = try GradientBucket.plan(
+        let buckets = try GradientBucket.plan(
             gradientCount: gradients.count, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes, wireBytes: wireType.bytes)
+        self.schedule = BucketSchedule(buckets: buckets, groupCount: groupRanges.count)
         self.shards = ParameterShards.ranges(total: gradients.count, ranks: communicator.size)
         let shardCount = shards[communicator.rank].count
         shardGradients = .allocate(capacity: shardCount)
@@ -56,12 +51,10 @@ public final class GradientReduceScatter {
         let needsWire = wireType == .fp16 && communicator.size > 1
         wire = .allocate(capacity: needsWire ? gradients.count : 0)
         wireShard = .allocate(capacity: needsWire ? shardCount : 0)
-        states = Array(repeating: .waiting, count: buckets.count)
-        groupFinal = Array(repeating: false, count: groupRanges.count)
     }
 
     deinit {
-        for index in states.indices { if case let .inFlight(request) = states[index] { request.wait() } }
+        schedule.waitForAll()  // before the staging buffers the collectives use are freed
         shardGradients.deallocate()
         wire.deallocate()
         wireShard.deallocate()
@@ -75,48 +68,18 @@ public final class GradientReduceScatter {
     /// Group `group`'s gradients are final: start every bucket that is now complete, and
     /// advance the ones in flight (the model's `groupFinished` callback).
     public func groupReady(_ group: Int) {
-        precondition(group >= 0 && group < groupCount, "groupReady(\(group)) outside 0..<\(groupCount)")
-        groupFinal[group] = true
-        while nextBucket < buckets.count, buckets[nextBucket].groups.allSatisfy({ groupFinal[$0] }) {
-            start(nextBucket)
-            startedEarly += 1
-        }
-        progress()
+        schedule.groupReady(group, start: start, complete: complete)
     }
 
     /// Advances the reductions in flight (MPI_Test on each).
-    public func progress() {
-        for index in states.indices {
-            if case let .inFlight(request) = states[index], request.test() { complete(index) }
-        }
-    }
+    public func progress() { schedule.progress(complete: complete) }
 
     // MARK: - After backward
 
     /// Starts what has not started, waits for every bucket, leaves this rank's shard of the
     /// mean in `shardGradients`, and agrees with the other ranks on `nonFinite`. Resets for the next step.
     public func finish() -> GradientReducer.Reduction {
-        let clock = ContinuousClock.now
-        var completedEarly = 0
-        for index in states.indices { if case .reduced = states[index] { completedEarly += 1 } }
-        while nextBucket < buckets.count { start(nextBucket) }
-        for index in states.indices {
-            if case let .inFlight(request) = states[index] {
-                request.wait()
-                complete(index)
-            }
-        }
-        let nonFinite = communicator.size > 1 ? communicator.anyRank(localNonFinite) : localNonFinite
-        let elapsed = ContinuousClock.now - clock
-        let reduction = GradientReducer.Reduction(
-            nonFinite: nonFinite, bucketsStartedEarly: startedEarly, bucketsCompletedEarly: completedEarly,
-            finishSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
-        for index in states.indices { states[index] = .waiting }
-        for g in groupFinal.indices { groupFinal[g] = false }
-        nextBucket = 0
-        localNonFinite = false
-        startedEarly = 0
-        return reduction
+        schedule.finish(communicator: communicator, start: start, complete: complete)
     }
 
     // MARK: - Buckets
@@ -132,42 +95,38 @@ public final class GradientReduceScatter {
         return (mine.lowerBound - shard.lowerBound)..<(mine.upperBound - shard.lowerBound)
     }
 
-    private func start(_ index: Int) {
+    private func start(_ index: Int) -> BucketSchedule.Started {
         let range = buckets[index].range
-        nextBucket = index + 1
         let slice = UnsafeMutableBufferPointer(rebasing: gradients[range])
         let target = UnsafeMutableBufferPointer(rebasing: shardGradients[shardSlice(range)])
         if communicator.size == 1 {
-            states[index] = .reduced
-            localNonFinite = localNonFinite || dpo_f32_scale_checked(slice.baseAddress, slice.count, 1) != 0
+            let bad = dpo_f32_scale_checked(slice.baseAddress, slice.count, 1) != 0
             if let base = slice.baseAddress { target.baseAddress?.update(from: base, count: slice.count) }
-            return
+            return .reduced(nonFinite: bad)
         }
         let counts = counts(range)
         switch wireType {
         case .fp32:
             // Pre-divided as GradientReducer does (a sum of N terms of at most max|g|/N cannot overflow).
             let bad = dpo_f32_scale_checked(slice.baseAddress, slice.count, 1 / Float(communicator.size))
-            localNonFinite = localNonFinite || bad != 0
-            states[index] = .inFlight(communicator.startReduceScatterSum(UnsafeBufferPointer(slice), into: target, counts: counts))
+            return .inFlight(communicator.startReduceScatterSum(UnsafeBufferPointer(slice), into: target, counts: counts), nonFinite: bad != 0)
         case .fp16:
             let wireSlice = UnsafeMutableBufferPointer(rebasing: wire[range])
             dpo_f32_to_f16_scaled(slice.baseAddress, wireSlice.baseAddress, slice.count, 1 / Float(communicator.size))
             let wireTarget = UnsafeMutableBufferPointer(rebasing: wireShard[shardSlice(range)])
-            states[index] = .inFlight(
-                communicator.startReduceScatterSumHalf(UnsafeBufferPointer(wireSlice), into: wireTarget, counts: counts))
+            return .inFlight(
+                communicator.startReduceScatterSumHalf(UnsafeBufferPointer(wireSlice), into: wireTarget, counts: counts), nonFinite: false)
         }
     }
 
-    /// The bucket's shard of the sum has arrived (fp16: widen it into the fp32 shard, checking it).
-    private func complete(_ index: Int) {
-        states[index] = .reduced
-        guard wireType == .fp16, communicator.size > 1 else { return }
+    /// The bucket's shard of the sum has arrived (fp16: widen it into the fp32 shard, checking
+    /// it). Returns whether it holds an inf or NaN.
+    private func complete(_ index: Int) -> Bool {
+        guard wireType == .fp16, communicator.size > 1 else { return false }
         let part = shardSlice(buckets[index].range)
-        guard !part.isEmpty else { return }
+        guard !part.isEmpty else { return false }
         let target = UnsafeMutableBufferPointer(rebasing: shardGradients[part])
-        let bad = dpo_f16_to_f32_checked(UnsafeMutableBufferPointer(rebasing: wireShard[part]).baseAddress, target.baseAddress, target.count)
-        localNonFinite = localNonFinite || bad != 0
+        return dpo_f16_to_f32_checked(UnsafeMutableBufferPointer(rebasing: wireShard[part]).baseAddress, target.baseAddress, target.count) != 0
     }
 }
 

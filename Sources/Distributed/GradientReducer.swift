@@ -49,18 +49,13 @@ public final class GradientReducer {
 
     public let communicator: Communicator
     public let wireType: WireType
-    public let buckets: [GradientBucket]
+    public var buckets: [GradientBucket] { schedule.buckets }
     private let gradients: UnsafeMutableBufferPointer<Float>
-    private let groupCount: Int
     /// fp16 staging buffer, same indexing as `gradients` (empty for fp32 or one rank).
     private var wire: UnsafeMutableBufferPointer<UInt16>
 
-    private enum State { case waiting, inFlight(AllReduceRequest), reduced }
-    private var states: [State]
-    private var groupFinal: [Bool]
-    private var nextBucket = 0
-    private var localNonFinite = false
-    private var startedEarly = 0
+    /// Which buckets are waiting, in flight or reduced (shared with `GradientReduceScatter`).
+    private let schedule: BucketSchedule
 
     /// - Parameters:
     ///   - gradients: the flat fp32 gradient buffer (layout order); kept, not copied.
@@ -73,17 +68,15 @@ public final class GradientReducer {
         self.communicator = communicator
         self.wireType = wireType
         self.gradients = gradients
-        self.groupCount = groupRanges.count
-        self.buckets = try GradientBucket.plan(
+        let buckets = try GradientBucket.plan(
             gradientCount: gradients.count, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes, wireBytes: wireType.bytes)
+        self.schedule = BucketSchedule(buckets: buckets, groupCount: groupRanges.count)
         let needsWire = wireType == .fp16 && communicator.size > 1
         self.wire = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: needsWire ? gradients.count : 0)
-        self.states = Array(repeating: .waiting, count: buckets.count)
-        self.groupFinal = Array(repeating: false, count: groupRanges.count)
     }
 
     deinit {
-        for index in states.indices { if case let .inFlight(request) = states[index] { request.wait() } }
+        schedule.waitForAll()  // before the staging buffers the collectives use are freed
         wire.deallocate()
     }
 
@@ -92,21 +85,11 @@ public final class GradientReducer {
     /// Group `group`'s gradients are final: start every bucket that is now complete, and
     /// advance the ones in flight. Pass it as the model's `groupFinished` callback.
     public func groupReady(_ group: Int) {
-        precondition(group >= 0 && group < groupCount, "groupReady(\(group)) outside 0..<\(groupCount)")
-        groupFinal[group] = true
-        while nextBucket < buckets.count, buckets[nextBucket].groups.allSatisfy({ groupFinal[$0] }) {
-            start(nextBucket)
-            startedEarly += 1
-        }
-        progress()
+        schedule.groupReady(group, start: start, complete: complete)
     }
 
     /// Advances the all-reduces in flight (MPI_Test on each); cheap, callable any time.
-    public func progress() {
-        for index in states.indices {
-            if case let .inFlight(request) = states[index], request.test() { complete(index) }
-        }
-    }
+    public func progress() { schedule.progress(complete: complete) }
 
     // MARK: - After backward
 
@@ -114,61 +97,36 @@ public final class GradientReducer {
     /// the gradient buffer, and agrees with the other ranks on `nonFinite`. Resets the
     /// reducer for the next step.
     public func finish() -> Reduction {
-        let clock = ContinuousClock.now
-        var completedEarly = 0
-        for index in states.indices { if case .reduced = states[index] { completedEarly += 1 } }
-        while nextBucket < buckets.count { start(nextBucket) }
-        for index in states.indices {
-            if case let .inFlight(request) = states[index] {
-                request.wait()
-                complete(index)
-            }
-        }
-        let nonFinite = communicator.size > 1 ? communicator.anyRank(localNonFinite) : localNonFinite
-        let elapsed = ContinuousClock.now - clock
-        let reduction = Reduction(
-            nonFinite: nonFinite, bucketsStartedEarly: startedEarly, bucketsCompletedEarly: completedEarly,
-            finishSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
-        for index in states.indices { states[index] = .waiting }
-        for g in groupFinal.indices { groupFinal[g] = false }
-        nextBucket = 0
-        localNonFinite = false
-        startedEarly = 0
-        return reduction
+        schedule.finish(communicator: communicator, start: start, complete: complete)
     }
 
     // MARK: - Buckets
 
-    private func start(_ index: Int) {
+    private func start(_ index: Int) -> BucketSchedule.Started {
         let range = buckets[index].range
-        nextBucket = index + 1
         let slice = UnsafeMutableBufferPointer(rebasing: gradients[range])
         if communicator.size == 1 {
-            states[index] = .reduced
-            localNonFinite = localNonFinite || dpo_f32_scale_checked(slice.baseAddress, slice.count, 1) != 0
-            return
+            return .reduced(nonFinite: dpo_f32_scale_checked(slice.baseAddress, slice.count, 1) != 0)
         }
         switch wireType {
         case .fp32:
             // Pre-divide, as DDP does: the pass runs during backward, and a sum of N terms
             // of at most max|g|/N each cannot overflow, so a finite input gives a finite mean.
             let bad = dpo_f32_scale_checked(slice.baseAddress, slice.count, 1 / Float(communicator.size))
-            localNonFinite = localNonFinite || bad != 0
-            states[index] = .inFlight(communicator.startAllReduceSum(slice))
+            return .inFlight(communicator.startAllReduceSum(slice), nonFinite: bad != 0)
         case .fp16:
             let wireSlice = UnsafeMutableBufferPointer(rebasing: wire[range])
             dpo_f32_to_f16_scaled(slice.baseAddress, wireSlice.baseAddress, slice.count, 1 / Float(communicator.size))
-            states[index] = .inFlight(communicator.startAllReduceSumHalf(wireSlice))
+            return .inFlight(communicator.startAllReduceSumHalf(wireSlice), nonFinite: false)
         }
     }
 
-    /// The bucket's sum has arrived: turn it into the mean in the fp32 gradients.
-    private func complete(_ index: Int) {
-        states[index] = .reduced
-        guard wireType == .fp16 else { return }  // fp32 was pre-divided in place
+    /// The bucket's sum has arrived: turn it into the mean in the fp32 gradients. Returns
+    /// whether the sum holds an inf or NaN.
+    private func complete(_ index: Int) -> Bool {
+        guard wireType == .fp16 else { return false }  // fp32 was pre-divided in place
         let range = buckets[index].range
         let slice = UnsafeMutableBufferPointer(rebasing: gradients[range])
-        let bad = dpo_f16_to_f32_checked(UnsafeMutableBufferPointer(rebasing: wire[range]).baseAddress, slice.baseAddress, slice.count)
-        localNonFinite = localNonFinite || bad != 0
+        return dpo_f16_to_f32_checked(UnsafeMutableBufferPointer(rebasing: wire[range]).baseAddress, slice.baseAddress, slice.count) != 0
     }
 }
