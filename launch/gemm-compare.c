@@ -297,6 +297,20 @@ static void cpuModel(char *out, size_t size) {
     fclose(f);
 }
 
+/// The widest instruction set oneDNN's JIT uses here (AVX-512 on this AMD host, if it is recognised).
+static const char *isaName(dnnl_cpu_isa_t isa) {
+    switch (isa) {
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx: return "avx";
+    default: return "other";
+    }
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: gemm-compare [--preset smollm2-135m|minimind|all] [--threads 1,2] [--trials N]\n"
                     "                    [--min-seconds S] [--pause S] [--core SkylakeX]\n");
@@ -323,10 +337,10 @@ int main(int argc, char **argv) {
     cpuModel(model, sizeof model);
     const dnnl_version_t *v = dnnl_version();
     printf("{\"kind\":\"host\",\"cpu\":\"%s\",\"online_cpus\":%ld,\"openblas_core\":\"%s\",\"onednn\":\"%d.%d.%d\","
-           "\"onednn_cpu_runtime\":\"%s\",\"tokens\":%d,\"labelled_positions\":%d}\n",
+           "\"onednn_cpu_runtime\":\"%s\",\"onednn_isa\":\"%s\",\"omp_wait_policy\":\"%s\",\"tokens\":%d,\"labelled_positions\":%d}\n",
            model, sysconf(_SC_NPROCESSORS_ONLN), openblas_get_corename(), v->major, v->minor, v->patch,
            v->cpu_runtime == DNNL_RUNTIME_OMP ? "omp" : v->cpu_runtime == DNNL_RUNTIME_SEQ ? "seq" : "other",
-           TOKENS, LABELLED);
+           isaName(dnnl_get_effective_cpu_isa()), getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default", TOKENS, LABELLED);
     fflush(stdout);
     char list[64];
     snprintf(list, sizeof list, "%s", threadList);
