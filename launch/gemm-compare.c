@@ -201,76 +201,110 @@ static double flops(const Shape *s) { return 2.0 * s->m * s->n * s->k; }
 
 // MARK: - Run
 
-enum { MAXTRIALS = 64 };
+enum { MAXTRIALS = 64, CLASSES = 6 };
+static const char *className[CLASSES] = {"linear.fwd", "linear.dx", "linear.dW", "lm_head", "attention", "step"};
 
-/// One preset at one thread count: per-shape lines, then the FLOP-weighted step totals.
+/// Summary class of a shape (index into className; the last, "step", is every shape).
+static int shapeClass(const Shape *s) {
+    if (s->pooled) return 4;
+    if (!strncmp(s->name, "head", 4)) return 3;
+    const char *dot = strchr(s->name, '.');
+    return !strcmp(dot, ".fwd") ? 0 : !strcmp(dot, ".dx") ? 1 : 2;
+}
+
+/// Seconds per step of one library: each shape's best (or median) trial times its calls per step.
+/// Wall seconds of pooled calls are divided by the thread count (they run that many at a time).
+typedef struct { double cpuBest, cpuMedian, wallBest; } StepSeconds;
+
+typedef struct { double cpu[2][MAXSHAPES][MAXTRIALS], wall[2][MAXSHAPES][MAXTRIALS]; } Trials;
+
+/// Every shape for one library, then every shape for the other, `trials` times (which library
+/// goes first alternates), after a pause that lets the other library's threads fall asleep.
+static void measure(const Shape *shapes, int count, const Buffers *bufs, int threads, int trials,
+                    double minimum, double pause, Trials *out) {
+    for (int t = 0; t < trials; t++)
+        for (int turn = 0; turn < 2; turn++) {
+            int lib = (t + turn) % 2;
+            usleep((useconds_t)(pause * 1e6));
+            for (int i = 0; i < count; i++) {
+                setThreads(lib, shapes[i].pooled ? 1 : threads);
+                timeShape(lib, &shapes[i], &bufs[i], minimum, &out->cpu[lib][i][t], &out->wall[lib][i][t]);
+            }
+        }
+}
+
+/// One shape's step seconds per library (best and median trial), from the raw trials.
+static void shapeSeconds(const Trials *tr, int i, int trials, int pooledDivisor, StepSeconds out[2]) {
+    for (int lib = 0; lib < 2; lib++) {
+        double c[MAXTRIALS], w[MAXTRIALS];
+        memcpy(c, tr->cpu[lib][i], trials * sizeof(double));
+        memcpy(w, tr->wall[lib][i], trials * sizeof(double));
+        out[lib].cpuMedian = median(c, trials);  // sorts c: c[0] is the best
+        out[lib].cpuBest = c[0];
+        qsort(w, trials, sizeof *w, compareDouble);
+        out[lib].wallBest = w[0] / pooledDivisor;
+    }
+}
+
+/// A shape's line: GFLOP/s per CPU-second (best, median) and by wall time, both libraries.
+static void printShape(const char *preset, int threads, const Shape *s, const StepSeconds t[2], double worst) {
+    double f = flops(s) * 1e-9;
+    printf("{\"kind\":\"shape\",\"preset\":\"%s\",\"threads\":%d,\"call_threads\":%d,\"name\":\"%s\","
+           "\"op\":\"%c%c\",\"m\":%d,\"n\":%d,\"k\":%d,\"lda\":%d,\"ldb\":%d,\"ldc\":%d,\"beta\":%g,"
+           "\"calls_per_step\":%g,\"step_gflop\":%.2f,", preset, threads, s->pooled ? 1 : threads, s->name,
+           s->ta ? 'T' : 'N', s->tb ? 'T' : 'N', s->m, s->n, s->k, s->lda, s->ldb, s->ldc, s->beta, s->count, s->count * f);
+    for (int lib = 0; lib < 2; lib++)
+        printf("\"%s_gflops_per_cpu_s_best\":%.1f,\"%s_gflops_per_cpu_s_median\":%.1f,", libName[lib],
+               f / t[lib].cpuBest, libName[lib], f / t[lib].cpuMedian);
+    printf("\"onednn_over_openblas_cpu_best\":%.3f,\"max_rel_diff\":%.2e}\n", t[0].cpuBest / t[1].cpuBest, worst);
+}
+
+/// A class's (or the whole step's, kind "total") FLOP-weighted line.
+static void printSum(const char *preset, int threads, int trials, int cls, double gflop, const StepSeconds t[2]) {
+    printf("{\"kind\":\"%s\",\"preset\":\"%s\",\"threads\":%d,\"trials\":%d,\"class\":\"%s\",\"step_gflop\":%.1f,",
+           cls == CLASSES - 1 ? "total" : "class", preset, threads, trials, className[cls], gflop);
+    for (int lib = 0; lib < 2; lib++)
+        printf("\"%s_step_cpu_s\":%.3f,\"%s_gflops_per_cpu_s_best\":%.1f,\"%s_gflops_per_cpu_s_median\":%.1f,"
+               "\"%s_gflops_wall_best\":%.1f,", libName[lib], t[lib].cpuBest, libName[lib], gflop / t[lib].cpuBest,
+               libName[lib], gflop / t[lib].cpuMedian, libName[lib], gflop / t[lib].wallBest);
+    printf("\"onednn_over_openblas_cpu_best\":%.3f,\"onednn_over_openblas_cpu_median\":%.3f,"
+           "\"onednn_over_openblas_wall_best\":%.3f}\n", t[0].cpuBest / t[1].cpuBest,
+           t[0].cpuMedian / t[1].cpuMedian, t[0].wallBest / t[1].wallBest);
+}
+
+/// One preset at one thread count: a line per shape, per class, and the FLOP-weighted step total.
 static void runPreset(const Preset *p, int threads, int trials, double minimum, double pause) {
     Shape shapes[MAXSHAPES];
-    int count = stepShapes(p, shapes);
     Buffers bufs[MAXSHAPES];
     double worst[MAXSHAPES];
-    static double cpu[2][MAXSHAPES][MAXTRIALS], wall[2][MAXSHAPES][MAXTRIALS];
+    static Trials tr;
+    int count = stepShapes(p, shapes);
     for (int i = 0; i < count; i++) {
         bufs[i] = makeBuffers(&shapes[i], 1234u + i);
         for (int lib = 0; lib < 2; lib++) setThreads(lib, shapes[i].pooled ? 1 : threads);
         worst[i] = agreement(&shapes[i], &bufs[i]);  // also the warm-up (oneDNN JIT) of both
     }
-    for (int t = 0; t < trials; t++) {
-        for (int turn = 0; turn < 2; turn++) {
-            int lib = (t + turn) % 2;  // alternate which library goes first
-            usleep((useconds_t)(pause * 1e6));
-            for (int i = 0; i < count; i++) {
-                setThreads(lib, shapes[i].pooled ? 1 : threads);
-                timeShape(lib, &shapes[i], &bufs[i], minimum, &cpu[lib][i][t], &wall[lib][i][t]);
-            }
-        }
-    }
-    // Step totals: pooled (attention) calls run `threads` at a time in our pool, so their wall
-    // share is divided by the thread count; their CPU seconds count as they are.
-    double stepFlops = 0, totalCpu[2] = {0, 0}, totalWall[2] = {0, 0}, totalCpuMedian[2] = {0, 0};
+    measure(shapes, count, bufs, threads, trials, minimum, pause, &tr);
+    StepSeconds sum[CLASSES][2] = {{{0}}};
+    double gflop[CLASSES] = {0};
     for (int i = 0; i < count; i++) {
         const Shape *s = &shapes[i];
-        double f = flops(s), best[2], med[2], bestWall[2];
-        for (int lib = 0; lib < 2; lib++) {
-            double c[MAXTRIALS], w[MAXTRIALS];
-            memcpy(c, cpu[lib][i], trials * sizeof(double));
-            memcpy(w, wall[lib][i], trials * sizeof(double));
-            med[lib] = median(c, trials);  // sorts c: c[0] is the best
-            best[lib] = c[0];
-            qsort(w, trials, sizeof *w, compareDouble);
-            bestWall[lib] = w[0];
-            totalCpu[lib] += s->count * best[lib];
-            totalCpuMedian[lib] += s->count * med[lib];
-            totalWall[lib] += s->count * bestWall[lib] / (s->pooled ? threads : 1);
+        StepSeconds t[2];
+        shapeSeconds(&tr, i, trials, s->pooled ? threads : 1, t);
+        printShape(p->name, threads, s, t, worst[i]);
+        int classes[2] = {shapeClass(s), CLASSES - 1};
+        for (int c = 0; c < 2; c++) {
+            gflop[classes[c]] += s->count * flops(s) * 1e-9;
+            for (int lib = 0; lib < 2; lib++) {
+                sum[classes[c]][lib].cpuBest += s->count * t[lib].cpuBest;
+                sum[classes[c]][lib].cpuMedian += s->count * t[lib].cpuMedian;
+                sum[classes[c]][lib].wallBest += s->count * t[lib].wallBest;
+            }
         }
-        stepFlops += s->count * f;
-        int callThreads = s->pooled ? 1 : threads;
-        printf("{\"kind\":\"shape\",\"preset\":\"%s\",\"threads\":%d,\"call_threads\":%d,\"name\":\"%s\","
-               "\"op\":\"%c%c\",\"m\":%d,\"n\":%d,\"k\":%d,\"lda\":%d,\"ldb\":%d,\"ldc\":%d,\"beta\":%g,"
-               "\"calls_per_step\":%g,\"step_gflop\":%.2f,"
-               "\"openblas_gflops_cpu_best\":%.1f,\"openblas_gflops_cpu_median\":%.1f,\"openblas_gflops_wall_best\":%.1f,"
-               "\"onednn_gflops_cpu_best\":%.1f,\"onednn_gflops_cpu_median\":%.1f,\"onednn_gflops_wall_best\":%.1f,"
-               "\"onednn_over_openblas_cpu_best\":%.3f,\"max_rel_diff\":%.2e}\n",
-               p->name, threads, callThreads, s->name, s->ta ? 'T' : 'N', s->tb ? 'T' : 'N', s->m, s->n, s->k,
-               s->lda, s->ldb, s->ldc, s->beta, s->count, s->count * f * 1e-9,
-               f / best[0] * callThreads * 1e-9, f / med[0] * callThreads * 1e-9, f / bestWall[0] * 1e-9,
-               f / best[1] * callThreads * 1e-9, f / med[1] * callThreads * 1e-9, f / bestWall[1] * 1e-9,
-               best[0] / best[1], worst[i]);
         freeBuffers(&bufs[i]);
     }
-    // GFLOP/s per thread-second of CPU (x threads = what the wall rate would be on idle cores).
-    printf("{\"kind\":\"total\",\"preset\":\"%s\",\"threads\":%d,\"trials\":%d,\"step_gflop\":%.1f,"
-           "\"openblas_step_cpu_s\":%.3f,\"onednn_step_cpu_s\":%.3f,"
-           "\"openblas_gflops_cpu_best\":%.1f,\"onednn_gflops_cpu_best\":%.1f,"
-           "\"openblas_gflops_cpu_median\":%.1f,\"onednn_gflops_cpu_median\":%.1f,"
-           "\"openblas_gflops_wall_best\":%.1f,\"onednn_gflops_wall_best\":%.1f,"
-           "\"onednn_over_openblas_cpu_best\":%.3f,\"onednn_over_openblas_cpu_median\":%.3f,"
-           "\"onednn_over_openblas_wall_best\":%.3f}\n",
-           p->name, threads, trials, stepFlops * 1e-9, totalCpu[0], totalCpu[1],
-           stepFlops / totalCpu[0] * threads * 1e-9, stepFlops / totalCpu[1] * threads * 1e-9,
-           stepFlops / totalCpuMedian[0] * threads * 1e-9, stepFlops / totalCpuMedian[1] * threads * 1e-9,
-           stepFlops / totalWall[0] * 1e-9, stepFlops / totalWall[1] * 1e-9,
-           totalCpu[0] / totalCpu[1], totalCpuMedian[0] / totalCpuMedian[1], totalWall[0] / totalWall[1]);
+    for (int c = 0; c < CLASSES; c++)
+        if (gflop[c] > 0) printSum(p->name, threads, trials, c, gflop[c], sum[c]);
     fflush(stdout);
 }
 
