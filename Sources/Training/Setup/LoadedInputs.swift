@@ -119,15 +119,15 @@ final class LoadedInputs {
     }
 
     /// Token ids inside the model's vocabulary, and rows no longer than the config's position
-    /// limit (a sliding window, dynamic RoPE): such rows would compute something transformers does not.
+    /// limit (`rowPositionLimit`: a sliding window, dynamic RoPE, else max_position_embeddings).
+    /// train, logps and eval all refuse here, with one message.
     static func checkRows(_ pairs: [EncodedPair], config: LlamaConfig, file: String, flag: String) throws {
         try checkTokenIds(pairs, vocabSize: config.vocabSize, file: file, flag: flag)
-        guard let longest = pairs.map(\.longestRowLength).max() else { return }
-        do {
-            try config.checkRowLength(longest)
-        } catch {
-            throw TrainingError.data("\(flag) \(file): \(error) (--max-length caps prompt + completion)")
-        }
+        let limit = config.rowPositionLimit
+        guard let longest = pairs.map(\.longestRowLength).max(), longest > limit.tokens else { return }
+        throw TrainingError.data(
+            "\(flag) \(file): a row of \(longest) tokens is longer than \(limit.tokens) (config.json key \"\(limit.key)\": "
+                + "\(limit.reason)); pass --max-length \(limit.tokens) or less (it caps prompt + completion)")
     }
 
     /// A tokenizer whose ids exceed the model's vocabulary would index past the embedding.
