@@ -41,6 +41,8 @@ public enum DPOStepBenchmark {
         public var loraRank = 0
         /// `--zero`: 1 = ZeRO stage 1 (optimizer state sharded over ranks).
         public var zeroStage = 0
+        /// `--shared-reference`: the ranks of a host map one reference copy (`HostSharedReference`).
+        public var sharedReference = false
 
         public init(preset: LlamaPreset) { self.preset = preset }
     }
@@ -63,8 +65,14 @@ public enum DPOStepBenchmark {
         public var plainStepFLOPs: Double
         public var executedStepFLOPs: Double
         public var timedSteps: Int
-        /// Peak resident memory (VmHWM) up to the end of the timed steps, the largest over ranks, MB.
+        /// Peak resident memory (VmHWM: building the step included) up to the end of the timed steps, the largest over ranks, MB.
         public var peakResidentMB: Double
+        /// This rank's memory after building the step, before the first step (rss, pss: largest over ranks), MB.
+        public var setupRSSMB = 0.0, setupPSSMB = 0.0
+        /// VmHWM of the steps alone (reset after building the step; 0 where the kernel refuses), largest over ranks, MB.
+        public var stepPeakResidentMB = 0.0
+        /// Pss and shared pages (smaps_rollup) at the end of the last timed step, largest over ranks, MB.
+        public var peakPSSMB = 0.0, sharedMB = 0.0
     }
 
     /// Runs `warmupSteps + timedSteps` steps of a `DPOStep` built in memory (nothing is
@@ -90,6 +98,8 @@ public enum DPOStepBenchmark {
         let (pairs, paddingId) = try syntheticPairs(
             count: o.batchPairs * communicator.size * steps, promptLength: promptLength, completionLength: T + 1 - promptLength)
         let step = try makeStep(o, config: config, pairs: pairs, paddingId: paddingId, communicator: communicator)
+        let setup = MemoryRollup.current(), setupPeakMB = ModelBenchmark.peakResidentMB()
+        let stepPeakKnown = MemoryRollup.resetPeakResident()
 
         var stepSeconds: [Double] = [], cpuSeconds: [Double] = [], phases: [StepPhaseSeconds] = []
         // Peak RSS through the timed steps.
@@ -108,6 +118,8 @@ public enum DPOStepBenchmark {
             phases.append(result.phases)
             if index == steps - 1 { timedPeakMB = ModelBenchmark.peakResidentMB() }
         }
+        let end = MemoryRollup.current()
+        func largest(_ kib: Int) -> Double { Double(communicator.max(Int64(kib))) / 1024 }
         let window = o.warmupSteps..<steps
         func median(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.sorted()[values.count / 2] }
         let timedPhases = Array(phases[window])
@@ -129,13 +141,19 @@ public enum DPOStepBenchmark {
         func flops(policy: Double, reference: Double) -> Double {
             policy * (trainedPerToken + 12 * attentionPerToken) + reference * (2 * n + 4 * attentionPerToken)
         }
-        let peak = Double(communicator.max(Int64(timedPeakMB * 1024))) / 1024
-        return Result(
+        let peak = Double(communicator.max(Int64(max(setupPeakMB, timedPeakMB) * 1024))) / 1024
+        var result = Result(
             tokensPerStep: Int(plainTokens), pairsPerStep: pairCount, medianStepSeconds: median(timed),
             medianStepCPUSeconds: communicator.sum([medianCPU])[0], phases: phaseMedians,
             plainStepFLOPs: flops(policy: plainTokens, reference: plainTokens),
             executedStepFLOPs: flops(policy: sharedTokens, reference: o.precomputeReference ? 0 : sharedTokens),
             timedSteps: timed.count, peakResidentMB: peak)
+        result.setupRSSMB = largest(setup.rss)
+        result.setupPSSMB = largest(setup.pss)
+        result.stepPeakResidentMB = stepPeakKnown ? Double(communicator.max(Int64(timedPeakMB * 1024))) / 1024 : 0
+        result.peakPSSMB = largest(end.pss)
+        result.sharedMB = largest(end.shared)
+        return result
     }
 
     /// Pairs encoded by the built-in byte tokenizer (in memory) exactly as `dpo train` encodes
@@ -168,8 +186,11 @@ public enum DPOStepBenchmark {
         let weights = WeightInitializer(seed: 1).weights(for: config)
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: true)
         policy.gradientCheckpointing = o.gradientCheckpointing
-        let referenceModel = try LlamaModel(config: config, precision: o.precision, trainable: false)
-        weights.withUnsafeBufferPointer { referenceModel.loadWeights($0) }
+        let shared = o.sharedReference && !o.precomputeReference
+            ? HostSharedReference.model(config: config, precision: o.precision, weights: weights, communicator: communicator) { _ in }
+            : nil
+        let referenceModel = try shared ?? LlamaModel(config: config, precision: o.precision, trainable: false)
+        if shared == nil { weights.withUnsafeBufferPointer { referenceModel.loadWeights($0) } }
         var reference = ReferenceLogps.model(referenceModel)
         if o.precomputeReference {
             let sums = ReferenceLogpsCache.compute(model: referenceModel, pairs: pairs, batchPairs: o.batchPairs, paddingId: paddingId, communicator: communicator)

@@ -51,6 +51,8 @@ struct BenchDPOCommand: ParsableCommand {
     var bucketMb: Double = 25
     @Option(help: "ZeRO stage: 0 = whole optimizer state on every rank, 1 = sharded over ranks (reduce-scatter + all-gather).")
     var zero: Int = 0
+    @Option(help: "Ranks of a host map one reference copy from /dev/shm (true|false), as the trainer's --shared-reference.")
+    var sharedReference = false
 
     func validate() throws {
         guard LlamaPreset(rawValue: preset) != nil else {
@@ -89,6 +91,7 @@ struct BenchDPOCommand: ParsableCommand {
             options.allreduceDType = allreduceDtype.flatMap(GradientReducer.WireType.init(rawValue:))
             options.bucketMegabytes = bucketMb
             options.zeroStage = zero
+            options.sharedReference = sharedReference
             let result = try DPOStepBenchmark.run(options, communicator: communicator)
             let totalThreads = Int(communicator.sum([Double(BLAS.threads)])[0])
             guard communicator.isPrimary else { return }
@@ -113,7 +116,10 @@ struct BenchDPOCommand: ParsableCommand {
                 ("fraction_of_sgemm_peak", f(result.executedStepFLOPs / seconds / 1e9 / (Double(totalThreads) * sgemm), 3)),
                 ("sgemm_1core_gflops_per_cpu_s", f(sgemmPerCPU, 1)),
                 ("fraction_of_sgemm_peak_by_cpu_time", f(result.executedStepFLOPs / result.medianStepCPUSeconds / 1e9 / sgemmPerCPU, 3)),
-                ("peak_rss_mb", f(result.peakResidentMB, 1)),
+                ("shared_reference", "\(sharedReference)"),
+                ("peak_rss_mb", f(result.peakResidentMB, 1)), ("step_peak_rss_mb", f(result.stepPeakResidentMB, 1)),
+                ("peak_pss_mb", f(result.peakPSSMB, 1)), ("shared_mb", f(result.sharedMB, 1)),
+                ("setup_rss_mb", f(result.setupRSSMB, 1)), ("setup_pss_mb", f(result.setupPSSMB, 1)),
                 ("phases_s", "{\"data\": \(f(phases.data)), \"reference_forward\": \(f(phases.referenceForward)), "
                     + "\"policy_forward\": \(f(phases.policyForward)), \"backward\": \(f(phases.backward)), "
                     + "\"allreduce_wait\": \(f(phases.allReduceWait)), \"optimizer\": \(f(phases.optimizer))}"),

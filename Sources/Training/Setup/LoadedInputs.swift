@@ -47,7 +47,18 @@ final class LoadedInputs {
         self.counts = counts
     }
 
-    static func load(_ p: TrainingParameters, communicator: Communicator, events: TrainingEvents) throws -> LoadedInputs {
+    /// `beforeWeights` runs once the data is encoded and before any weight is read (the fit check).
+    static func load(_ p: TrainingParameters, communicator: Communicator, events: TrainingEvents,
+                     beforeWeights: (LlamaConfig, [EncodedPair]) throws -> Void = { _, _ in }) throws -> LoadedInputs {
+        // The config (its problems reported first, as before), then the data (it needs only the
+        // tokenizer): its longest batch is what the fit check sizes before the weights load.
+        let modelURL = URL(fileURLWithPath: p.modelDirectory)
+        if let problem = FileProblem.directory(modelURL.path) { throw TrainingError.model("--model \(p.modelDirectory): \(problem)") }
+        let shapes: LlamaConfig
+        do { shapes = try ModelDirectory.loadConfig(modelURL) } catch { throw TrainingError.model("--model \(p.modelDirectory): \(error)") }
+        let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
+        let (train, eval, counts) = try loadData(p, tokenizer: tokenizer, events: events)
+        try beforeWeights(shapes, train)
         let (config, weights) = try TrainingInputs.loadModel(p.modelDirectory, flag: "--model")
         var referenceWeights: [Float]?
         if p.loss.needsReference {
@@ -62,8 +73,6 @@ final class LoadedInputs {
         }
         let fingerprints = try ModelFingerprints.of(
             policyDirectory: p.modelDirectory, referenceDirectory: p.referenceModelDirectory, needsReference: p.loss.needsReference)
-        let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
-        let (train, eval, counts) = try loadData(p, tokenizer: tokenizer, events: events)
         let inputs = LoadedInputs(
             config: config, policyWeights: weights, referenceWeights: referenceWeights, fingerprints: fingerprints,
             paddingId: tokenizer.paddingId, train: train, eval: eval, counts: counts)
