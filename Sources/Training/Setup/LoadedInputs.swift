@@ -55,7 +55,10 @@ final class LoadedInputs {
         let modelURL = URL(fileURLWithPath: p.modelDirectory)
         if let problem = FileProblem.directory(modelURL.path) { throw TrainingError.model("--model \(p.modelDirectory): \(problem)") }
         let shapes: LlamaConfig
-        do { shapes = try ModelDirectory.loadConfig(modelURL) } catch { throw TrainingError.model("--model \(p.modelDirectory): \(error)") }
+        do {
+            shapes = try ModelDirectory.loadConfig(modelURL)
+            _ = try SafetensorsArchive(directory: modelURL)  // weights present and readable (headers only) before encoding
+        } catch { throw TrainingError.model("--model \(p.modelDirectory): \(error)") }
         let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
         let (train, eval, counts) = try loadData(p, tokenizer: tokenizer, events: events)
         try beforeWeights(shapes, train)
