@@ -9,15 +9,15 @@ import Glibc
 /// there is no memset pass, and `MADV_HUGEPAGE` lets it back them with 2 MiB pages where
 /// transparent huge pages are enabled in `madvise` mode (Debian's default): one page fault per
 /// 2 MiB instead of 512. A 135M-parameter run touches several GB of such buffers.
-final class ScalarBuffer<Scalar> {
-    let count: Int
-    let pointer: UnsafeMutablePointer<Scalar>
+public final class ScalarBuffer<Scalar> {
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<Scalar>
     /// Bytes mapped with mmap (0 = allocated on the heap).
     private let mappedBytes: Int
 
     static var hugePageThreshold: Int { 2 << 20 }
 
-    init(count: Int, zero: Scalar) {
+    public init(count: Int, zero: Scalar) {
         self.count = count
         let capacity = max(count, 1)
         let bytes = capacity * MemoryLayout<Scalar>.stride
@@ -63,9 +63,9 @@ typealias FloatBuffer = ScalarBuffer<Float>
 typealias HalfBuffer = ScalarBuffer<UInt16>
 
 extension ScalarBuffer where Scalar == Float {
-    convenience init(count: Int) { self.init(count: count, zero: 0) }
+    public convenience init(count: Int) { self.init(count: count, zero: 0) }
 }
 
 extension ScalarBuffer where Scalar == UInt16 {
-    convenience init(count: Int) { self.init(count: count, zero: 0) }
+    public convenience init(count: Int) { self.init(count: count, zero: 0) }
 }

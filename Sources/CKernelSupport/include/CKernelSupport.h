@@ -6,6 +6,7 @@
 // Kernels target wraps these once.
 #include <stddef.h>
 #include <stdint.h>
+#include "AdamW.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -45,7 +45,7 @@ final class TrainingLoop {
             // (--zero 1: each rank holds another master shard, and the working weights are all-gathered,
             // so the same bytes on every rank by construction; saves and the end still compare the gathered whole.)
             if run.communicator.size > 1 && dpo.sharded == nil && p.checkEvery > 0 && step % p.checkEvery == 0 && step < plan.totalSteps {
-                try dpo.masterWeights.withUnsafeBufferPointer { try run.communicator.checkConsistency($0, step: step) }
+                try dpo.withMasterWeights { try run.communicator.checkConsistency($0, step: step) }
             }
             if logged { try logWindow(result, step: step) }
             state.pendingMetricSums = log.pending.packed

@@ -1,5 +1,6 @@
 import Distributed
 import Foundation
+import Kernels
 import Llama
 import Preference
 
@@ -23,10 +24,12 @@ import Preference
 ///    `tokenGradients` x (loss scale x world size) -> `LlamaModel.backward` accumulating into
 ///    the gradients [P]. On the last micro-batch backward hands each finished layer group to
 ///    `GradientReducer.groupReady`, so its bucketed all-reduce overlaps the rest of backward.
-/// 3. `GradientReducer.finish` (gradients now the mean over ranks), unscale by 1/loss scale,
-///    `GradientClipping.clip`, agree on finiteness (loss and gradients) over ranks.
-/// 4. `DynamicLossScaler.update`: finite -> `FlatOptimizer.step` on the master weights and
-///    `LlamaModel.loadWeights` (the working precision copy); not finite -> skipped everywhere.
+/// 3. `GradientReducer.finish` (gradients now the mean over ranks), the norm of the gradients
+///    unscaled by 1/loss scale (`GradientClipping.globalNorm`) and the clipping factor, agree
+///    on finiteness (loss and gradients) over ranks.
+/// 4. `DynamicLossScaler.update`: finite -> `FlatOptimizer.step`, one fused sweep that unscales
+///    and clips the gradients, updates the master weights and writes the working precision copy
+///    into the policy; not finite -> skipped everywhere.
 public final class DPOStep {
     /// What shapes the step besides the models.
     public struct Options: Sendable {
@@ -64,8 +67,10 @@ public final class DPOStep {
     /// The fp32 master weights [P] the optimizer updates; the policy runs a copy in its precision.
     /// With LoRA adapters attached to the policy, P is the adapter vector (the base stays frozen).
     /// Empty with `--zero 1`: each rank then holds only its shard (`sharded.masterShard`), and
-    /// `gatherMasterWeights()` assembles the whole.
-    public private(set) var masterWeights: [Float]
+    /// `gatherMasterWeights()` assembles the whole. A copy (see `withMasterWeights`).
+    public var masterWeights: [Float] { master.array }
+    /// The storage of `masterWeights`: one long-lived buffer [P] ([0] with `--zero 1`).
+    private let master: ScalarBuffer<Float>
     /// ZeRO-1's sharded optimizer state and reduction (`--zero 1`); nil with `--zero 0`.
     public let sharded: ShardedOptimizer?
     /// Steps taken so far (skipped ones count): the 0-based index of the next step.
@@ -74,7 +79,8 @@ public final class DPOStep {
     public var faults: StepFaults?
 
     /// The flat gradient buffer [P]; `reducer` keeps its address, so it is allocated once and never moves.
-    private let gradients: UnsafeMutableBufferPointer<Float>
+    private let gradientStorage: ScalarBuffer<Float>
+    private var gradients: UnsafeMutableBufferPointer<Float> { gradientStorage.buffer }
     /// The all-reduce of `--zero 0` (nil with `--zero 1`, which reduce-scatters through `sharded`).
     private let reducer: GradientReducer?
     private let clock = ContinuousClock()
@@ -91,37 +97,32 @@ public final class DPOStep {
         precondition(masterWeights.count == policy.trainableCount, "master weights [\(masterWeights.count)] do not fit the policy")
         self.policy = policy
         self.reference = reference
-        self.masterWeights = options.zeroStage == 1 ? [] : masterWeights
+        master = masterWeights.withUnsafeBufferPointer {
+            ScalarBuffer(copying: options.zeroStage == 1 ? UnsafeBufferPointer(rebasing: $0[0..<0]) : $0)
+        }
         self.optimizer = optimizer
         self.lossScaler = lossScaler
         self.options = options
         self.communicator = communicator
         self.stepIndex = stepIndex
-        gradients = .allocate(capacity: masterWeights.count)
-        gradients.initialize(repeating: 0)
-        do {
-            if options.zeroStage == 1 {
-                reducer = nil
-                let buffer = gradients
-                sharded = try masterWeights.withUnsafeBufferPointer {
-                    try ShardedOptimizer(
-                        communicator: communicator, masterWeights: $0, optimizer: optimizer, gradients: buffer,
-                        groupRanges: policy.trainableGroupRanges, bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
-                }
-            } else {
-                sharded = nil
-                reducer = try GradientReducer(
-                    communicator: communicator, gradients: gradients, groupRanges: policy.trainableGroupRanges,
-                    bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
+        // Zeroed pages from the mapping; `step` zeroes it again before each backward.
+        gradientStorage = ScalarBuffer(count: masterWeights.count)
+        let buffer = gradientStorage.buffer
+        if options.zeroStage == 1 {
+            reducer = nil
+            sharded = try masterWeights.withUnsafeBufferPointer {
+                try ShardedOptimizer(
+                    communicator: communicator, masterWeights: $0, optimizer: optimizer, gradients: buffer,
+                    groupRanges: policy.trainableGroupRanges, bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
             }
-        } catch {
-            gradients.deallocate()
-            throw error
+        } else {
+            sharded = nil
+            reducer = try GradientReducer(
+                communicator: communicator, gradients: buffer, groupRanges: policy.trainableGroupRanges,
+                bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
         }
         masterWeights.withUnsafeBufferPointer { policy.loadTrainable($0) }
     }
-
-    deinit { gradients.deallocate() }
 
     /// The gradients of the last step as the optimizer saw them (averaged over ranks, unscaled,
     /// clipped): [P], or with `--zero 1` this rank's shard of them.
@@ -136,7 +137,12 @@ public final class DPOStep {
     public var parameterCount: Int { policy.trainableCount }
 
     /// fp32 master weights this rank holds: P, or its shard's size with `--zero 1`.
-    public var masterWeightCount: Int { sharded?.shard.count ?? masterWeights.count }
+    public var masterWeightCount: Int { sharded?.shard.count ?? master.count }
+
+    /// Runs `body` on the fp32 master weights this rank holds (no copy): [P], or [0] with `--zero 1`.
+    public func withMasterWeights<T>(_ body: (UnsafeBufferPointer<Float>) throws -> T) rethrows -> T {
+        try master.withUnsafeBufferPointer(body)
+    }
 
     /// The full fp32 master weights [P]. With `--zero 1` a collective (every rank calls it at the
     /// same point) that gathers the shards into a new array.
@@ -158,7 +164,7 @@ public final class DPOStep {
         let counts = stepCounts(microBatches)
         let normalizer = LossNormalizer(globalPairs: counts.pairs, globalChosenTokens: counts.chosenTokens)
         let lossScale = lossScaler.scale
-        gradients.update(repeating: 0)
+        gradientStorage.setToZero()
         mark(\.data)
         var sums = PreferenceMetricSums()
         var objective = 0.0
@@ -222,40 +228,55 @@ public final class DPOStep {
         return result.objective
     }
 
-    /// Unscale, measure, clip; a non-finite loss or gradient on any rank skips the step everywhere.
+    /// Measure the unscaled norm, derive the clipping factor; a non-finite loss or gradient on
+    /// any rank skips the step everywhere; otherwise one fused sweep applies unscale, clip,
+    /// the update and the working-weight write.
     private func applyUpdate(
         reduction: GradientReducer.Reduction, lossScale: Double, objective: Double, learningRate: Double
     ) throws -> (applied: Bool, gradNorm: Double, globalObjective: Double) {
-        if let sharded { return applyShardedUpdate(sharded, reduction: reduction, lossScale: lossScale, objective: objective, learningRate: learningRate) }
-        faults?.afterReduction?(stepIndex, gradients)
-        if lossScale != 1 {
-            let inverseScale = Float(1 / lossScale)
-            for i in 0..<gradients.count { gradients[i] *= inverseScale }
-        }
-        let gradNorm = GradientClipping.clip(gradients, maxNorm: options.maxGradNorm)
+        faults?.afterReduction?(stepIndex, sharded?.shardGradients ?? gradients)
+        let unscale: Float = lossScale != 1 ? Float(1 / lossScale) : 1
+        let gradNorm = sharded?.gradientNorm(unscale: unscale) ?? GradientClipping.globalNorm(UnsafeBufferPointer(gradients), unscale: unscale)
+        let scaling = FlatOptimizer.GradientScaling(unscale: unscale, clip: GradientClipping.factor(norm: gradNorm, maxNorm: options.maxGradNorm))
         let globalObjective = communicator.sum([objective])[0]
         let finite = !communicator.anyRank(reduction.nonFinite || !gradNorm.isFinite || !globalObjective.isFinite)
-        guard lossScaler.update(gradientsFinite: finite) else { return (false, gradNorm, globalObjective) }
-        masterWeights.withUnsafeMutableBufferPointer { w in
-            optimizer.step(weights: w, gradients: UnsafeBufferPointer(gradients), learningRate: learningRate)
+        guard lossScaler.update(gradientsFinite: finite) else {
+            // `lastGradients` still shows the gradients as the update would have seen them.
+            GradientClipping.scale(sharded?.shardGradients ?? gradients, unscale: scaling.unscale, clip: scaling.clip)
+            return (false, gradNorm, globalObjective)
         }
-        faults?.afterUpdate?(stepIndex, &masterWeights)
-        masterWeights.withUnsafeBufferPointer { policy.loadTrainable($0) }
+        let index = stepIndex, afterUpdate = faults?.afterUpdate
+        if let sharded {
+            sharded.update(policy: policy, learningRate: learningRate, scaling: scaling,
+                           afterUpdate: afterUpdate.map { hook in { hook(index, &$0) } })
+        } else {
+            updatePlain(learningRate: learningRate, scaling: scaling)
+            if let afterUpdate {  // test faults only: a copy, then the working weights again
+                var copy = master.array
+                afterUpdate(index, &copy)
+                copy.withUnsafeBufferPointer { master.update(from: $0) }
+                master.withUnsafeBufferPointer { policy.loadTrainable($0) }
+            }
+        }
         return (true, gradNorm, globalObjective)
     }
 
-    /// `applyUpdate` with `--zero 1`: the same decisions on this rank's shard (`ShardedOptimizer`).
-    private func applyShardedUpdate(
-        _ sharded: ShardedOptimizer, reduction: GradientReducer.Reduction, lossScale: Double, objective: Double, learningRate: Double
-    ) -> (applied: Bool, gradNorm: Double, globalObjective: Double) {
-        faults?.afterReduction?(stepIndex, sharded.shardGradients)
-        let gradNorm = sharded.clip(lossScale: lossScale, maxNorm: options.maxGradNorm)
-        let globalObjective = communicator.sum([objective])[0]
-        let finite = !communicator.anyRank(reduction.nonFinite || !gradNorm.isFinite || !globalObjective.isFinite)
-        guard lossScaler.update(gradientsFinite: finite) else { return (false, gradNorm, globalObjective) }
-        let index = stepIndex, afterUpdate = faults?.afterUpdate
-        sharded.update(policy: policy, learningRate: learningRate, afterUpdate: afterUpdate.map { hook in { hook(index, &$0) } })
-        return (true, gradNorm, globalObjective)
+    /// `--zero 0`: the fused sweep over all P parameters, writing the policy's working weights
+    /// directly; under LoRA the trainable vector is the adapters, loaded after the sweep.
+    private func updatePlain(learningRate: Double, scaling: FlatOptimizer.GradientScaling) {
+        if policy.adapters != nil {
+            optimizer.step(weights: master.buffer, gradients: gradients, scaling: scaling, learningRate: learningRate, output: .none)
+            master.withUnsafeBufferPointer { policy.loadTrainable($0) }
+            return
+        }
+        policy.withWorkingWeights { weights in
+            let output: AdamWSweep.Output
+            switch weights {
+            case .fp32(let buffer): output = .fp32(buffer.baseAddress!)
+            case .fp16(let buffer): output = .fp16(buffer.baseAddress!)
+            }
+            optimizer.step(weights: master.buffer, gradients: gradients, scaling: scaling, learningRate: learningRate, output: output)
+        }
     }
 
     /// Seconds of a `ContinuousClock` duration.

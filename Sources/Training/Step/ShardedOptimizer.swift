@@ -1,5 +1,6 @@
 import Distributed
 import Foundation
+import Kernels
 import Llama
 
 /// ZeRO stage 1 (`--zero 1`): the optimizer state partitioned over ranks.
@@ -10,11 +11,12 @@ import Llama
 /// 1. backward hands finished layer groups to `GradientReduceScatter`, whose bucketed
 ///    reduce-scatters overlap the rest of backward; `finish` leaves this rank's shard of the
 ///    mean gradient [P / N];
-/// 2. `clip`: unscale the shard, the global norm = sqrt(sum over ranks of the squared shard
-///    norms) (one all-reduce of a Double), scale the shard as `GradientClipping.clip` would;
-/// 3. `update`: `FlatOptimizer.step` on the master shard, the shard written into the policy's
-///    working weights (rounded to fp16 under `--precision fp16`), then an in-place all-gather of
-///    the working weights (fp32 or fp16 on the wire), so every rank runs the same model.
+/// 2. `gradientNorm`: the global norm of the unscaled gradient = sqrt(sum over ranks of the
+///    shard's sum of squares) (one all-reduce of a Double); the step derives the clipping factor;
+/// 3. `update`: one fused sweep (`FlatOptimizer.step(...scaling:output:)`) unscales and clips
+///    the shard gradients, updates the master shard and writes it into the policy's working
+///    weights (rounded to fp16 under `--precision fp16`), then an in-place all-gather of the
+///    working weights (fp32 or fp16 on the wire), so every rank runs the same model.
 ///
 /// Every rank's working weights are the same bytes after each step by construction. The full
 /// fp32 master weights exist only while `gatherMasterWeights` (a collective) is in use:
@@ -23,8 +25,8 @@ public final class ShardedOptimizer {
     public let communicator: Communicator
     /// The optimizer of this rank's shard (its `range` is `shard`).
     public let optimizer: FlatOptimizer
-    /// fp32 master weights of this rank's shard [shard.count].
-    public private(set) var masterShard: [Float]
+    /// fp32 master weights of this rank's shard [shard.count]: one long-lived buffer.
+    public let masterShard: ScalarBuffer<Float>
     private let scatter: GradientReduceScatter
 
     /// - Parameters:
@@ -42,7 +44,7 @@ public final class ShardedOptimizer {
         }
         self.communicator = communicator
         self.optimizer = optimizer
-        self.masterShard = Array(masterWeights[shard])
+        self.masterShard = ScalarBuffer(copying: UnsafeBufferPointer(rebasing: masterWeights[shard]))
         self.scatter = try GradientReduceScatter(
             communicator: communicator, gradients: gradients, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes,
             wireType: wireType)
@@ -64,36 +66,36 @@ public final class ShardedOptimizer {
     /// Waits for the reduce-scatters: `shardGradients` then hold this rank's shard of the mean.
     public func finish() -> GradientReducer.Reduction { scatter.finish() }
 
-    /// Unscales the shard by 1 / `lossScale`, returns the global gradient norm (before clipping)
-    /// and scales the shard by PyTorch's factor maxNorm / (norm + 1e-6) when below 1 (as
-    /// `GradientClipping.clip` does for a whole buffer). `maxNorm <= 0`: no clipping. Collective.
-    public func clip(lossScale: Double, maxNorm: Double) -> Double {
-        let g = shardGradients
-        if lossScale != 1 {
-            let inverseScale = Float(1 / lossScale)
-            for i in 0..<g.count { g[i] *= inverseScale }
-        }
-        let shardNorm = GradientClipping.globalNorm(UnsafeBufferPointer(g))
-        let norm = communicator.sum([shardNorm * shardNorm])[0].squareRoot()
-        guard maxNorm > 0, norm.isFinite else { return norm }
-        let coefficient = maxNorm / (norm + 1e-6)
-        if coefficient < 1 {
-            let scale = Float(coefficient)
-            for i in 0..<g.count { g[i] *= scale }
-        }
-        return norm
+    /// The global norm of the unscaled gradient, `unscale` x the mean over ranks (PyTorch's
+    /// norm before clipping): each rank's shard sum of squares, summed over ranks. Collective.
+    public func gradientNorm(unscale: Float) -> Double {
+        let squares = SumOfSquares.of(UnsafeBufferPointer(shardGradients), scale: unscale)
+        return communicator.sum([squares])[0].squareRoot()
     }
 
-    /// One optimizer update of the master shard from the (finite, clipped) shard gradients,
-    /// then the new working weights everywhere: the shard goes into `policy`, and the ranks
-    /// all-gather the working weights in place. `afterUpdate` (test faults) sees the master shard.
-    public func update(policy: LlamaModel, learningRate: Double, afterUpdate: ((inout [Float]) -> Void)? = nil) {
-        masterShard.withUnsafeMutableBufferPointer { w in
-            optimizer.step(weights: w, gradients: UnsafeBufferPointer(shardGradients), learningRate: learningRate)
-        }
-        afterUpdate?(&masterShard)
-        masterShard.withUnsafeBufferPointer { policy.loadWeights($0, at: shard.lowerBound) }
+    /// One optimizer update of the master shard from the (finite) shard gradients, scaled on
+    /// the way by `scaling` (unscale, clip), then the new working weights everywhere: the sweep
+    /// writes the shard into `policy`'s working weights and the ranks all-gather them in place.
+    /// `afterUpdate` (test faults) sees the master shard.
+    public func update(policy: LlamaModel, learningRate: Double, scaling: FlatOptimizer.GradientScaling,
+                       afterUpdate: ((inout [Float]) -> Void)? = nil) {
         let counts = shards.map(\.count)
+        let offset = shard.lowerBound
+        policy.withWorkingWeights { weights in
+            let output: AdamWSweep.Output
+            switch weights {
+            case .fp32(let buffer): output = .fp32(buffer.baseAddress! + offset)
+            case .fp16(let buffer): output = .fp16(buffer.baseAddress! + offset)
+            }
+            optimizer.step(weights: masterShard.buffer, gradients: shardGradients, scaling: scaling, learningRate: learningRate,
+                           output: output)
+        }
+        if let afterUpdate {  // test faults only: a copy, then the working weights again
+            var copy = masterShard.array
+            afterUpdate(&copy)
+            copy.withUnsafeBufferPointer { masterShard.update(from: $0) }
+            masterShard.withUnsafeBufferPointer { policy.loadWeights($0, at: offset) }
+        }
         policy.withWorkingWeights { weights in
             switch weights {
             case .fp32(let buffer): communicator.allGatherInPlace(buffer, counts: counts)
@@ -110,7 +112,7 @@ public final class ShardedOptimizer {
         let counts = shards.map(\.count)
         var full = [Float](repeating: 0, count: counts.reduce(0, +))
         full.withUnsafeMutableBufferPointer { buffer in
-            if !shard.isEmpty { (buffer.baseAddress! + shard.lowerBound).update(from: masterShard, count: shard.count) }
+            if !shard.isEmpty { (buffer.baseAddress! + shard.lowerBound).update(from: masterShard.pointer, count: shard.count) }
             communicator.allGatherInPlace(buffer, counts: counts)
         }
         return full
