@@ -70,17 +70,14 @@ public enum ModelDirectory {
             throw SafetensorsError(.unexpectedTensor, file: archive[name]!.file.url.path, tensor: name, "the model described by \(configPath) has no such parameter; refusing to drop it")
         }
 
-        // Every parameter is read from its tensor below, so the buffer is not zero-filled first.
+        // Every parameter is converted from the mapped file straight into its place (checked for
+        // NaN/infinity block by block as it is written), so the buffer is not zero-filled first;
+        // it becomes the run's master weights, hence huge pages.
         precondition(sources.reduce(0) { $0 + $1.entry.range.count } == layout.totalCount, "every parameter has a source tensor")
-        let weights = try [Float](unsafeUninitializedCapacity: layout.totalCount) { flat, initialized in
+        let weights = try HugePages.floats(count: layout.totalCount) { flat in
             for (entry, tensor) in sources {
-                let destination = UnsafeMutableBufferPointer(rebasing: flat[entry.range])
-                try archive.readFloats(tensor, expectedShape: entry.shape, into: destination)
-                if let bad = destination.firstIndex(where: { !$0.isFinite }) {
-                    throw SafetensorsError(.nonFinite, file: archive[tensor]!.file.url.path, tensor: tensor, "value \(destination[bad]) at index \(bad) is not finite")
-                }
+                try archive.readFloats(tensor, expectedShape: entry.shape, requireFinite: true, into: UnsafeMutableBufferPointer(rebasing: flat[entry.range]))
             }
-            initialized = layout.totalCount
         }
         return (config, weights)
     }

@@ -47,7 +47,9 @@ final class LoadedInputs {
         self.counts = counts
     }
 
-    static func load(_ p: TrainingParameters, communicator: Communicator, events: TrainingEvents) throws -> LoadedInputs {
+    static func load(
+        _ p: TrainingParameters, communicator: Communicator, events: TrainingEvents, timeline: StartupTimeline = StartupTimeline()
+    ) throws -> LoadedInputs {
         let (config, weights) = try TrainingInputs.loadModel(p.modelDirectory, flag: "--model")
         var referenceWeights: [Float]?
         if p.loss.needsReference {
@@ -60,9 +62,12 @@ final class LoadedInputs {
                 referenceWeights = weights
             }
         }
+        timeline.mark("model weights")
         let fingerprints = try ModelFingerprints.of(
             policyDirectory: p.modelDirectory, referenceDirectory: p.referenceModelDirectory, needsReference: p.loss.needsReference)
+        timeline.mark("fingerprints")
         let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
+        timeline.mark("tokenizer")
         let (train, eval, counts) = try loadData(p, tokenizer: tokenizer, events: events)
         let inputs = LoadedInputs(
             config: config, policyWeights: weights, referenceWeights: referenceWeights, fingerprints: fingerprints,
@@ -72,6 +77,7 @@ final class LoadedInputs {
         if let eval, let evalFile = p.evalDataFile {
             try checkRows(eval, config: config, file: evalFile, flag: "--eval-data")
         }
+        timeline.mark("data")
         return inputs
     }
 
