@@ -53,10 +53,11 @@ extension DPOStepBenchmark {
         let parameters = TrainingParameters()
         let store = CheckpointStore(outputDirectory: output)
         let clock = ContinuousClock(), start = clock.now, usage = ResourceUsage.now()
-        let saved = try store.save(name: CheckpointStore.checkpointName(step: step.stepIndex), step: step.stepIndex) { target in
+        let digests = CheckpointDigests()
+        let saved = try store.save(name: CheckpointStore.checkpointName(step: step.stepIndex), step: step.stepIndex, digests: digests) { target in
             try TrainingCheckpoint.write(
                 into: target, config: config, masterWeights: step.gatherMasterWeights(), optimizer: step.optimizer, state: state,
-                parameters: parameters, tokenizerSource: tokenizerSource)
+                parameters: parameters, tokenizerSource: tokenizerSource, digests: digests)
         }
         let seconds = DPOStep.seconds(clock.now - start), saveUsage = ResourceUsage.now() - usage
         let sizes = try fileSizes(under: saved)

@@ -89,14 +89,19 @@ public enum ModelDirectory {
     /// given. Each file is written to a temporary name and renamed into place; weight files
     /// of the other layout (single vs sharded) left by an earlier save are removed.
     public static func save(
-        config: LlamaConfig, weights: [Float], to url: URL, dtype: WeightDType = .fp32, maxShardBytes: Int? = nil
+        config: LlamaConfig, weights: [Float], to url: URL, dtype: WeightDType = .fp32, maxShardBytes: Int? = nil,
+        observer: FileContentsObserver? = nil
     ) throws {
-        try weights.withUnsafeBufferPointer { try save(config: config, weights: $0, to: url, dtype: dtype, maxShardBytes: maxShardBytes) }
+        try weights.withUnsafeBufferPointer {
+            try save(config: config, weights: $0, to: url, dtype: dtype, maxShardBytes: maxShardBytes, observer: observer)
+        }
     }
 
-    /// As `save(config:weights:to:dtype:maxShardBytes:)`, from a buffer.
+    /// As `save(config:weights:to:dtype:maxShardBytes:)`, from a buffer. `observer` sees the
+    /// bytes of the weights files as they are written.
     public static func save(
-        config: LlamaConfig, weights: UnsafeBufferPointer<Float>, to url: URL, dtype: WeightDType = .fp32, maxShardBytes: Int? = nil
+        config: LlamaConfig, weights: UnsafeBufferPointer<Float>, to url: URL, dtype: WeightDType = .fp32, maxShardBytes: Int? = nil,
+        observer: FileContentsObserver? = nil
     ) throws {
         try config.validate()
         let layout = ParameterLayout(config: config)
@@ -117,13 +122,14 @@ public enum ModelDirectory {
         // Shards of an earlier sharded save, to remove once the new weights are in place.
         let previousShards = (try? SafetensorsArchive(index: index))?.files.map(\.url) ?? []
         if let maxShardBytes {
-            let written = try SafetensorsWriter.writeSharded(tensors, dtype: dtype.safetensors, maxShardBytes: maxShardBytes, directory: url)
+            let written = try SafetensorsWriter.writeSharded(
+                tensors, dtype: dtype.safetensors, maxShardBytes: maxShardBytes, directory: url, observer: observer)
             try? FileManager.default.removeItem(at: single)
             for shard in previousShards where !written.contains(shard.lastPathComponent) {
                 try? FileManager.default.removeItem(at: shard)
             }
         } else {
-            try SafetensorsWriter.write(tensors, dtype: dtype.safetensors, to: single)
+            try SafetensorsWriter.write(tensors, dtype: dtype.safetensors, to: single, observer: observer)
             if !previousShards.isEmpty || FileManager.default.fileExists(atPath: index.path) {
                 try? FileManager.default.removeItem(at: index)
                 for shard in previousShards { try? FileManager.default.removeItem(at: shard) }

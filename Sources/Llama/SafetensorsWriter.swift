@@ -25,7 +25,7 @@ public enum SafetensorsWriter {
     /// Writes one file holding `tensors` in the given order.
     public static func write(
         _ tensors: [SafetensorsTensorSource], dtype: SafetensorsDType,
-        metadata: [String: String] = ["format": "pt"], to url: URL
+        metadata: [String: String] = ["format": "pt"], to url: URL, observer: FileContentsObserver? = nil
     ) throws {
         let file = url.path
         guard dtype.isWritable else {
@@ -47,7 +47,7 @@ public enum SafetensorsWriter {
         let header = try headerBytes(tensors, dtype: dtype, metadata: metadata)
 
         try AtomicFile.write(to: url) { temporary in
-            let output = try SequentialFile(creating: temporary, reportedAs: file)
+            let output = try SequentialFile(creating: temporary, reportedAs: file, observer: observer)
             defer { output.close() }
             var length = UInt64(header.count).littleEndian
             try withUnsafeBytes(of: &length) { try output.write($0) }
@@ -67,7 +67,7 @@ public enum SafetensorsWriter {
     @discardableResult
     public static func writeSharded(
         _ tensors: [SafetensorsTensorSource], dtype: SafetensorsDType, maxShardBytes: Int,
-        metadata: [String: String] = ["format": "pt"], directory: URL, baseName: String = "model"
+        metadata: [String: String] = ["format": "pt"], directory: URL, baseName: String = "model", observer: FileContentsObserver? = nil
     ) throws -> [String] {
         var shards: [[SafetensorsTensorSource]] = [[]]
         var shardBytes = 0
@@ -83,7 +83,7 @@ public enum SafetensorsWriter {
         let names = shards.indices.map { String(format: "%@-%05d-of-%05d.safetensors", baseName, $0 + 1, shards.count) }
         var weightMap: [String: JSONValue] = [:]
         for (shard, name) in zip(shards, names) {
-            try write(shard, dtype: dtype, metadata: metadata, to: directory.appendingPathComponent(name))
+            try write(shard, dtype: dtype, metadata: metadata, to: directory.appendingPathComponent(name), observer: observer)
             for tensor in shard { weightMap[tensor.name] = .string(name) }
         }
         let totalSize = tensors.reduce(0) { $0 + $1.values.count * dtype.byteSize }
