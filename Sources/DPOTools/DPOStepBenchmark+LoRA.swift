@@ -5,13 +5,13 @@ import Preference
 import Training
 
 extension DPOStepBenchmark {
-    /// The LoRA step the trainer would build: random base weights (seed 1) frozen in the policy,
+    /// The LoRA step the trainer would build: the base `weights` frozen in the policy,
     /// PEFT-initialised adapters on all seven projections (alpha 2r), the reference = the base
     /// (adapters off; precomputed with `precomputeReference`), AdamW over the adapters.
-    static func makeLoRAStep(_ o: Options, config: LlamaConfig, pairs: [EncodedPair], paddingId: Int32,
+    static func makeLoRAStep(_ o: Options, config: LlamaConfig, weights: [Float], pairs: [EncodedPair], paddingId: Int32,
                              communicator: Communicator) throws -> DPOStep {
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: true)
-        WeightInitializer(seed: 1).weights(for: config).withUnsafeBufferPointer { policy.loadWeights($0) }
+        weights.withUnsafeBufferPointer { policy.loadWeights($0) }
         let adapters = try LoRAAdapters(model: config, config: LoRAConfig(rank: o.loraRank))
         policy.attach(adapters)
         var reference = ReferenceLogps.baseModel(policy)

@@ -43,6 +43,15 @@ public enum DPOStepBenchmark {
         public var zeroStage = 0
         /// `--shared-reference`: the ranks of a host map one reference copy (`HostSharedReference`).
         public var sharedReference = false
+        /// A Hugging Face model directory (config.json + safetensors, any supported family) to
+        /// bench instead of `preset`; its load is timed (`Result.load`).
+        public var modelDirectory: URL?
+        /// Where to time disk work (nil: none): with a preset, the model is first written here
+        /// (untimed) and loaded back (timed); after the steps a checkpoint is saved here and the
+        /// same bytes written plainly (`Result.save`). Removed afterwards.
+        public var ioDirectory: URL?
+        /// Leave what `ioDirectory` received (the written preset model, the checkpoint) in place.
+        public var keepIOFiles = false
 
         public init(preset: LlamaPreset) { self.preset = preset }
     }
@@ -73,10 +82,18 @@ public enum DPOStepBenchmark {
         public var stepPeakResidentMB = 0.0
         /// Pss and shared pages (smaps_rollup) at the end of the last timed step, largest over ranks, MB.
         public var peakPSSMB = 0.0, sharedMB = 0.0
+        /// Median system CPU seconds and minor page faults of a timed step, summed over ranks.
+        public var medianStepSystemSeconds: Double
+        public var medianStepMinorFaults: Double
+        /// The start-up from a model directory (this rank's; nil when the model was made in memory).
+        public var load: LoadFigures?
+        /// A checkpoint save and the plain writes of its bytes (rank 0; nil without `ioDirectory`).
+        public var save: SaveFigures?
     }
 
-    /// Runs `warmupSteps + timedSteps` steps of a `DPOStep` built in memory (nothing is
-    /// written to disk); the first `warmupSteps` are not timed.
+    /// Runs `warmupSteps + timedSteps` steps of a `DPOStep` built from the preset in memory, or
+    /// loaded from `modelDirectory` / the preset written into `ioDirectory`; the first
+    /// `warmupSteps` are not timed. With `ioDirectory`, rank 0 then times a checkpoint save.
     public static func run(_ o: Options, communicator: Communicator = SingleProcessCommunicator()) throws -> Result {
         let T = o.sequenceLength
         guard T >= 8, o.batchPairs >= 1, o.timedSteps >= 1, o.warmupSteps >= 0 else {
@@ -85,11 +102,16 @@ public enum DPOStepBenchmark {
         guard o.promptFraction >= 0, o.promptFraction < 1 else {
             throw TrainingError.invalidOption("bench: --prompt-fraction must be in [0, 1), got \(o.promptFraction)")
         }
+        if o.ioDirectory != nil, o.zeroStage != 0 || o.loraRank > 0 {
+            throw TrainingError.invalidOption("bench: --io times the full fine-tuning checkpoint of --zero 0; drop --zero 1 / --lora-r")
+        }
         BLAS.ensureBestCore()
         let previousThreads = BLAS.threads
         if let threads = o.threads { BLAS.threads = threads }
         defer { BLAS.threads = previousThreads }
-        var config = o.preset.config
+        let io = try o.ioDirectory.map { try makeIODirectory(under: $0, communicator: communicator) }
+        defer { if let io, communicator.isPrimary, !o.keepIOFiles { try? FileManager.default.removeItem(at: io) } }
+        var config = try o.modelDirectory.map { try loadConfig($0) } ?? o.preset.config
         config.maxPositionEmbeddings = max(config.maxPositionEmbeddings, T + 1)
         // A row is prompt + completion tokens t[0...T] (T input tokens); the prompt is P = unlabelled + 1
         // tokens, so the input positions P-1..<T carry labels, as the anchor's mask[:, T//4:].
@@ -97,11 +119,15 @@ public enum DPOStepBenchmark {
         let steps = o.warmupSteps + o.timedSteps
         let (pairs, paddingId) = try syntheticPairs(
             count: o.batchPairs * communicator.size * steps, promptLength: promptLength, completionLength: T + 1 - promptLength)
-        let step = try makeStep(o, config: config, pairs: pairs, paddingId: paddingId, communicator: communicator)
+        guard config.vocabSize >= 259 else {
+            throw TrainingError.invalidOption("bench: the model's vocab_size \(config.vocabSize) is below the byte tokenizer's 259 ids of the synthetic rows")
+        }
+        let (step, load) = try buildStep(o, config: config, io: io, pairs: pairs, paddingId: paddingId, communicator: communicator)
         let setup = MemoryRollup.current(), setupPeakMB = ModelBenchmark.peakResidentMB()
         let stepPeakKnown = MemoryRollup.resetPeakResident()
 
         var stepSeconds: [Double] = [], cpuSeconds: [Double] = [], phases: [StepPhaseSeconds] = []
+        var systemSeconds: [Double] = [], minorFaults: [Double] = []
         // Peak RSS through the timed steps.
         var timedPeakMB = 0.0
         let clock = ContinuousClock()
@@ -109,17 +135,27 @@ public enum DPOStepBenchmark {
             // Rank r takes pairs r, r+W, ... of this step's global batch, as the trainer's sampler would.
             let mine = Array(stride(from: index * o.batchPairs * communicator.size + communicator.rank,
                                     to: (index + 1) * o.batchPairs * communicator.size, by: communicator.size))
-            let start = clock.now, cpuStart = ModelBenchmark.processCPUSeconds()
+            let start = clock.now, cpuStart = ModelBenchmark.processCPUSeconds(), usageStart = ResourceUsage.now()
             let batch = PreferenceBatch(pairs: pairs, indices: mine, paddingId: paddingId)
             let result = try step.step(microBatches: [batch], learningRate: 1e-6)
             // The slowest rank's wall time (the all-reduces inside the step keep the ranks together).
             stepSeconds.append(communicator.max(Int64((DPOStep.seconds(clock.now - start) * 1e9).rounded())).asSeconds)
             cpuSeconds.append(ModelBenchmark.processCPUSeconds() - cpuStart)
+            let usage = ResourceUsage.now() - usageStart
+            systemSeconds.append(usage.systemSeconds)
+            minorFaults.append(Double(usage.minorFaults))
             phases.append(result.phases)
             if index == steps - 1 { timedPeakMB = ModelBenchmark.peakResidentMB() }
         }
         let end = MemoryRollup.current()
         func largest(_ kib: Int) -> Double { Double(communicator.max(Int64(kib))) / 1024 }
+        var save: SaveFigures?
+        if let io {
+            if communicator.isPrimary {
+                save = try timeSave(step: step, config: config, modelDirectory: o.modelDirectory ?? io.appendingPathComponent("model"), under: io)
+            }
+            quietBarrier(communicator)
+        }
         let window = o.warmupSteps..<steps
         func median(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.sorted()[values.count / 2] }
         let timedPhases = Array(phases[window])
@@ -128,6 +164,7 @@ public enum DPOStepBenchmark {
             phaseMedians[keyPath: key] = median(timedPhases.map { $0[keyPath: key] })
         }
         let medianCPU = median(Array(cpuSeconds[window]))
+        let perRank = communicator.sum([medianCPU, median(Array(systemSeconds[window])), median(Array(minorFaults[window]))])
         let timed = Array(stepSeconds[window])
 
         // FLOPs per step, all ranks.
@@ -144,16 +181,67 @@ public enum DPOStepBenchmark {
         let peak = Double(communicator.max(Int64(max(setupPeakMB, timedPeakMB) * 1024))) / 1024
         var result = Result(
             tokensPerStep: Int(plainTokens), pairsPerStep: pairCount, medianStepSeconds: median(timed),
-            medianStepCPUSeconds: communicator.sum([medianCPU])[0], phases: phaseMedians,
+            medianStepCPUSeconds: perRank[0], phases: phaseMedians,
             plainStepFLOPs: flops(policy: plainTokens, reference: plainTokens),
             executedStepFLOPs: flops(policy: sharedTokens, reference: o.precomputeReference ? 0 : sharedTokens),
-            timedSteps: timed.count, peakResidentMB: peak)
+            timedSteps: timed.count, peakResidentMB: peak, medianStepSystemSeconds: perRank[1], medianStepMinorFaults: perRank[2],
+            load: load, save: save)
         result.setupRSSMB = largest(setup.rss)
         result.setupPSSMB = largest(setup.pss)
         result.stepPeakResidentMB = stepPeakKnown ? Double(communicator.max(Int64(timedPeakMB * 1024))) / 1024 : 0
         result.peakPSSMB = largest(end.pss)
         result.sharedMB = largest(end.shared)
         return result
+    }
+
+    /// The step, built from the preset's seed-1 weights in memory, or (timed) from a model
+    /// directory: `modelDirectory`, or the preset written into `io/model` by rank 0 first.
+    static func buildStep(
+        _ o: Options, config: LlamaConfig, io: URL?, pairs: [EncodedPair], paddingId: Int32, communicator: Communicator
+    ) throws -> (DPOStep, LoadFigures?) {
+        var directory = o.modelDirectory
+        if directory == nil, let io {
+            let written = io.appendingPathComponent("model")
+            var problem = ""
+            if communicator.isPrimary {
+                do { try writePresetModel(config: config, to: written) } catch { problem = "\(error)" }
+            }
+            if communicator.anyRank(!problem.isEmpty) {
+                throw TrainingError.output("bench: cannot write the preset model into \(written.path)" + (problem.isEmpty ? " (on rank 0)" : ": \(problem)"))
+            }
+            directory = written
+        }
+        guard let directory else {
+            let weights = WeightInitializer(seed: 1).weights(for: config)
+            return (try makeStep(o, config: config, weights: weights, pairs: pairs, paddingId: paddingId, communicator: communicator), nil)
+        }
+        let clock = ContinuousClock(), start = clock.now, usage = ResourceUsage.now()
+        var (loaded, weights) = try TrainingInputs.loadModel(directory.path, flag: o.modelDirectory == nil ? "bench" : "--model")
+        loaded.maxPositionEmbeddings = config.maxPositionEmbeddings
+        let step = try makeStep(o, config: loaded, weights: weights, pairs: pairs, paddingId: paddingId, communicator: communicator)
+        weights = []
+        return (step, LoadFigures(seconds: DPOStep.seconds(clock.now - start), usage: ResourceUsage.now() - usage))
+    }
+
+    /// `config.json` of `--model`, with an error naming the directory.
+    static func loadConfig(_ directory: URL) throws -> LlamaConfig {
+        do { return try ModelDirectory.loadConfig(directory) } catch {
+            throw TrainingError.model("--model \(directory.path): \(error)")
+        }
+    }
+
+    /// A fresh directory for this run's files under `parent` (same name on every rank: rank 0's pid).
+    static func makeIODirectory(under parent: URL, communicator: Communicator) throws -> URL {
+        let job = Int(communicator.sum([communicator.isPrimary ? Double(getpid()) : 0])[0])
+        let url = parent.appendingPathComponent("dpo-bench-io-\(job)")
+        var problem = ""
+        if communicator.isPrimary {
+            do { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) } catch { problem = "\(error)" }
+        }
+        if communicator.anyRank(!problem.isEmpty) {
+            throw TrainingError.output("bench: cannot create \(url.path) for --io: \(problem.isEmpty ? "failed on rank 0" : problem)")
+        }
+        return url
     }
 
     /// Pairs encoded by the built-in byte tokenizer (in memory) exactly as `dpo train` encodes
@@ -179,11 +267,13 @@ public enum DPOStepBenchmark {
         return (pairs, tokenizer.paddingId)
     }
 
-    /// The step the trainer would build for these options: random weights (seed 1), a frozen
-    /// reference with the same weights (its sums precomputed with `precomputeReference`), AdamW.
-    static func makeStep(_ o: Options, config: LlamaConfig, pairs: [EncodedPair], paddingId: Int32, communicator: Communicator) throws -> DPOStep {
-        if o.loraRank > 0 { return try makeLoRAStep(o, config: config, pairs: pairs, paddingId: paddingId, communicator: communicator) }
-        let weights = WeightInitializer(seed: 1).weights(for: config)
+    /// The step the trainer would build for these options from `weights`: a frozen reference
+    /// with the same weights (its sums precomputed with `precomputeReference`), AdamW.
+    static func makeStep(_ o: Options, config: LlamaConfig, weights: [Float], pairs: [EncodedPair], paddingId: Int32,
+                         communicator: Communicator) throws -> DPOStep {
+        if o.loraRank > 0 {
+            return try makeLoRAStep(o, config: config, weights: weights, pairs: pairs, paddingId: paddingId, communicator: communicator)
+        }
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: true)
         policy.gradientCheckpointing = o.gradientCheckpointing
         let shared = o.sharedReference && !o.precomputeReference

@@ -134,8 +134,8 @@ public struct ModelBenchmark {
             trainFractionOfSgemmByCPUTime: 3 * forwardFLOPs / trainCPU / 1e9 / sgemmPerCPU)
     }
 
-    /// Best of 4 timed single-thread 1024x1024x1024 sgemm runs, in GFLOP/s by wall clock and per CPU-second.
-    public static func singleCoreSgemmGFLOPS(size: Int = 1024) -> (wall: Double, perCPUSecond: Double) {
+    /// Best of `trials` timed single-thread 1024x1024x1024 sgemm runs, in GFLOP/s by wall clock and per CPU-second.
+    public static func singleCoreSgemmGFLOPS(size: Int = 1024, trials: Int = 4) -> (wall: Double, perCPUSecond: Double) {
         BLAS.ensureBestCore()
         let saved = BLAS.threads
         BLAS.threads = 1
@@ -148,7 +148,7 @@ public struct ModelBenchmark {
         // OpenBLAS's worker threads spin for a while after a threaded call; their spinning
         // would be billed to this single-thread sgemm's CPU time. Let them go to sleep first.
         usleep(300_000)
-        for _ in 0..<4 {
+        for _ in 0..<max(1, trials) {
             let start = DispatchTime.now().uptimeNanoseconds, startCPU = processCPUSeconds()
             c.withUnsafeMutableBufferPointer { cp in
                 Matmul.gemm(transposeA: false, transposeB: false, m: size, n: size, k: size,

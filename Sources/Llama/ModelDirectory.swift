@@ -70,17 +70,14 @@ public enum ModelDirectory {
             throw SafetensorsError(.unexpectedTensor, file: archive[name]!.file.url.path, tensor: name, "the model described by \(configPath) has no such parameter; refusing to drop it")
         }
 
-        // Every parameter is read from its tensor below, so the buffer is not zero-filled first.
+        // Every parameter is converted from the mapped file straight into its place (checked for
+        // NaN/infinity block by block as it is written), so the buffer is not zero-filled first;
+        // it becomes the run's master weights, hence huge pages.
         precondition(sources.reduce(0) { $0 + $1.entry.range.count } == layout.totalCount, "every parameter has a source tensor")
-        let weights = try [Float](unsafeUninitializedCapacity: layout.totalCount) { flat, initialized in
+        let weights = try HugePages.floats(count: layout.totalCount) { flat in
             for (entry, tensor) in sources {
-                let destination = UnsafeMutableBufferPointer(rebasing: flat[entry.range])
-                try archive.readFloats(tensor, expectedShape: entry.shape, into: destination)
-                if let bad = destination.firstIndex(where: { !$0.isFinite }) {
-                    throw SafetensorsError(.nonFinite, file: archive[tensor]!.file.url.path, tensor: tensor, "value \(destination[bad]) at index \(bad) is not finite")
-                }
+                try archive.readFloats(tensor, expectedShape: entry.shape, requireFinite: true, into: UnsafeMutableBufferPointer(rebasing: flat[entry.range]))
             }
-            initialized = layout.totalCount
         }
         return (config, weights)
     }
@@ -92,14 +89,19 @@ public enum ModelDirectory {
     /// given. Each file is written to a temporary name and renamed into place; weight files
     /// of the other layout (single vs sharded) left by an earlier save are removed.
     public static func save(
-        config: LlamaConfig, weights: [Float], to url: URL, dtype: WeightDType = .fp32, maxShardBytes: Int? = nil
+        config: LlamaConfig, weights: [Float], to url: URL, dtype: WeightDType = .fp32, maxShardBytes: Int? = nil,
+        observer: FileContentsObserver? = nil
     ) throws {
-        try weights.withUnsafeBufferPointer { try save(config: config, weights: $0, to: url, dtype: dtype, maxShardBytes: maxShardBytes) }
+        try weights.withUnsafeBufferPointer {
+            try save(config: config, weights: $0, to: url, dtype: dtype, maxShardBytes: maxShardBytes, observer: observer)
+        }
     }
 
-    /// As `save(config:weights:to:dtype:maxShardBytes:)`, from a buffer.
+    /// As `save(config:weights:to:dtype:maxShardBytes:)`, from a buffer. `observer` sees the
+    /// bytes of the weights files as they are written.
     public static func save(
-        config: LlamaConfig, weights: UnsafeBufferPointer<Float>, to url: URL, dtype: WeightDType = .fp32, maxShardBytes: Int? = nil
+        config: LlamaConfig, weights: UnsafeBufferPointer<Float>, to url: URL, dtype: WeightDType = .fp32, maxShardBytes: Int? = nil,
+        observer: FileContentsObserver? = nil
     ) throws {
         try config.validate()
         let layout = ParameterLayout(config: config)
@@ -120,13 +122,14 @@ public enum ModelDirectory {
         // Shards of an earlier sharded save, to remove once the new weights are in place.
         let previousShards = (try? SafetensorsArchive(index: index))?.files.map(\.url) ?? []
         if let maxShardBytes {
-            let written = try SafetensorsWriter.writeSharded(tensors, dtype: dtype.safetensors, maxShardBytes: maxShardBytes, directory: url)
+            let written = try SafetensorsWriter.writeSharded(
+                tensors, dtype: dtype.safetensors, maxShardBytes: maxShardBytes, directory: url, observer: observer)
             try? FileManager.default.removeItem(at: single)
             for shard in previousShards where !written.contains(shard.lastPathComponent) {
                 try? FileManager.default.removeItem(at: shard)
             }
         } else {
-            try SafetensorsWriter.write(tensors, dtype: dtype.safetensors, to: single)
+            try SafetensorsWriter.write(tensors, dtype: dtype.safetensors, to: single, observer: observer)
             if !previousShards.isEmpty || FileManager.default.fileExists(atPath: index.path) {
                 try? FileManager.default.removeItem(at: index)
                 for shard in previousShards { try? FileManager.default.removeItem(at: shard) }

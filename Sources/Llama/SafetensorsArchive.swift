@@ -95,11 +95,13 @@ public final class SafetensorsArchive {
         files.count == 1 ? files[0].url.path : "\(files.count) shards in \(files[0].url.deletingLastPathComponent().path)"
     }
 
-    /// Reads `name` (checking its shape) into `destination` as Float.
-    public func readFloats(_ name: String, expectedShape: [Int], into destination: UnsafeMutableBufferPointer<Float>) throws {
+    /// Reads `name` (checking its shape, and with `requireFinite` refusing NaN/infinity) into `destination` as Float.
+    public func readFloats(
+        _ name: String, expectedShape: [Int], requireFinite: Bool = false, into destination: UnsafeMutableBufferPointer<Float>
+    ) throws {
         guard let (file, _) = self[name] else {
             throw SafetensorsError(.missingTensor, file: description, tensor: name, "not found")
         }
-        try file.readFloats(name, expectedShape: expectedShape, into: destination)
+        try file.readFloats(name, expectedShape: expectedShape, requireFinite: requireFinite, into: destination)
     }
 }

@@ -169,14 +169,15 @@ public final class SafetensorsFile {
     /// The tensor's values widened (F16, BF16) or narrowed (F64) to Float.
     public func floats(_ name: String) throws -> [Float] {
         let info = try info(name)
-        return try [Float](unsafeUninitializedCapacity: info.elementCount) { buffer, initialized in
-            try readFloats(name, into: UnsafeMutableBufferPointer(rebasing: buffer[0..<info.elementCount]))
-            initialized = info.elementCount
-        }
+        return try HugePages.floats(count: info.elementCount) { try readFloats(name, into: $0) }
     }
 
-    /// Converts the tensor into `destination` (exactly its element count; optionally checking its shape).
-    public func readFloats(_ name: String, expectedShape: [Int]? = nil, into destination: UnsafeMutableBufferPointer<Float>) throws {
+    /// Converts the tensor into `destination` (exactly its element count; optionally checking
+    /// its shape) in one pass from the mapped file. With `requireFinite`, a NaN or infinity is
+    /// refused (naming the file, the tensor and the index), checked block by block as it is written.
+    public func readFloats(
+        _ name: String, expectedShape: [Int]? = nil, requireFinite: Bool = false, into destination: UnsafeMutableBufferPointer<Float>
+    ) throws {
         let info = try info(name)
         if let expectedShape, expectedShape != info.shape {
             throw SafetensorsError(.shapeMismatch, file: url.path, tensor: name, "shape is \(info.shape) but \(expectedShape) was expected")
@@ -187,30 +188,14 @@ public final class SafetensorsFile {
         guard destination.count == info.elementCount else {
             throw SafetensorsError(.shapeMismatch, file: url.path, tensor: name, "has \(info.elementCount) elements but \(destination.count) were expected")
         }
-        let count = info.elementCount
-        guard count > 0, let output = destination.baseAddress else { return }
-        bytes.withUnsafeBytes { raw in
-            let source = UnsafeRawBufferPointer(rebasing: raw[info.byteRange])
-            switch info.dtype {
-            case .F32:
-                UnsafeMutableRawBufferPointer(destination).copyMemory(from: source)
-            case .F64:
-                for i in 0..<count { output[i] = Float(source.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
-            case .F16, .BF16:
-                let convert = info.dtype == .F16 ? dpo_f16_to_f32 : dpo_bf16_to_f32
-                if Int(bitPattern: source.baseAddress) % MemoryLayout<UInt16>.alignment == 0 {
-                    convert(source.baseAddress!.assumingMemoryBound(to: UInt16.self), output, count)
-                } else {
-                    // The data region need not be 2-byte aligned if the writer did not pad its header.
-                    let aligned = [UInt16](unsafeUninitializedCapacity: count) { buffer, initialized in
-                        UnsafeMutableRawBufferPointer(buffer).copyMemory(from: source)
-                        initialized = count
-                    }
-                    aligned.withUnsafeBufferPointer { convert($0.baseAddress!, output, count) }
-                }
-            default:
-                break
-            }
+        guard info.elementCount > 0, let output = destination.baseAddress else { return }
+        let firstNonFinite = bytes.withUnsafeBytes { raw in
+            SafetensorsConversion.toFloat(
+                info.dtype, from: UnsafeRawBufferPointer(rebasing: raw[info.byteRange]).baseAddress!, into: output,
+                count: info.elementCount, checkFinite: requireFinite)
+        }
+        if let bad = firstNonFinite {
+            throw SafetensorsError(.nonFinite, file: url.path, tensor: name, "value \(output[bad]) at index \(bad) is not finite")
         }
     }
 

@@ -25,7 +25,7 @@ public enum SafetensorsWriter {
     /// Writes one file holding `tensors` in the given order.
     public static func write(
         _ tensors: [SafetensorsTensorSource], dtype: SafetensorsDType,
-        metadata: [String: String] = ["format": "pt"], to url: URL
+        metadata: [String: String] = ["format": "pt"], to url: URL, observer: FileContentsObserver? = nil
     ) throws {
         let file = url.path
         guard dtype.isWritable else {
@@ -47,18 +47,17 @@ public enum SafetensorsWriter {
         let header = try headerBytes(tensors, dtype: dtype, metadata: metadata)
 
         try AtomicFile.write(to: url) { temporary in
-            guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-                throw SafetensorsError(.writeFailed, file: file, "cannot create \(temporary.path)")
-            }
-            let handle = try FileHandle(forWritingTo: temporary)
-            defer { try? handle.close() }
+            let output = try SequentialFile(creating: temporary, reportedAs: file, observer: observer)
+            defer { output.close() }
             var length = UInt64(header.count).littleEndian
-            try handle.write(contentsOf: Data(bytes: &length, count: 8))
-            try handle.write(contentsOf: header)
+            try withUnsafeBytes(of: &length) { try output.write($0) }
+            try header.withUnsafeBytes { try output.write($0) }
+            let staging = dtype == .F32 ? nil : UnsafeMutableBufferPointer<UInt16>.allocate(capacity: stagingCount)
+            defer { staging?.deallocate() }
             for tensor in tensors {
-                try writeValues(tensor, dtype: dtype, to: handle, file: file)
+                try writeValues(tensor, dtype: dtype, staging: staging, to: output, file: file)
             }
-            try handle.synchronize()
+            try output.synchronize()
         }
     }
 
@@ -68,7 +67,7 @@ public enum SafetensorsWriter {
     @discardableResult
     public static func writeSharded(
         _ tensors: [SafetensorsTensorSource], dtype: SafetensorsDType, maxShardBytes: Int,
-        metadata: [String: String] = ["format": "pt"], directory: URL, baseName: String = "model"
+        metadata: [String: String] = ["format": "pt"], directory: URL, baseName: String = "model", observer: FileContentsObserver? = nil
     ) throws -> [String] {
         var shards: [[SafetensorsTensorSource]] = [[]]
         var shardBytes = 0
@@ -84,7 +83,7 @@ public enum SafetensorsWriter {
         let names = shards.indices.map { String(format: "%@-%05d-of-%05d.safetensors", baseName, $0 + 1, shards.count) }
         var weightMap: [String: JSONValue] = [:]
         for (shard, name) in zip(shards, names) {
-            try write(shard, dtype: dtype, metadata: metadata, to: directory.appendingPathComponent(name))
+            try write(shard, dtype: dtype, metadata: metadata, to: directory.appendingPathComponent(name), observer: observer)
             for tensor in shard { weightMap[tensor.name] = .string(name) }
         }
         let totalSize = tensors.reduce(0) { $0 + $1.values.count * dtype.byteSize }
@@ -122,35 +121,38 @@ public enum SafetensorsWriter {
         return bytes
     }
 
-    /// Converts one tensor in chunks (bounded scratch memory) and appends it to `handle`.
-    static func writeValues(_ tensor: SafetensorsTensorSource, dtype: SafetensorsDType, to handle: FileHandle, file: String) throws {
-        let chunk = 1 << 20
+    /// Elements converted per write for F16/BF16 (8 MiB of output).
+    static let stagingCount = 4 << 20
+
+    /// Appends one tensor: F32 straight from `values`; F16/BF16 converted through `staging`
+    /// (`stagingCount` elements, reused for every tensor of the file).
+    static func writeValues(
+        _ tensor: SafetensorsTensorSource, dtype: SafetensorsDType, staging: UnsafeMutableBufferPointer<UInt16>?,
+        to output: SequentialFile, file: String
+    ) throws {
+        guard dtype != .F32, let staging else {
+            try output.write(UnsafeRawBufferPointer(tensor.values))
+            return
+        }
         var start = 0
-        var halves = [UInt16](repeating: 0, count: dtype == .F32 ? 0 : min(chunk, tensor.values.count))
         while start < tensor.values.count {
-            let end = min(start + chunk, tensor.values.count)
+            let end = min(start + staging.count, tensor.values.count)
             let slice = UnsafeBufferPointer(rebasing: tensor.values[start..<end])
-            if dtype == .F32 {
-                try handle.write(contentsOf: Data(buffer: slice))
+            let count = slice.count, converted = staging.baseAddress!
+            let exponentMask: UInt16
+            if dtype == .F16 {
+                dpo_f32_to_f16(slice.baseAddress!, converted, count)
+                exponentMask = 0x7C00
             } else {
-                let count = slice.count
-                try halves.withUnsafeMutableBufferPointer { output in
-                    let exponentMask: UInt16
-                    if dtype == .F16 {
-                        dpo_f32_to_f16(slice.baseAddress!, output.baseAddress!, count)
-                        exponentMask = 0x7C00
-                    } else {
-                        dpo_f32_to_bf16(slice.baseAddress!, output.baseAddress!, count)
-                        exponentMask = 0x7F80
-                    }
-                    // F16 tops out at 65504 (BF16 near Float.greatestFiniteMagnitude): a larger
-                    // weight would become infinity.
-                    if let bad = (0..<count).first(where: { output[$0] & exponentMask == exponentMask }) {
-                        throw SafetensorsError(.nonFinite, file: file, tensor: tensor.name, "value \(slice[bad]) at index \(start + bad) overflows \(dtype.rawValue); save as fp32\(dtype == .F16 ? " or bf16" : "")")
-                    }
-                    try handle.write(contentsOf: Data(buffer: UnsafeBufferPointer(rebasing: output[0..<count])))
-                }
+                dpo_f32_to_bf16(slice.baseAddress!, converted, count)
+                exponentMask = 0x7F80
             }
+            // F16 tops out at 65504 (BF16 near Float.greatestFiniteMagnitude): a larger
+            // weight would become infinity.
+            if let bad = (0..<count).first(where: { converted[$0] & exponentMask == exponentMask }) {
+                throw SafetensorsError(.nonFinite, file: file, tensor: tensor.name, "value \(slice[bad]) at index \(start + bad) overflows \(dtype.rawValue); save as fp32\(dtype == .F16 ? " or bf16" : "")")
+            }
+            try output.write(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: staging[0..<count])))
             start = end
         }
     }

@@ -33,16 +33,16 @@ public enum TrainingCheckpoint {
     /// Writes the files of a checkpoint into `directory` (CheckpointStore provides the
     /// temporary directory, the manifest and the rename). `optimizerShards` (`--zero 1`): the
     /// staging directory holding every rank's optimizer shard, moved in instead of writing
-    /// `optimizer.safetensors`.
+    /// `optimizer.safetensors`. `digests` sees the weights and optimizer files as they are written.
     public static func write(
         into directory: URL, config: LlamaConfig, masterWeights: [Float], optimizer: FlatOptimizer,
         state: TrainerState, parameters: TrainingParameters, tokenizerSource: URL,
-        optimizerShards: (staging: URL, worldSize: Int)? = nil
+        optimizerShards: (staging: URL, worldSize: Int)? = nil, digests: CheckpointDigests? = nil
     ) throws {
         if let lora = parameters.loraConfig {
             try writeAdapter(into: directory, config: config, lora: lora, adapters: masterWeights, parameters: parameters)
         } else {
-            try ModelDirectory.save(config: config, weights: masterWeights, to: directory, dtype: parameters.saveDType)
+            try ModelDirectory.save(config: config, weights: masterWeights, to: directory, dtype: parameters.saveDType, observer: digests)
         }
         try TokenizerFiles.copy(from: tokenizerSource, to: directory)
         // An explicit --chat-template wins over the model's: save it where transformers looks first.
@@ -63,7 +63,7 @@ public enum TrainingCheckpoint {
                         tensors.append(SafetensorsTensorSource(name: "exp_avg_sq", shape: [v.count], values: v))
                     }
                     try SafetensorsWriter.write(
-                        tensors, dtype: .F32, metadata: metadata, to: directory.appendingPathComponent(optimizerFileName))
+                        tensors, dtype: .F32, metadata: metadata, to: directory.appendingPathComponent(optimizerFileName), observer: digests)
                 }
             }
         }

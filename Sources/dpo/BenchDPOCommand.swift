@@ -20,11 +20,33 @@ struct BenchDPOCommand: ParsableCommand {
             figure whatever the switches); `executed_gflops` counts what ran (shared prompts once, no reference \
             forward with --precompute-ref) and gives `fraction_of_sgemm_peak` against this machine's \
             single-core sgemm (measured here) x threads x ranks. On a machine shared with other work the \
-            `*_cpu_s` figures (per process CPU-second, all ranks) are the ones that do not drop with the load.
+            `*_cpu_s` figures (per process CPU-second, all ranks) are the ones that do not drop with the load. \
+            The single-core sgemm is measured by one rank at a time (the others wait without spinning), best of 4 \
+            runs, and the best rank's figure is used by all. `step_sys_s` and `step_minor_faults` are the median \
+            system CPU seconds and minor page faults of a step (getrusage), summed over ranks.
+
+            Start-up and saving: with --model DIR the model is loaded from DIR and `load_s` (`load_cpu_s`, \
+            `load_sys_s`, `load_minor_faults`) times it from nothing to a step ready to run: config and weights \
+            read, policy and reference built, optimizer and step made (page cache warm). With --io a preset is \
+            first written (untimed) as a bf16 model directory under --io-dir and loaded back the same way, and \
+            after the timed steps rank 0 saves a checkpoint as `dpo train` does (model as fp32, optimizer state, \
+            tokenizer, trainer state, manifest; every file fsync'd): `save_s`, `save_cpu_s`, `save_bytes` (all \
+            its files). `dd_s` is the time to write the same number of files of the same sizes in the same place \
+            with 8 MiB sequential writes and one fsync per file (what `dd bs=8M conv=fsync` does per file), and \
+            `save_vs_dd` = save_s / dd_s. --io is opt-in because saving a 135M-parameter model writes 2.2 GB \
+            twice (a minute or more on a slow disk).
             """)
 
     @Option(help: "Model preset: \(LlamaPreset.allCases.map(\.rawValue).joined(separator: "|")).")
     var preset: String = "minimind"
+    @Option(help: ArgumentHelp("A Hugging Face model directory (config.json + safetensors) to bench instead of --preset; its load is timed (load_s).", valueName: "dir"))
+    var model: String?
+    @Flag(help: "Also time a checkpoint save (save_s, save_bytes) against plain writes of the same bytes (dd_s), and with a preset its load (load_s).")
+    var io = false
+    @Option(help: ArgumentHelp("Where --io writes (a fresh subdirectory, removed afterwards).", valueName: "dir"))
+    var ioDir: String = FileManager.default.temporaryDirectory.path
+    @Flag(help: "Keep what --io wrote (the model written from a preset, the checkpoint) in its subdirectory of --io-dir.")
+    var keepIoFiles = false
     @Option(help: "Preference pairs per rank per step.")
     var batchPairs: Int = 4
     @Option(help: "Input tokens per row (the anchor's --seq).")
@@ -68,14 +90,15 @@ struct BenchDPOCommand: ParsableCommand {
         }
         guard bucketMb > 0, bucketMb.isFinite else { throw ValidationError("--bucket-mb must be a positive number, got \(bucketMb)") }
         guard zero == 0 || zero == 1 else { throw ValidationError("--zero must be 0 or 1, got \(zero)") }
+        if io, zero != 0 || loraR > 0 {
+            throw ValidationError("--io times the checkpoint of full fine-tuning with --zero 0; drop --zero 1 / --lora-r")
+        }
     }
 
     func run() throws {
         try World.run { communicator in
             let core = BLAS.ensureBestCore()
-            // The machine's single-core sgemm rate, measured on every rank at once (as the step runs).
-            communicator.barrier()
-            let (sgemm, sgemmPerCPU) = ModelBenchmark.singleCoreSgemmGFLOPS()
+            let (sgemm, sgemmPerCPU) = DPOStepBenchmark.agreedSgemmPeak(communicator: communicator)
             BLAS.threads = ThreadShare.threads(for: communicator, override: threads)
             var options = DPOStepBenchmark.Options(preset: LlamaPreset(rawValue: preset)!)
             options.precision = precision
@@ -92,6 +115,9 @@ struct BenchDPOCommand: ParsableCommand {
             options.bucketMegabytes = bucketMb
             options.zeroStage = zero
             options.sharedReference = sharedReference
+            options.modelDirectory = model.map { URL(fileURLWithPath: $0) }
+            options.ioDirectory = io ? URL(fileURLWithPath: ioDir) : nil
+            options.keepIOFiles = keepIoFiles
             let result = try DPOStepBenchmark.run(options, communicator: communicator)
             let totalThreads = Int(communicator.sum([Double(BLAS.threads)])[0])
             guard communicator.isPrimary else { return }
@@ -99,7 +125,7 @@ struct BenchDPOCommand: ParsableCommand {
             let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "null"
             func f(_ value: Double, _ digits: Int = 4) -> String { value.isFinite ? String(format: "%.\(digits)f", value) : "null" }
             let fields: [(String, String)] = [
-                ("bench", "\"dpo\""), ("preset", "\"\(preset)\""), ("precision", "\"\(precision.rawValue)\""),
+                ("bench", "\"dpo\""), ("model", json(model ?? preset)), ("preset", model == nil ? json(preset) : "null"), ("precision", "\"\(precision.rawValue)\""),
                 ("ranks", "\(communicator.size)"), ("threads_per_rank", "\(BLAS.threads)"),
                 ("allreduce_dtype", "\"\(allreduceDtype ?? (precision == .fp16 ? "fp16" : "fp32"))\""), ("bucket_mb", f(bucketMb, 2)), ("zero", "\(zero)"),
                 ("batch_pairs_per_rank", "\(batchPairs)"), ("seq", "\(seq)"), ("prompt_fraction", f(promptFraction, 3)),
@@ -120,12 +146,33 @@ struct BenchDPOCommand: ParsableCommand {
                 ("peak_rss_mb", f(result.peakResidentMB, 1)), ("step_peak_rss_mb", f(result.stepPeakResidentMB, 1)),
                 ("peak_pss_mb", f(result.peakPSSMB, 1)), ("shared_mb", f(result.sharedMB, 1)),
                 ("setup_rss_mb", f(result.setupRSSMB, 1)), ("setup_pss_mb", f(result.setupPSSMB, 1)),
+                ("step_sys_s", f(result.medianStepSystemSeconds)), ("step_minor_faults", f(result.medianStepMinorFaults, 0)),
                 ("phases_s", "{\"data\": \(f(phases.data)), \"reference_forward\": \(f(phases.referenceForward)), "
                     + "\"policy_forward\": \(f(phases.policyForward)), \"backward\": \(f(phases.backward)), "
                     + "\"allreduce_wait\": \(f(phases.allReduceWait)), \"optimizer\": \(f(phases.optimizer))}"),
                 ("timed_steps", "\(result.timedSteps)"), ("blas_core", "\"\(core)\""), ("load_average", load),
-            ]
+            ] + ioFields(result, f)
             print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
         }
+    }
+
+    /// load_* (with a model directory), save_* and dd_s (with --io); null when not measured.
+    private func ioFields(_ result: DPOStepBenchmark.Result, _ f: (Double, Int) -> String) -> [(String, String)] {
+        let load = result.load, save = result.save
+        func optional(_ value: Double?, _ digits: Int = 4) -> String { value.map { f($0, digits) } ?? "null" }
+        return [
+            ("load_s", optional(load?.seconds)), ("load_cpu_s", optional(load?.usage.cpuSeconds)),
+            ("load_sys_s", optional(load?.usage.systemSeconds)), ("load_minor_faults", load.map { "\($0.usage.minorFaults)" } ?? "null"),
+            ("save_s", optional(save?.seconds)), ("save_cpu_s", optional(save?.usage.cpuSeconds)),
+            ("save_bytes", save.map { "\($0.bytes)" } ?? "null"), ("dd_s", optional(save?.plainWriteSeconds)),
+            ("save_vs_dd", optional(save.map { $0.seconds / $0.plainWriteSeconds }, 3)),
+        ]
+    }
+
+    /// A JSON string literal.
+    private func json(_ text: String) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        return String(decoding: (try? encoder.encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
     }
 }

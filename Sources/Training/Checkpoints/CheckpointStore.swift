@@ -51,9 +51,12 @@ public struct CheckpointStore: Sendable {
     /// Writes a checkpoint named `name` (e.g. `checkpoint-40`, `final`) atomically.
     /// `writeContents` fills the given (empty, temporary) directory; every regular file it
     /// leaves there is listed in the manifest. On any error the temporary directory is
-    /// removed and the previous checkpoint of that name, if any, is left in place.
+    /// removed and the previous checkpoint of that name, if any, is left in place. Files that
+    /// `digests` saw written (pass it to the writers) are not read back for the manifest.
     @discardableResult
-    public func save(name: String, step: Int, writeContents: (URL) throws -> Void) throws -> URL {
+    public func save(
+        name: String, step: Int, digests: CheckpointDigests = CheckpointDigests(), writeContents: (URL) throws -> Void
+    ) throws -> URL {
         let fileManager = FileManager.default
         let pid = ProcessInfo.processInfo.processIdentifier
         let temporary = outputDirectory.appendingPathComponent("\(Self.temporaryPrefix)\(name)-\(pid)")
@@ -67,8 +70,7 @@ public struct CheckpointStore: Sendable {
             for relative in try Self.regularFiles(under: temporary) where relative != Self.manifestName {
                 let url = temporary.appendingPathComponent(relative)
                 try Self.fsync(path: url.path)
-                let (digest, bytes) = try SHA256.hexOfFile(at: url)
-                files[relative] = .init(bytes: bytes, sha256: digest)
+                files[relative] = try digests.entry(of: url)
             }
             let manifest = CheckpointManifest(step: step, files: files)
             let encoder = JSONEncoder()

@@ -1,5 +1,8 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// SHA-256, streaming, for checkpoint manifests, fingerprints and cache keys: a thin wrapper
 /// over swift-crypto's `Crypto.SHA256` that keeps the project's API (bytes in, `[UInt8]` or
@@ -24,16 +27,34 @@ public struct SHA256 {
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
-    /// Lower-case hex digest and size of a file, read in 4 MiB chunks.
+    /// Lower-case hex digest and size of a file, read in 8 MiB chunks into one reused buffer.
+    /// (A fresh buffer per chunk, as `FileHandle.read(upToCount:)` returns, costs a page fault
+    /// per 4 KiB: 0.5 million faults and ~50 MB/s for a 2 GB checkpoint on a VM.)
     public static func hexOfFile(at url: URL) throws -> (digest: String, bytes: Int) {
-        let handle = try FileHandle(forReadingFrom: url)
-        defer { try? handle.close() }
+        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw readError(url, errno) }
+        defer { close(descriptor) }
+        _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
+        let chunk = 8 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { buffer.deallocate() }
         var hasher = SHA256()
         var size = 0
-        while let chunk = try handle.read(upToCount: 4 << 20), !chunk.isEmpty {
-            hasher.update(chunk)
-            size += chunk.count
+        while true {
+            let count = read(descriptor, buffer.baseAddress, chunk)
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw readError(url, errno) }
+            if count == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            size += count
         }
         return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), size)
+    }
+
+    /// A read error naming the file and the system's reason.
+    private static func readError(_ url: URL, _ code: Int32) -> CocoaError {
+        CocoaError(.fileReadUnknown, userInfo: [
+            NSFilePathErrorKey: url.path, NSLocalizedDescriptionKey: "cannot read \(url.path): \(String(cString: strerror(code)))",
+        ])
     }
 }

@@ -16,10 +16,11 @@ extension TrainingLoop {
         var failure: Error?
         if run.isPrimary {
             do {
-                url = try store.save(name: name, step: step) { directory in
+                let digests = CheckpointDigests()
+                url = try store.save(name: name, step: step, digests: digests) { directory in
                     try TrainingCheckpoint.write(
                         into: directory, config: run.config, masterWeights: master, optimizer: run.step.optimizer, state: state,
-                        parameters: p, tokenizerSource: URL(fileURLWithPath: p.modelDirectory), optimizerShards: shards)
+                        parameters: p, tokenizerSource: URL(fileURLWithPath: p.modelDirectory), optimizerShards: shards, digests: digests)
                 }
                 if let shards { try? FileManager.default.removeItem(at: shards.staging) }
                 if name != CheckpointStore.finalName {

@@ -48,8 +48,10 @@ final class LoadedInputs {
     }
 
     /// `beforeWeights` runs once the data is encoded and before any weight is read (the fit check).
-    static func load(_ p: TrainingParameters, communicator: Communicator, events: TrainingEvents,
-                     beforeWeights: (LlamaConfig, [EncodedPair]) throws -> Void = { _, _ in }) throws -> LoadedInputs {
+    static func load(
+        _ p: TrainingParameters, communicator: Communicator, events: TrainingEvents, timeline: StartupTimeline = StartupTimeline(),
+        beforeWeights: (LlamaConfig, [EncodedPair]) throws -> Void = { _, _ in }
+    ) throws -> LoadedInputs {
         // The config (its problems reported first, as before), then the data (it needs only the
         // tokenizer): its longest batch is what the fit check sizes before the weights load.
         let modelURL = URL(fileURLWithPath: p.modelDirectory)
@@ -60,8 +62,11 @@ final class LoadedInputs {
             _ = try SafetensorsArchive(directory: modelURL)  // weights present and readable (headers only) before encoding
         } catch { throw TrainingError.model("--model \(p.modelDirectory): \(error)") }
         let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
+        timeline.mark("tokenizer")
         let (train, eval, counts) = try loadData(p, tokenizer: tokenizer, events: events)
+        timeline.mark("data")
         try beforeWeights(shapes, train)
+        timeline.mark("memory check")
         let (config, weights) = try TrainingInputs.loadModel(p.modelDirectory, flag: "--model")
         var referenceWeights: [Float]?
         if p.loss.needsReference {
@@ -74,8 +79,10 @@ final class LoadedInputs {
                 referenceWeights = weights
             }
         }
+        timeline.mark("model weights")
         let fingerprints = try ModelFingerprints.of(
             policyDirectory: p.modelDirectory, referenceDirectory: p.referenceModelDirectory, needsReference: p.loss.needsReference)
+        timeline.mark("fingerprints")
         let inputs = LoadedInputs(
             config: config, policyWeights: weights, referenceWeights: referenceWeights, fingerprints: fingerprints,
             paddingId: tokenizer.paddingId, train: train, eval: eval, counts: counts)
@@ -84,6 +91,7 @@ final class LoadedInputs {
         if let eval, let evalFile = p.evalDataFile {
             try checkRows(eval, config: config, file: evalFile, flag: "--eval-data")
         }
+        timeline.mark("row checks")
         return inputs
     }
 

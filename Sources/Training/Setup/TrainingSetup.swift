@@ -12,6 +12,7 @@ enum TrainingSetup {
         makeMetricsSink: (URL, Int?) throws -> MetricsSink
     ) throws -> PreparedRun {
         var p = parameters
+        let timeline = StartupTimeline()
         if communicator.size > 1 {
             // A different binary or configuration on one rank would silently train something else.
             // One part per option (leaves of train_config.json), so a mismatch names the flags.
@@ -20,8 +21,9 @@ enum TrainingSetup {
                 ("configuration: " + (ResumeChecks.flagNames[key] ?? "--" + key.replacingOccurrences(of: "_", with: "-")), value)
             }
             try communicator.verifySameRun([("binary", RunFingerprint.executable())] + leaves)
+            timeline.mark("same-run check")
         }
-        let inputs = try LoadedInputs.load(p, communicator: communicator, events: events) { config, train in
+        let inputs = try LoadedInputs.load(p, communicator: communicator, events: events, timeline: timeline) { config, train in
             try FitCheck.run(p, config: config, data: FitCheck.DataRows(train, worldSize: communicator.size),
                              communicator: communicator, events: events)
         }
@@ -31,9 +33,12 @@ enum TrainingSetup {
         let runLock = communicator.rank == 0 ? try RunLock.acquire(outputDirectory: URL(fileURLWithPath: p.outputDirectory)) : nil
         if let warning = runLock?.warning { events.message(warning) }
         let restored = try ResumePoint.resolve(&p, inputs: inputs, worldSize: communicator.size, rank: communicator.rank, events: events)
+        if restored != nil { timeline.mark("resume") }
         let plan = try RunPlan(p, pairs: inputs.train, communicator: communicator, restored: restored)
         if communicator.rank == 0 { try prepareOutput(p, parameterCount: inputs.trainableCount, restored: restored, events: events) }
+        timeline.mark("output directory")
         let models = try StepBuilder.build(p, inputs: inputs, restored: restored, communicator: communicator, events: events)
+        timeline.mark("models and step")
         if communicator.rank == 0, restored != nil,
            let note = try MetricsLog.dropTornLastLine(of: URL(fileURLWithPath: p.outputDirectory).appendingPathComponent("metrics.jsonl")) {
             events.message(note)
@@ -46,6 +51,8 @@ enum TrainingSetup {
                 throw TrainingError.output("cannot open the metrics files in \(p.outputDirectory): \(error)")
             }
         }
+        timeline.mark("metrics files")
+        events.message(timeline.line)
         return PreparedRun(
             parameters: p, communicator: communicator, config: inputs.config, trainPairs: inputs.train, evalPairs: inputs.eval,
             paddingId: inputs.paddingId, plan: plan, state: models.state, restoredState: restored?.state, step: models.step,
