@@ -55,4 +55,25 @@ final class FitCheckDataGeometryTests: XCTestCase {
         let offered = try XCTUnwrap(Int(remedies[range.upperBound...].prefix { $0.isNumber }), text)
         XCTAssertEqual(offered, 150, text)
     }
+
+    /// A `--zero 1` run that does not fit: `--zero 1` is not offered again, and `--lora-r`'s
+    /// figure is that of the unsharded run less what LoRA drops (it was negative: the sharded
+    /// total minus the whole master weights and state).
+    func testRemediesOfAZeroOneRunArePositiveAndDoNotOfferZeroOne() throws {
+        let config = LlamaPreset.smollm2135m.config
+        var p = TrainingParameters()
+        p.batchPairs = 2
+        p.maxLength = 256
+        p.zero = 1
+        p.precision = .fp16
+        let data = FitCheck.DataRows(longestRow: 256, pairsPerRank: 10)
+        let estimate = FitCheck.geometry(p, config: config, ranksOnHost: 2, worldSize: 2, data: data).estimate()
+        let verdict = FitCheck.Verdict(estimate: estimate, available: AvailableMemory(bytes: estimate.totalBytes, source: "MemAvailable"),
+                                       ranksOnHost: 2, data: data)
+        XCTAssertFalse(verdict.fits)
+        let text = FitCheck.refusal(verdict, p, config: config, worldSize: 2)
+        XCTAssertTrue(text.contains("--lora-r 16 (~"), text)
+        XCTAssertFalse(text.contains("(~-"), text)
+        XCTAssertFalse(text.contains("--zero 1 ("), text)
+    }
 }

@@ -19,16 +19,17 @@ final class MemoryEstimateTests: XCTestCase {
     /// Two ranks, fp16, `--zero 1`, the host's shared reference: the shard, the fp16 gradient
     /// staging slots (two buckets) and the logged step's `logits/*` panel are what the estimate counts.
     func testEstimateOnTwoRanksWithZeroOneInFP16IsWithinAQuarterOfTheMeasuredPeak() throws {
-        try checkEstimate(extraArguments: ["--precision", "fp16", "--zero", "1"], ranks: 2)
+        // A vocabulary twice as large: sharded and in fp16, the model must still dwarf the runtime.
+        try checkEstimate(extraArguments: ["--precision", "fp16", "--zero", "1"], ranks: 2, vocabSize: 80_000)
     }
 
-    func checkEstimate(extraArguments: [String], ranks: Int = 1) throws {
+    func checkEstimate(extraArguments: [String], ranks: Int = 1, vocabSize: Int = 40_000) throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("memory-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         // A model whose weights and logits are large next to the runtime (~10M parameters, vocab 40000).
         let model = root.appendingPathComponent("model").path
-        let initialized = try MPIJob.dpo(ranks: 1, ["init", "--preset", "small", "--vocab-size", "40000", "--out", model])
+        let initialized = try MPIJob.dpo(ranks: 1, ["init", "--preset", "small", "--vocab-size", "\(vocabSize)", "--out", model])
         XCTAssertEqual(initialized.status, 0, initialized.output)
         var lines = ""
         for i in 0..<4 {

@@ -144,7 +144,7 @@ enum FitCheck {
             if total(q) <= budget { found.append(described(flags, q)) }
         }
         found += batchRemedies(p, prefix: "", total: total, budget: budget, data: data)
-        found += otherHelpersRemedies(p, config: config, worldSize: worldSize, budget: budget, total: total(p))
+        found += otherHelpersRemedies(p, config: config, worldSize: worldSize, budget: budget, total: total)
         if !p.sharedReference, p.loss.needsReference, !p.precomputeReference, ranksOnHost > 1 {
             var q = p
             q.sharedReference = true
@@ -190,20 +190,26 @@ enum FitCheck {
     }
 
     /// `--zero 1` and `--lora-r`, offered when this build has them (other parts of the trainer add them):
-    /// ZeRO-1 keeps 1/world of the master weights and optimizer state, LoRA neither (nor full gradients).
-    static func otherHelpersRemedies(_ p: TrainingParameters, config: LlamaConfig, worldSize: Int, budget: Int, total: Int) -> [String] {
+    /// ZeRO-1 keeps 1/world of the master weights, optimizer state and decay mask, LoRA none of
+    /// them (nor full gradients). Both from the `--zero 0` estimate of `p` (`total` of the run's geometry).
+    static func otherHelpersRemedies(_ p: TrainingParameters, config: LlamaConfig, worldSize: Int, budget: Int,
+                                     total: (TrainingParameters) -> Int) -> [String] {
         let names = Set(TrainingParameters.options.map(\.name))
-        let e = geometry(p, config: config).estimate()
+        var unsharded = p
+        unsharded.zero = 0
+        let e = geometry(unsharded, config: config).estimate()
         let parameters = ParameterLayout(config: config).totalCount
+        // Master weights + (gradients, moments, mask) - gradients.
         let masterAndState = parameters * 4 + (e.optimizerBytes - parameters * 4)
+        let plain = total(unsharded)
         var found: [String] = []
-        if names.contains("zero"), worldSize > 1 {
-            let bytes = total - masterAndState + masterAndState / worldSize
+        if names.contains("zero"), worldSize > 1, p.zero != 1 {
+            let bytes = plain - masterAndState + masterAndState / worldSize
             if bytes <= budget { found.append("--zero 1 (~\(ProgressStartupSummary.bytes(bytes)))") }
         }
         if names.contains("lora-r") {
             // Adapters only: no fp32 master copy, full gradients or optimizer state (the adapters themselves are small).
-            let bytes = total - masterAndState - parameters * 4
+            let bytes = plain - masterAndState - parameters * 4
             if bytes <= budget { found.append("--lora-r 16 (~\(ProgressStartupSummary.bytes(bytes)), adapters only)") }
         }
         return found
