@@ -69,6 +69,28 @@ public enum DatasetReader {
                             : "no valid records: --skip-invalid skipped all \(records.count)")
     }
 
+    /// At most how many records a JSON Lines file holds (its non-blank lines), read without
+    /// parsing, for estimates made before the data is loaded; nil for a JSON array or a file that
+    /// cannot be read (the reader reports those).
+    public static func recordCountUpperBound(of url: URL) -> Int? {
+        guard FileProblem.file(url.path) == nil, let data = try? Data(contentsOf: url, options: .alwaysMapped) else { return nil }
+        return data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> Int? in
+            var count = 0, lineHasContent = false
+            for byte in bytes {
+                switch byte {
+                case 0x0A:
+                    if lineHasContent { count += 1 }
+                    lineHasContent = false
+                case 0x20, 0x09, 0x0D: break
+                default:
+                    if !lineHasContent && count == 0 && byte == UInt8(ascii: "[") { return nil }
+                    lineHasContent = true
+                }
+            }
+            return count + (lineHasContent ? 1 : 0)
+        }
+    }
+
     // MARK: - Records
 
     /// A problem with one record, before the file and position are attached.

@@ -21,7 +21,13 @@ enum TrainingSetup {
             }
             try communicator.verifySameRun([("binary", RunFingerprint.executable())] + leaves)
         }
-        try FitCheck.run(p, communicator: communicator, events: events)
+        // The fit check runs before the data is read: a --batch-pairs beyond the pairs a rank can
+        // get would be estimated as asked, not as it runs (all the data each step).
+        var fitted = p
+        if let records = DatasetReader.recordCountUpperBound(of: URL(fileURLWithPath: p.dataFile)) {
+            fitted.batchPairs = min(p.batchPairs, max(1, (records + communicator.size - 1) / communicator.size))
+        }
+        try FitCheck.run(fitted, communicator: communicator, events: events)
         let inputs = try LoadedInputs.load(p, communicator: communicator, events: events)
         inputs.lora = try LoRASetup.resolve(&p, model: inputs.config, events: events)
         // One run per OUT (rank 0 writes it; taken once the inputs are known good): a second
