@@ -75,6 +75,9 @@ public enum DatasetReader {
     struct RecordProblem: Error {
         var key: String?
         var problem: String
+        /// False for a record of the other kind of data: the file is likely wrong as a whole,
+        /// and skipping its lines would leave nothing.
+        var suggestsSkipping = true
     }
 
     private static func read<Example>(
@@ -106,7 +109,7 @@ public enum DatasetReader {
                             ? "holds supervised data (\(detected.rawValue)) where preference pairs were expected "
                               + "(keys '\(options.keys.prompt)', '\(options.keys.chosen)', '\(options.keys.rejected)')"
                             : "holds preference pairs (\(detected.rawValue)) where supervised data was expected "
-                              + "(keys 'prompt'+'completion' or 'messages')")
+                              + "(keys 'prompt'+'completion' or 'messages')", suggestsSkipping: false)
                     }
                     format = detected
                 }
@@ -115,7 +118,7 @@ public enum DatasetReader {
                 dataset.sourceLocations.append(location)
             } catch let problem as RecordProblem {
                 let error = DataError(file: file, location: location, key: problem.key, problem: problem.problem,
-                                      suggestsSkipping: !options.skipInvalid)
+                                      suggestsSkipping: problem.suggestsSkipping && !options.skipInvalid)
                 guard options.skipInvalid else { throw error }
                 dataset.skipped.append(error)
             }

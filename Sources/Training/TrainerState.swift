@@ -1,4 +1,5 @@
 import Foundation
+import Preference
 
 /// `trainer_state.json`: what a checkpoint needs, beside the weights and optimizer moments,
 /// for `--resume` to continue as if the run had never stopped.
@@ -61,7 +62,7 @@ public struct TrainerState: Codable, Equatable, Sendable {
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         do { return try decoder.decode(TrainerState.self, from: data) } catch {
-            throw TrainingError.checkpoint("\(source) is not a valid trainer state: \(error)")
+            throw TrainingError.checkpoint("\(source) is not a valid trainer state: \(FileProblem.cause(of: error))")
         }
     }
 }

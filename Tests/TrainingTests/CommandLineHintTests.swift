@@ -51,6 +51,21 @@ final class CommandLineHintTests: XCTestCase {
         XCTAssertFalse(inspect.output.contains(skipHint), inspect.output)
     }
 
+    /// A file of the other kind (supervised messages where pairs are expected) is wrong as a
+    /// whole: skipping its lines would leave nothing, so the flag is not offered.
+    func testAFileOfTheWrongKindDoesNotOfferSkipping() throws {
+        let job = try TrainingJobSandbox()
+        let sft = job.root.appendingPathComponent("sft.jsonl")
+        try (#"{"messages": [{"role": "user", "content": "1+1="}, {"role": "assistant", "content": "2"}]}"# + "\n")
+            .write(to: sft, atomically: true, encoding: .utf8)
+        let outcome = try MPIJob.dpo(ranks: 1, ["train", "--model", job.sandbox.modelDirectory.path, "--data", sft.path,
+                                                "--out", job.out("o").path, "--max-steps", "1"])
+        XCTAssertEqual(outcome.status, 1, outcome.output)
+        XCTAssertTrue(outcome.output.contains("\(sft.path):1: holds supervised data (messages) where preference pairs were expected"),
+                      outcome.output)
+        XCTAssertFalse(outcome.output.contains(skipHint), outcome.output)
+    }
+
     // MARK: - --chat-template none
 
     /// Conversational data with `--chat-template none` on a model that has a template: train,

@@ -1,4 +1,5 @@
 import Foundation
+import Preference
 
 #if canImport(Glibc)
 import Glibc
@@ -166,7 +167,7 @@ public struct CheckpointStore: Sendable {
         }
         let manifest: CheckpointManifest
         do { manifest = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
-            throw TrainingError.checkpoint("\(manifestURL.path) is not a valid manifest: \(error)")
+            throw TrainingError.checkpoint("\(manifestURL.path) is not a valid manifest: \(FileProblem.cause(of: error))")
         }
         // Every save lists at least its weights: an empty list is an edited or foreign manifest.
         guard !manifest.files.isEmpty else {

@@ -16,7 +16,7 @@ extension TrainingLoop {
             if state.lossScaler.consecutiveSkips >= p.maxSkippedSteps {
                 throw TrainingError.numerical(
                     "\(state.lossScaler.consecutiveSkips) steps in a row had a non-finite loss or gradients (--max-skipped-steps "
-                        + "\(p.maxSkippedSteps)); stopping at step \(step). Lower --lr, use --precision fp32, or check the data")
+                        + "\(p.maxSkippedSteps)); stopping at step \(step). " + NumericalAdvice.remedies(precision: p.precision))
             }
         }
         let stepsPerEpoch = run.plan.stepsPerEpoch

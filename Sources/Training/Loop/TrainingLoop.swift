@@ -63,7 +63,7 @@ final class TrainingLoop {
         }
         try FinalModelCheck.check(
             master: dpo.gatherMasterWeights(), stepsRun: step - run.state.globalStep,
-            skippedSteps: state.lossScaler.totalSkips - (run.restoredState?.lossScaler.totalSkips ?? 0))
+            skippedSteps: state.lossScaler.totalSkips - (run.restoredState?.lossScaler.totalSkips ?? 0), precision: p.precision)
         let saved = try saveCheckpoint(name: CheckpointStore.finalName, step: step)
         return summary(finalStep: step, saved: saved, stopped: false)
     }
