@@ -188,6 +188,20 @@ public final class LlamaModel {
         return scratch
     }
 
+    /// `y[tokens, out] = x[tokens, in] W^T + beta * y` for the layer matrix at `offset`
+    /// (`[outFeatures, inFeatures]`). Under fp16 a few tokens (a decoding step) read the binary16
+    /// rows directly (`HalfLinear`); more tokens convert the matrix into scratch for sgemm.
+    func linearForward(x: UnsafePointer<Float>, weight offset: Int, y: UnsafeMutablePointer<Float>,
+                       tokens: Int, inFeatures: Int, outFeatures: Int, beta: Float = 0) {
+        if let weights16, HalfLinear.useFor(tokens: tokens) {
+            HalfLinear.forward(x: x, weight: weights16.pointer + offset, y: y, tokens: tokens,
+                               inFeatures: inFeatures, outFeatures: outFeatures, beta: beta)
+            return
+        }
+        Linear.forward(x: x, weight: matrix(offset, count: outFeatures * inFeatures), y: y, tokens: tokens,
+                       inFeatures: inFeatures, outFeatures: outFeatures, beta: beta)
+    }
+
     /// Float32 rows `range` of the LM head (a conversion into the panel scratch under fp16; valid
     /// until the next `headPanel` call).
     @inline(__always)
