@@ -85,9 +85,9 @@ extension LlamaModel {
             RMSNorm.forward(x: stream, weight: normWeight(o.inputNorm), output: normed, rstd: cache.rstd.pointer,
                             tokens: n, hidden: h, eps: c.rmsNormEps)
             let keyRows = cache.keys[layer].pointer + start * kw, valueRows = cache.values[layer].pointer + start * kw
-            Linear.forward(x: normed, weight: matrix(o.query, count: qw * h), y: cache.query.pointer, tokens: n, inFeatures: h, outFeatures: qw)
-            Linear.forward(x: normed, weight: matrix(o.key, count: kw * h), y: keyRows, tokens: n, inFeatures: h, outFeatures: kw)
-            Linear.forward(x: normed, weight: matrix(o.value, count: kw * h), y: valueRows, tokens: n, inFeatures: h, outFeatures: kw)
+            linearForward(x: normed, weight: o.query, y: cache.query.pointer, tokens: n, inFeatures: h, outFeatures: qw)
+            linearForward(x: normed, weight: o.key, y: keyRows, tokens: n, inFeatures: h, outFeatures: kw)
+            linearForward(x: normed, weight: o.value, y: valueRows, tokens: n, inFeatures: h, outFeatures: kw)
             addAdapters(layer, [.qProj, .kProj, .vProj], x: normed, tokens: n) { module in
                 module == .qProj ? (cache.query.pointer, qw) : (module == .kProj ? keyRows : valueRows, kw)
             }
@@ -115,25 +115,28 @@ extension LlamaModel {
                     probs: cache.probs.pointer, probsStride: keys,
                     output: cache.attention.pointer + head * c.headDim, outputStride: qw)
             }
-            Linear.forward(x: cache.attention.pointer, weight: matrix(o.output, count: h * qw), y: stream,
-                           tokens: n, inFeatures: qw, outFeatures: h, beta: 1)
+            linearForward(x: cache.attention.pointer, weight: o.output, y: stream, tokens: n, inFeatures: qw, outFeatures: h, beta: 1)
             addAdapter(layer, .oProj, x: cache.attention.pointer, y: stream, ldy: h, tokens: n)
             RMSNorm.forward(x: stream, weight: normWeight(o.postNorm), output: normed, rstd: cache.rstd.pointer,
                             tokens: n, hidden: h, eps: c.rmsNormEps)
-            Linear.forward(x: normed, weight: matrix(o.gate, count: 2 * f * h), y: cache.gateUp.pointer,
-                           tokens: n, inFeatures: h, outFeatures: 2 * f)
+            linearForward(x: normed, weight: o.gate, y: cache.gateUp.pointer, tokens: n, inFeatures: h, outFeatures: 2 * f)
             addAdapters(layer, [.gateProj, .upProj], x: normed, tokens: n) { module in
                 (module == .gateProj ? cache.gateUp.pointer : cache.gateUp.pointer + f, 2 * f)
             }
             SwiGLU.forward(gateUp: cache.gateUp.pointer, output: cache.mlpHidden.pointer, rows: n, width: f)
-            Linear.forward(x: cache.mlpHidden.pointer, weight: matrix(o.down, count: h * f), y: stream,
-                           tokens: n, inFeatures: f, outFeatures: h, beta: 1)
+            linearForward(x: cache.mlpHidden.pointer, weight: o.down, y: stream, tokens: n, inFeatures: f, outFeatures: h, beta: 1)
             addAdapter(layer, .downProj, x: cache.mlpHidden.pointer, y: stream, ldy: h, tokens: n)
         }
         let last = stream + (n - 1) * h
         RMSNorm.forward(x: last, weight: normWeight(finalNormOffset), output: normed, rstd: cache.rstd.pointer,
                         tokens: 1, hidden: h, eps: c.rmsNormEps)
-        lmHeadForward(x: normed, y: cache.logits.pointer, tokens: 1)
+        if let weights16, HalfLinear.useFor(tokens: 1) {
+            // The head is the largest matrix a decoding step reads: binary16 rows, no panel copies.
+            HalfLinear.forward(x: normed, weight: weights16.pointer + lmHeadOffset, y: cache.logits.pointer, tokens: 1,
+                               inFeatures: h, outFeatures: c.vocabSize)
+        } else {
+            lmHeadForward(x: normed, y: cache.logits.pointer, tokens: 1)
+        }
     }
 
     // MARK: - Choosing a token

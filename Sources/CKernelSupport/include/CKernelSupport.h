@@ -36,6 +36,14 @@ int dpo_cpu_has_f16c(void);
 void dpo_f16_to_f32(const uint16_t *src, float *dst, size_t count);
 void dpo_f32_to_f16(const float *src, uint16_t *dst, size_t count);
 
+/// 1 when `dpo_f16_linear` runs its AVX-512 loop (else a portable one).
+int dpo_cpu_has_avx512_half_linear(void);
+/// y[t, o] = sum_i x[t, i] * w[o, i] + beta * y[t, o] for t < tokens, o < out, i < in, with `w`
+/// binary16 rows `ldw` apart, converted in registers (no float32 copy); HalfLinear.c.
+/// beta == 0 overwrites y. Meant for a few tokens (decoding): the weight is read once per token.
+void dpo_f16_linear(const float *x, size_t ldx, const uint16_t *w, size_t ldw, float *y, size_t ldy,
+                    size_t tokens, size_t out, size_t in, float beta);
+
 /// bfloat16 <-> binary32 (round to nearest even, NaN kept quiet).
 void dpo_bf16_to_f32(const uint16_t *src, float *dst, size_t count);
 void dpo_f32_to_bf16(const float *src, uint16_t *dst, size_t count);
