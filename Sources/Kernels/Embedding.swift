@@ -27,15 +27,18 @@ public enum Embedding {
 
     // MARK: - Backward
 
-    /// Scatter-add: `dTable[ids[n], :] += dOutput[n, :]` (serial, so repeated ids are safe).
+    /// Scatter-add: `dTable[ids[n], :] += dOutput[n, :]`. Split over columns, not tokens, so
+    /// repeated ids are safe and every column adds its tokens in order whatever the thread count.
     public static func backward(
         ids: UnsafePointer<Int32>, dOutput: UnsafePointer<Float>, dTable: UnsafeMutablePointer<Float>,
         tokens: Int, hidden: Int
     ) {
-        for n in 0..<tokens {
-            let row = dTable + Int(ids[n]) * hidden
-            let g = dOutput + n * hidden
-            for j in 0..<hidden { row[j] += g[j] }
+        Parallel.forChunks(hidden, minimumChunk: 64) { columns in
+            for n in 0..<tokens {
+                let row = dTable + Int(ids[n]) * hidden
+                let g = dOutput + n * hidden
+                for j in columns { row[j] += g[j] }
+            }
         }
     }
 }
