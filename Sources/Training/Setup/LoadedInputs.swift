@@ -56,6 +56,11 @@ final class LoadedInputs {
         if let problem = FileProblem.directory(modelURL.path) { throw TrainingError.model("--model \(p.modelDirectory): \(problem)") }
         let shapes: LlamaConfig
         do { shapes = try ModelDirectory.loadConfig(modelURL) } catch { throw TrainingError.model("--model \(p.modelDirectory): \(error)") }
+        // No weight files at all: said now, as before, rather than after the data is encoded.
+        let weightFiles = [SafetensorsArchive.singleFileName, SafetensorsArchive.indexFileName]
+        if !weightFiles.contains(where: { FileManager.default.fileExists(atPath: modelURL.appendingPathComponent($0).path) }) {
+            do { _ = try SafetensorsArchive(directory: modelURL) } catch { throw TrainingError.model("--model \(p.modelDirectory): \(error)") }
+        }
         let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
         let (train, eval, counts) = try loadData(p, tokenizer: tokenizer, events: events)
         try beforeWeights(shapes, train)
