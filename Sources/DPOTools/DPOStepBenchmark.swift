@@ -50,6 +50,8 @@ public enum DPOStepBenchmark {
         public var ioDirectory: URL?
         /// Leave what `ioDirectory` received (the written preset model, the checkpoint) in place.
         public var keepIOFiles = false
+        /// `--shared-reference`: the ranks of a host map one reference copy (`HostSharedReference`).
+        public var sharedReference = false
 
         public init(preset: LlamaPreset) { self.preset = preset }
     }
@@ -72,7 +74,7 @@ public enum DPOStepBenchmark {
         public var plainStepFLOPs: Double
         public var executedStepFLOPs: Double
         public var timedSteps: Int
-        /// Peak resident memory (VmHWM) up to the end of the timed steps, the largest over ranks, MB.
+        /// Peak resident memory (VmHWM: building the step included) up to the end of the timed steps, the largest over ranks, MB.
         public var peakResidentMB: Double
         /// Median system CPU seconds and minor page faults of a timed step, summed over ranks.
         public var medianStepSystemSeconds: Double
@@ -81,6 +83,12 @@ public enum DPOStepBenchmark {
         public var load: LoadFigures?
         /// A checkpoint save and the plain writes of its bytes (rank 0; nil without `ioDirectory`).
         public var save: SaveFigures?
+        /// This rank's memory after building the step, before the first step (rss, pss: largest over ranks), MB.
+        public var setupRSSMB = 0.0, setupPSSMB = 0.0
+        /// VmHWM of the steps alone (reset after building the step; 0 where the kernel refuses), largest over ranks, MB.
+        public var stepPeakResidentMB = 0.0
+        /// Pss and shared pages (smaps_rollup) at the end of the last timed step, largest over ranks, MB.
+        public var peakPSSMB = 0.0, sharedMB = 0.0
     }
 
     /// Runs `warmupSteps + timedSteps` steps of a `DPOStep` built from the preset in memory, or
@@ -115,6 +123,8 @@ public enum DPOStepBenchmark {
             throw TrainingError.invalidOption("bench: the model's vocab_size \(config.vocabSize) is below the byte tokenizer's 259 ids of the synthetic rows")
         }
         let (step, load) = try buildStep(o, config: config, io: io, pairs: pairs, paddingId: paddingId, communicator: communicator)
+        let setup = MemoryRollup.current(), setupPeakMB = ModelBenchmark.peakResidentMB()
+        let stepPeakKnown = MemoryRollup.resetPeakResident()
 
         var stepSeconds: [Double] = [], cpuSeconds: [Double] = [], phases: [StepPhaseSeconds] = []
         var systemSeconds: [Double] = [], minorFaults: [Double] = []
@@ -137,6 +147,8 @@ public enum DPOStepBenchmark {
             phases.append(result.phases)
             if index == steps - 1 { timedPeakMB = ModelBenchmark.peakResidentMB() }
         }
+        let end = MemoryRollup.current()
+        func largest(_ kib: Int) -> Double { Double(communicator.max(Int64(kib))) / 1024 }
         var save: SaveFigures?
         if let io {
             if communicator.isPrimary {
@@ -166,14 +178,20 @@ public enum DPOStepBenchmark {
         func flops(policy: Double, reference: Double) -> Double {
             policy * (trainedPerToken + 12 * attentionPerToken) + reference * (2 * n + 4 * attentionPerToken)
         }
-        let peak = Double(communicator.max(Int64(timedPeakMB * 1024))) / 1024
-        return Result(
+        let peak = Double(communicator.max(Int64(max(setupPeakMB, timedPeakMB) * 1024))) / 1024
+        var result = Result(
             tokensPerStep: Int(plainTokens), pairsPerStep: pairCount, medianStepSeconds: median(timed),
             medianStepCPUSeconds: perRank[0], phases: phaseMedians,
             plainStepFLOPs: flops(policy: plainTokens, reference: plainTokens),
             executedStepFLOPs: flops(policy: sharedTokens, reference: o.precomputeReference ? 0 : sharedTokens),
             timedSteps: timed.count, peakResidentMB: peak, medianStepSystemSeconds: perRank[1], medianStepMinorFaults: perRank[2],
             load: load, save: save)
+        result.setupRSSMB = largest(setup.rss)
+        result.setupPSSMB = largest(setup.pss)
+        result.stepPeakResidentMB = stepPeakKnown ? Double(communicator.max(Int64(timedPeakMB * 1024))) / 1024 : 0
+        result.peakPSSMB = largest(end.pss)
+        result.sharedMB = largest(end.shared)
+        return result
     }
 
     /// The step, built from the preset's seed-1 weights in memory, or (timed) from a model
@@ -258,8 +276,11 @@ public enum DPOStepBenchmark {
         }
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: true)
         policy.gradientCheckpointing = o.gradientCheckpointing
-        let referenceModel = try LlamaModel(config: config, precision: o.precision, trainable: false)
-        weights.withUnsafeBufferPointer { referenceModel.loadWeights($0) }
+        let shared = o.sharedReference && !o.precomputeReference
+            ? HostSharedReference.model(config: config, precision: o.precision, weights: weights, communicator: communicator) { _ in }
+            : nil
+        let referenceModel = try shared ?? LlamaModel(config: config, precision: o.precision, trainable: false)
+        if shared == nil { weights.withUnsafeBufferPointer { referenceModel.loadWeights($0) } }
         var reference = ReferenceLogps.model(referenceModel)
         if o.precomputeReference {
             let sums = ReferenceLogpsCache.compute(model: referenceModel, pairs: pairs, batchPairs: o.batchPairs, paddingId: paddingId, communicator: communicator)

@@ -20,9 +20,13 @@ final class BucketSchedule {
     private var nextBucket = 0
     private var localNonFinite = false
     private var startedEarly = 0
+    /// Collectives in flight at most (the fp16 staging slots, `WireStaging`); nil = no limit.
+    let maxInFlight: Int?
 
-    init(buckets: [GradientBucket], groupCount: Int) {
+    init(buckets: [GradientBucket], groupCount: Int, maxInFlight: Int? = nil) {
+        precondition(maxInFlight.map { $0 >= 1 } ?? true, "maxInFlight must be at least 1")
         self.buckets = buckets
+        self.maxInFlight = maxInFlight
         states = Array(repeating: .waiting, count: buckets.count)
         groupFinal = Array(repeating: false, count: groupCount)
     }
@@ -40,7 +44,7 @@ final class BucketSchedule {
         precondition(group >= 0 && group < groupFinal.count, "groupReady(\(group)) outside 0..<\(groupFinal.count)")
         groupFinal[group] = true
         while nextBucket < buckets.count, buckets[nextBucket].groups.allSatisfy({ groupFinal[$0] }) {
-            begin(nextBucket, start)
+            begin(nextBucket, start, complete)
             startedEarly += 1
         }
         progress(complete: complete)
@@ -59,7 +63,7 @@ final class BucketSchedule {
         let clock = ContinuousClock.now
         var completedEarly = 0
         for index in states.indices { if case .reduced = states[index] { completedEarly += 1 } }
-        while nextBucket < buckets.count { begin(nextBucket, start) }
+        while nextBucket < buckets.count { begin(nextBucket, start, complete) }
         for index in states.indices {
             if case let .inFlight(request) = states[index] {
                 request.wait()
@@ -79,7 +83,15 @@ final class BucketSchedule {
         return reduction
     }
 
-    private func begin(_ index: Int, _ start: (Int) -> Started) {
+    /// Starts bucket `index`, first waiting for the oldest collective in flight when `maxInFlight` are.
+    private func begin(_ index: Int, _ start: (Int) -> Started, _ complete: (Int) -> Bool) {
+        if let maxInFlight {
+            let flying = states.indices.filter { if case .inFlight = states[$0] { return true } else { return false } }
+            if flying.count >= maxInFlight, let oldest = flying.first, case let .inFlight(request) = states[oldest] {
+                request.wait()
+                end(oldest, complete)
+            }
+        }
         nextBucket = index + 1
         switch start(index) {
         case let .reduced(nonFinite):

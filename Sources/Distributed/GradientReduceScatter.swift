@@ -17,20 +17,21 @@ import Foundation
 ///     let reduction = scatter.finish()   // shardGradients now hold this rank's shard of the mean
 ///
 /// After `finish()` the full gradient buffer holds this rank's pre-divided local gradients,
-/// not the mean: only `shardGradients` is meaningful.
+/// not the mean, outside `shardGradients` (which, with fp16 on the wire, is its shard's range).
 public final class GradientReduceScatter {
     public let communicator: Communicator
     public let wireType: GradientReducer.WireType
     public var buckets: [GradientBucket] { schedule.buckets }
     /// Each rank's shard of the flat vector, by rank.
     public let shards: [Range<Int>]
-    /// This rank's shard of the mean gradient [shards[rank].count], valid after `finish()`.
+    /// This rank's shard of the mean gradient [shards[rank].count], valid after `finish()`: with
+    /// fp16 on the wire, the shard's own elements of the gradient buffer; else a buffer of its own.
     public let shardGradients: UnsafeMutableBufferPointer<Float>
+    private let ownsShardGradients: Bool
     private let gradients: UnsafeMutableBufferPointer<Float>
-    /// fp16 send buffer, same indexing as `gradients`, and fp16 receive buffer, same indexing as
-    /// `shardGradients` (both empty for fp32 or one rank).
-    private let wire: UnsafeMutableBufferPointer<UInt16>
-    private let wireShard: UnsafeMutableBufferPointer<UInt16>
+    /// fp16 staging slots of the buckets in flight, each a bucket's send part and this rank's
+    /// receive part (nil for fp32 or one rank).
+    private let wire: WireStaging?
 
     /// Which buckets are waiting, in flight or reduced (shared with `GradientReduceScatter`).
     private let schedule: BucketSchedule
@@ -43,22 +44,35 @@ public final class GradientReduceScatter {
         self.gradients = gradients
         let buckets = try GradientBucket.plan(
             gradientCount: gradients.count, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes, wireBytes: wireType.bytes)
-        self.schedule = BucketSchedule(buckets: buckets, groupCount: groupRanges.count)
-        self.shards = ParameterShards.ranges(total: gradients.count, ranks: communicator.size)
-        let shardCount = shards[communicator.rank].count
-        shardGradients = .allocate(capacity: shardCount)
-        shardGradients.initialize(repeating: 0)
+        let shards = ParameterShards.ranges(total: gradients.count, ranks: communicator.size)
+        self.shards = shards
+        let shard = shards[communicator.rank]
         let needsWire = wireType == .fp16 && communicator.size > 1
-        wire = .allocate(capacity: needsWire ? gradients.count : 0)
-        wireShard = .allocate(capacity: needsWire ? shardCount : 0)
+        // fp16 on the wire: a bucket's fp32 gradients are consumed when it is rounded into its
+        // staging slot, so its mean can come back into the same elements (this rank's shard of
+        // the gradient buffer; P x 4 / ranks bytes saved), as it can alone (the shard is the whole).
+        // fp32 sends from those very elements: the shard then needs its own buffer.
+        ownsShardGradients = !needsWire && communicator.size > 1
+        if !ownsShardGradients {
+            shardGradients = UnsafeMutableBufferPointer(rebasing: gradients[shard])
+        } else {
+            shardGradients = .allocate(capacity: shard.count)
+            shardGradients.initialize(repeating: 0)
+        }
+        wire = needsWire
+            ? WireStaging(sendCount: buckets.map(\.range.count).max() ?? 0,
+                          receiveCount: buckets.map { shard.clamped(to: $0.range).count }.max() ?? 0)
+            : nil
+        self.schedule = BucketSchedule(buckets: buckets, groupCount: groupRanges.count, maxInFlight: wire?.slotCount)
     }
 
     deinit {
         schedule.waitForAll()  // before the staging buffers the collectives use are freed
-        shardGradients.deallocate()
-        wire.deallocate()
-        wireShard.deallocate()
+        if ownsShardGradients { shardGradients.deallocate() }
     }
+
+    /// Bytes of fp16 staging (a few buckets; 0 for fp32 or one rank).
+    public var stagingBytes: Int { wire?.bytes ?? 0 }
 
     /// This rank's shard.
     public var shard: Range<Int> { shards[communicator.rank] }
@@ -101,7 +115,7 @@ public final class GradientReduceScatter {
         let target = UnsafeMutableBufferPointer(rebasing: shardGradients[shardSlice(range)])
         if communicator.size == 1 {
             let bad = dpo_f32_scale_checked(slice.baseAddress, slice.count, 1) != 0
-            if let base = slice.baseAddress { target.baseAddress?.update(from: base, count: slice.count) }
+            if let base = slice.baseAddress, target.baseAddress != base { target.baseAddress?.update(from: base, count: slice.count) }
             return .reduced(nonFinite: bad)
         }
         let counts = counts(range)
@@ -111,9 +125,8 @@ public final class GradientReduceScatter {
             let bad = dpo_f32_scale_checked(slice.baseAddress, slice.count, 1 / Float(communicator.size))
             return .inFlight(communicator.startReduceScatterSum(UnsafeBufferPointer(slice), into: target, counts: counts), nonFinite: bad != 0)
         case .fp16:
-            let wireSlice = UnsafeMutableBufferPointer(rebasing: wire[range])
+            let (wireSlice, wireTarget) = wire!.acquire(index, count: range.count, receive: target.count)
             dpo_f32_to_f16_scaled(slice.baseAddress, wireSlice.baseAddress, slice.count, 1 / Float(communicator.size))
-            let wireTarget = UnsafeMutableBufferPointer(rebasing: wireShard[shardSlice(range)])
             return .inFlight(
                 communicator.startReduceScatterSumHalf(UnsafeBufferPointer(wireSlice), into: wireTarget, counts: counts), nonFinite: false)
         }
@@ -122,11 +135,13 @@ public final class GradientReduceScatter {
     /// The bucket's shard of the sum has arrived (fp16: widen it into the fp32 shard, checking
     /// it). Returns whether it holds an inf or NaN.
     private func complete(_ index: Int) -> Bool {
-        guard wireType == .fp16, communicator.size > 1 else { return false }
-        let part = shardSlice(buckets[index].range)
+        guard let wire else { return false }
+        defer { wire.release(index) }
+        let range = buckets[index].range, part = shardSlice(range)
         guard !part.isEmpty else { return false }
         let target = UnsafeMutableBufferPointer(rebasing: shardGradients[part])
-        return dpo_f16_to_f32_checked(UnsafeMutableBufferPointer(rebasing: wireShard[part]).baseAddress, target.baseAddress, target.count) != 0
+        let received = wire.slot(of: index, count: range.count, receive: part.count).receive
+        return dpo_f16_to_f32_checked(received.baseAddress, target.baseAddress, target.count) != 0
     }
 }
 

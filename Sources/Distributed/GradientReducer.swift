@@ -51,8 +51,8 @@ public final class GradientReducer {
     public let wireType: WireType
     public var buckets: [GradientBucket] { schedule.buckets }
     private let gradients: UnsafeMutableBufferPointer<Float>
-    /// fp16 staging buffer, same indexing as `gradients` (empty for fp32 or one rank).
-    private var wire: UnsafeMutableBufferPointer<UInt16>
+    /// fp16 staging slots of the buckets in flight (nil for fp32 or one rank).
+    private let wire: WireStaging?
 
     /// Which buckets are waiting, in flight or reduced (shared with `GradientReduceScatter`).
     private let schedule: BucketSchedule
@@ -70,15 +70,17 @@ public final class GradientReducer {
         self.gradients = gradients
         let buckets = try GradientBucket.plan(
             gradientCount: gradients.count, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes, wireBytes: wireType.bytes)
-        self.schedule = BucketSchedule(buckets: buckets, groupCount: groupRanges.count)
         let needsWire = wireType == .fp16 && communicator.size > 1
-        self.wire = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: needsWire ? gradients.count : 0)
+        wire = needsWire ? WireStaging(sendCount: buckets.map(\.range.count).max() ?? 0) : nil
+        self.schedule = BucketSchedule(buckets: buckets, groupCount: groupRanges.count, maxInFlight: wire?.slotCount)
     }
 
     deinit {
         schedule.waitForAll()  // before the staging buffers the collectives use are freed
-        wire.deallocate()
     }
+
+    /// Bytes of fp16 staging (a few buckets; 0 for fp32 or one rank).
+    public var stagingBytes: Int { wire?.bytes ?? 0 }
 
     // MARK: - During backward
 
@@ -115,7 +117,7 @@ public final class GradientReducer {
             let bad = dpo_f32_scale_checked(slice.baseAddress, slice.count, 1 / Float(communicator.size))
             return .inFlight(communicator.startAllReduceSum(slice), nonFinite: bad != 0)
         case .fp16:
-            let wireSlice = UnsafeMutableBufferPointer(rebasing: wire[range])
+            let wireSlice = wire!.acquire(index, count: range.count).send
             dpo_f32_to_f16_scaled(slice.baseAddress, wireSlice.baseAddress, slice.count, 1 / Float(communicator.size))
             return .inFlight(communicator.startAllReduceSumHalf(wireSlice), nonFinite: false)
         }
@@ -124,9 +126,10 @@ public final class GradientReducer {
     /// The bucket's sum has arrived: turn it into the mean in the fp32 gradients. Returns
     /// whether the sum holds an inf or NaN.
     private func complete(_ index: Int) -> Bool {
-        guard wireType == .fp16 else { return false }  // fp32 was pre-divided in place
+        guard let wire else { return false }  // fp32 was pre-divided in place
         let range = buckets[index].range
         let slice = UnsafeMutableBufferPointer(rebasing: gradients[range])
-        return dpo_f16_to_f32_checked(UnsafeMutableBufferPointer(rebasing: wire[range]).baseAddress, slice.baseAddress, slice.count) != 0
+        defer { wire.release(index) }
+        return dpo_f16_to_f32_checked(wire.slot(of: index, count: range.count).send.baseAddress, slice.baseAddress, slice.count) != 0
     }
 }

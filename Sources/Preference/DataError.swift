@@ -15,12 +15,17 @@ public struct DataError: Error, LocalizedError, CustomStringConvertible, Equatab
     public var location: Location
     public var key: String?
     public var problem: String
+    /// Whether the text ends by offering `--skip-invalid`: only where that flag would help, i.e. a
+    /// record the reader could skip, met without the flag (false once the flag was given, and for
+    /// encoding problems, which skipping does not reach).
+    public var suggestsSkipping: Bool
 
-    public init(file: String, location: Location, key: String? = nil, problem: String) {
+    public init(file: String, location: Location, key: String? = nil, problem: String, suggestsSkipping: Bool = true) {
         self.file = file
         self.location = location
         self.key = key
         self.problem = problem
+        self.suggestsSkipping = suggestsSkipping
     }
 
     public var description: String {
@@ -32,7 +37,7 @@ public struct DataError: Error, LocalizedError, CustomStringConvertible, Equatab
         }
         if let key { text += ": key '\(key)'" }
         text += ": \(problem)"
-        if location != .file { text += " (fix it, or pass --skip-invalid to skip such lines)" }
+        if location != .file && suggestsSkipping { text += " (fix it, or pass --skip-invalid to skip such lines)" }
         return text
     }
 

@@ -21,6 +21,8 @@ public struct Dataset<Example: Sendable>: Sendable {
     public var examples: [Example]
     /// 1-based line (JSONL) or 0-based element index (JSON array) of each example.
     public var sourcePositions: [Int]
+    /// The same positions as error locations (`.line` or `.element`), for messages.
+    public var sourceLocations: [DataError.Location]
     /// The records skipped with `skipInvalid`, each with its error.
     public var skipped: [DataError]
 }
@@ -44,19 +46,27 @@ public enum DatasetReader {
     }
 
     /// The format of a file, detected from its first valid record (for tools that accept both kinds).
-    public static func detectFormat(of url: URL, keys: DatasetKeys = DatasetKeys()) throws -> DatasetFormat {
+    /// A bad record before it is reported as reading would report it, or passed over with `skipInvalid`.
+    public static func detectFormat(of url: URL, keys: DatasetKeys = DatasetKeys(), skipInvalid: Bool = false) throws -> DatasetFormat {
         let file = url.path
         if let problem = FileProblem.file(file) { throw DataError(file: file, location: .file, problem: problem) }
         guard let data = FileManager.default.contents(atPath: file) else {
             throw DataError(file: file, location: .file, problem: "cannot be read")
         }
-        for (location, _, content) in try splitRecords(data, file: file) {
-            guard case .success(let record) = content else { continue }
-            do { return try detectFormat(record, keys: keys) } catch let problem as RecordProblem {
+        let records = try splitRecords(data, file: file)
+        for (location, _, content) in records {
+            do {
+                switch content {
+                case .success(let record): return try detectFormat(record, keys: keys)
+                case .failure(let problem): throw problem
+                }
+            } catch let problem as RecordProblem {
+                if skipInvalid { continue }
                 throw DataError(file: file, location: location, key: problem.key, problem: problem.problem)
             }
         }
-        throw DataError(file: file, location: .file, problem: "file is empty (no valid records)")
+        throw DataError(file: file, location: .file, problem: records.isEmpty ? "file is empty (no records)"
+                            : "no valid records: --skip-invalid skipped all \(records.count)")
     }
 
     // MARK: - Records
@@ -81,7 +91,7 @@ public enum DatasetReader {
         if records.isEmpty { throw DataError(file: file, location: .file, problem: "file is empty (no records)") }
 
         var format: DatasetFormat?
-        var dataset = Dataset<Example>(file: file, format: .standard, examples: [], sourcePositions: [], skipped: [])
+        var dataset = Dataset<Example>(file: file, format: .standard, examples: [], sourcePositions: [], sourceLocations: [], skipped: [])
         for (location, position, content) in records {
             do {
                 let record: [String: Any]
@@ -102,15 +112,18 @@ public enum DatasetReader {
                 }
                 dataset.examples.append(try parse(record, format!, options.keys))
                 dataset.sourcePositions.append(position)
+                dataset.sourceLocations.append(location)
             } catch let problem as RecordProblem {
-                let error = DataError(file: file, location: location, key: problem.key, problem: problem.problem)
+                let error = DataError(file: file, location: location, key: problem.key, problem: problem.problem,
+                                      suggestsSkipping: !options.skipInvalid)
                 guard options.skipInvalid else { throw error }
                 dataset.skipped.append(error)
             }
         }
         guard let format, !dataset.examples.isEmpty else {
             throw DataError(file: file, location: .file,
-                            problem: "no valid records (\(dataset.skipped.count) skipped; first: \(dataset.skipped.first?.description ?? "-"))")
+                            problem: "no valid records: --skip-invalid skipped all \(dataset.skipped.count) "
+                                + "(first: \(dataset.skipped.first?.description ?? "-"))")
         }
         dataset.format = format
         return dataset
@@ -250,14 +263,20 @@ public enum DatasetReader {
             return .standard(prompt: try string(record, keys.prompt), chosen: try string(record, keys.chosen),
                              rejected: try string(record, keys.rejected))
         case .conversational:
-            return .conversational(prompt: try messages(record, keys.prompt), chosen: try messages(record, keys.chosen),
-                                   rejected: try messages(record, keys.rejected))
+            let prompt = try messages(record, keys.prompt)
+            let chosen = try messages(record, keys.chosen), rejected = try messages(record, keys.rejected)
+            try checkCompletionTurns(chosen, key: keys.chosen, offset: 0)
+            try checkCompletionTurns(rejected, key: keys.rejected, offset: 0)
+            return .conversational(prompt: prompt, chosen: chosen, rejected: rejected)
         case .implicitPrompt:
             let chosen = try messages(record, keys.chosen)
             let rejected = try messages(record, keys.rejected)
-            guard let example = PreferenceExample.extractingPrompt(chosen: chosen, rejected: rejected) else {
+            guard let example = PreferenceExample.extractingPrompt(chosen: chosen, rejected: rejected),
+                  case .conversational(let prompt, let chosenTurns, let rejectedTurns) = example else {
                 throw RecordProblem(key: keys.chosen, problem: "chosen and rejected must share leading prompt messages and then differ")
             }
+            try checkCompletionTurns(chosenTurns, key: keys.chosen, offset: prompt.count)
+            try checkCompletionTurns(rejectedTurns, key: keys.rejected, offset: prompt.count)
             return example
         case .standardImplicitPrompt:
             let chosen = try string(record, keys.chosen)
@@ -268,6 +287,16 @@ public enum DatasetReader {
             return example
         default:
             throw RecordProblem(key: nil, problem: "not a preference record")
+        }
+    }
+
+    /// Chosen and rejected are what the model learns to say, so their first and last turns must be
+    /// the assistant's: TRL would train on a user turn there without a word. `offset` counts the turns
+    /// before the completion in the record's list (the shared prompt of an implicit-prompt record).
+    private static func checkCompletionTurns(_ turns: [ChatMessage], key: String, offset: Int) throws {
+        for index in Set([0, turns.count - 1]).sorted() where turns[index].role != "assistant" {
+            throw RecordProblem(key: "\(key)[\(offset + index)].role", problem: "role '\(turns[index].role)': the first and last "
+                + "turns of chosen and rejected must be the assistant's (they are the reply the model learns); move other turns into the prompt")
         }
     }
 

@@ -9,7 +9,7 @@ public enum DatasetSummary {
                                 readOptions: DatasetReadOptions, batchSize: Int) throws -> [String] {
         let start = DispatchTime.now().uptimeNanoseconds
         func seconds(since time: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - time) / 1e9 }
-        let format = try DatasetReader.detectFormat(of: url, keys: readOptions.keys)
+        let format = try DatasetReader.detectFormat(of: url, keys: readOptions.keys, skipInvalid: readOptions.skipInvalid)
         var lines: [String]
         var rowLengths: [Int]
         var makeRows: ([Int]) -> EncodedRows

@@ -63,6 +63,14 @@ public enum EncodingError: Error, LocalizedError, CustomStringConvertible, Equat
     }
 
     public var errorDescription: String? { description }
+
+    /// The example the error is about, when it is about one.
+    public var exampleIndex: Int? {
+        switch self {
+        case .templateNotPrefix(let index, _), .templateFailed(let index, _), .completionNotAssistant(let index, _): return index
+        case .noEOSToken, .invalidLengths, .noChatTemplate: return nil
+        }
+    }
 }
 
 // MARK: - Encoded sequences

@@ -8,16 +8,19 @@ public enum ExampleInspection {
     /// Lines describing example `index` of the file at `url` (preference or SFT data, detected).
     public static func describe(file url: URL, index: Int, tokenizer: any Tokenizer, options: EncodingOptions,
                                 readOptions: DatasetReadOptions) throws -> [String] {
-        let format = try DatasetReader.detectFormat(of: url, keys: readOptions.keys)
+        let format = try DatasetReader.detectFormat(of: url, keys: readOptions.keys, skipInvalid: readOptions.skipInvalid)
         var lines = ["file: \(url.path)", "format: \(format.rawValue)",
-                     ChatTemplate.resolve(override: options.chatTemplate, tokenizer: tokenizer).summary]
+                     options.templateSummary(tokenizer: tokenizer)]
         if format.isPreference {
             let dataset = try DatasetReader.readPreferences(from: url, options: readOptions)
             try checkIndex(index, count: dataset.examples.count, file: url.path)
             lines.append("example \(index) (line or element \(dataset.sourcePositions[index])); "
                          + "\(dataset.skipped.count) invalid record(s) skipped in the file")
             let encoder = try PreferenceEncoder(tokenizer: tokenizer, options: options)
-            let (outcome, mismatch) = try encoder.encode(dataset.examples[index], index: index)
+            let outcome: EncodingOutcome, mismatch: Bool
+            do { (outcome, mismatch) = try encoder.encode(dataset.examples[index], index: index) } catch {
+                throw dataset.locating(error, example: index, encoding: options, tokenizer: tokenizer)
+            }
             if mismatch {
                 lines.append("warning: prompt tokens differ from the leading tokens of prompt+completion tokenized as one text")
             }
@@ -35,7 +38,11 @@ public enum ExampleInspection {
             try checkIndex(index, count: dataset.examples.count, file: url.path)
             lines.append("example \(index) (line or element \(dataset.sourcePositions[index]))")
             let encoder = try SupervisedEncoder(tokenizer: tokenizer, options: options)
-            if let (sequence, promptTruncated, completionTruncated) = try encoder.encode(dataset.examples[index], index: index) {
+            let encoded: (sequence: EncodedSequence, promptTruncated: Bool, completionTruncated: Bool)?
+            do { encoded = try encoder.encode(dataset.examples[index], index: index) } catch {
+                throw dataset.locating(error, example: index, encoding: options, tokenizer: tokenizer)
+            }
+            if let (sequence, promptTruncated, completionTruncated) = encoded {
                 if promptTruncated { lines.append("prompt truncated (\(options.truncation.rawValue))") }
                 lines += rowLines("sequence", sequence, truncated: completionTruncated, tokenizer: tokenizer)
             } else {

@@ -29,7 +29,7 @@ public struct PreferenceData: Sendable {
                             reading: DatasetReadOptions = DatasetReadOptions()) throws -> PreferenceData {
         let dataset = try DatasetReader.readPreferences(from: url, options: reading)
         let encoder = try PreferenceEncoder(tokenizer: tokenizer, options: encoding)
-        let (pairs, report) = try namingTheFile(dataset) { try encoder.encode(dataset.examples) }
+        let (pairs, report) = try namingTheFile(dataset, encoding: encoding, tokenizer: tokenizer) { try encoder.encode(dataset.examples) }
         guard !pairs.isEmpty else { throw nothingLeft(dataset, report) }
         return PreferenceData(
             file: url.path, format: dataset.format, template: encoder.template, pairs: pairs, report: report,
@@ -48,21 +48,13 @@ public struct PreferenceData: Sendable {
 
     /// Runs `encode`, turning a per-example template failure (which names only the example's index)
     /// into a `DataError` naming the file and the record's line or element.
-    static func namingTheFile<Example, Result>(_ dataset: Dataset<Example>, _ encode: () throws -> Result) throws -> Result {
+    static func namingTheFile<Example, Result>(_ dataset: Dataset<Example>, encoding: EncodingOptions, tokenizer: any Tokenizer,
+                                               _ encode: () throws -> Result) throws -> Result {
         do {
             return try encode()
-        } catch EncodingError.templateNotPrefix(let index, let template) {
-            let position = dataset.sourcePositions.indices.contains(index) ? dataset.sourcePositions[index] : index
-            throw DataError(file: dataset.file, location: .file,
-                            problem: "record at line or element \(position): the \(template) rendering of the prompt is not a "
-                                + "prefix of the rendering of prompt+completion (completions must start with an assistant message)")
-        } catch EncodingError.templateFailed(let index, let message) {
-            let position = dataset.sourcePositions.indices.contains(index) ? dataset.sourcePositions[index] : index
-            throw DataError(file: dataset.file, location: .file, problem: "record at line or element \(position): \(message)")
-        } catch EncodingError.completionNotAssistant(let index, let role) {
-            let position = dataset.sourcePositions.indices.contains(index) ? dataset.sourcePositions[index] : index
-            throw DataError(file: dataset.file, location: .file, problem: "record at line or element \(position): chosen and "
-                                + "rejected must start with an assistant message, one starts with role \(role)")
+        } catch let error as EncodingError {
+            // A missing template fails the first conversational example: the file's first.
+            throw dataset.locating(error, example: error.exampleIndex ?? 0, encoding: encoding, tokenizer: tokenizer)
         }
     }
 
@@ -80,7 +72,7 @@ public struct PreferenceData: Sendable {
                              examples: Int, skipped: [DataError], report: EncodingReport) -> [String] {
         var lines = ["data: \(file): \(examples) example(s), format \(format.rawValue)"]
         if format != .standard && format != .standardImplicitPrompt && format != .promptCompletion {
-            lines.append(ChatTemplate.resolve(override: encoding.chatTemplate, tokenizer: tokenizer).summary)
+            lines.append(encoding.templateSummary(tokenizer: tokenizer))
         }
         if !skipped.isEmpty {
             lines.append("skipped \(skipped.count) invalid record(s); first: \(skipped[0].description)")
@@ -106,7 +98,7 @@ public struct SupervisedData: Sendable {
                             reading: DatasetReadOptions = DatasetReadOptions()) throws -> SupervisedData {
         let dataset = try DatasetReader.readSupervised(from: url, options: reading)
         let encoder = try SupervisedEncoder(tokenizer: tokenizer, options: encoding)
-        let (sequences, report) = try PreferenceData.namingTheFile(dataset) { try encoder.encode(dataset.examples) }
+        let (sequences, report) = try PreferenceData.namingTheFile(dataset, encoding: encoding, tokenizer: tokenizer) { try encoder.encode(dataset.examples) }
         guard !sequences.isEmpty else { throw PreferenceData.nothingLeft(dataset, report) }
         return SupervisedData(
             file: url.path, format: dataset.format, template: encoder.template, sequences: sequences, report: report,

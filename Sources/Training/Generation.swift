@@ -71,6 +71,9 @@ public enum TextGeneration {
         public var text: String
         /// True when an end-of-sequence token ended the generation (not the token limit).
         public var stoppedAtEOS: Bool
+        /// The model's position limit, when prompt plus new tokens reached it before an end token
+        /// or `maxNewTokens` (the CLI says so: the text was cut, not finished).
+        public var stoppedAtPositionLimit: RowPositionLimit?
     }
 
     /// The prompt's token ids as the model sees them.
@@ -127,8 +130,11 @@ public enum TextGeneration {
         let rest = stream.finish()
         if !rest.isEmpty { onText(rest) }
         if let position = nonFinitePosition { throw TextGenerationError.nonFiniteLogits(position: position, generated: generated.count) }
+        let stoppedAtEOS = generated.last.map(stopTokens.contains) ?? false
+        let limit = model.config.rowPositionLimit
+        let atLimit = !stoppedAtEOS && generated.count < p.maxNewTokens && ids.count + generated.count >= limit.tokens
         return Result(promptTokens: ids.count, generatedIds: generated, text: stream.text,
-                      stoppedAtEOS: generated.last.map(stopTokens.contains) ?? false)
+                      stoppedAtEOS: stoppedAtEOS, stoppedAtPositionLimit: atLimit ? limit : nil)
     }
 }
 

@@ -29,7 +29,7 @@ public enum PreferenceEvaluator {
                 normalizer: LossNormalizer(globalPairs: batch.pairCount, globalChosenTokens: max(1, batch.chosenTokenTotal)))
             sums.add(result, chosenTokens: batch.chosenTokenCounts)
             if includeLogits {
-                let logitSums = batch.completionLogitSums(policy.logits(batch.rows), vocabSize: policy.config.vocabSize)
+                let logitSums = batch.completionLogitSums(policy.logitSums(batch.rows), vocabSize: policy.config.vocabSize)
                 sums.addLogits(
                     chosenSum: logitSums.chosen, chosenTokens: batch.chosenTokenTotal, rejectedSum: logitSums.rejected,
                     rejectedTokens: batch.rejectedTokenCounts.reduce(0, +))

@@ -9,12 +9,14 @@ public struct ProgressSnapshot: Sendable {
     public var totalSteps: Int
     /// Fractional epoch (TRL's `epoch`).
     public var epoch: Double
+    /// `loss`: like the reward figures and the rate, the `--log-every` window's average, the
+    /// figure metrics.jsonl records for this step (between logged steps, the window so far).
     public var loss: Double
     /// `rewards/accuracies` (NaN, and not shown, for `--loss sft`, which has no rewards).
     public var rewardAccuracy: Double
     /// `rewards/margins`.
     public var rewardMargin: Double
-    /// Training tokens (chosen + rejected, all ranks) per second.
+    /// Training tokens (chosen + rejected, all ranks) per second over the window (`tokens_per_second`).
     public var tokensPerSecond: Double
     /// Seconds since the training loop started (after start-up and any resume).
     public var elapsedSeconds: Double

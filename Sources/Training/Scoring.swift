@@ -8,12 +8,15 @@ import Tokenization
 /// checked by the task (`dpo score`, the demo, the experiments).
 public enum TaskScoring {
 
-    /// The result `dpo score` prints as JSON: `{"task", "accuracy", "n"}` plus the count correct.
+    /// The result `dpo score` prints as JSON: `{"task", "accuracy", "n"}` plus the count correct and
+    /// how many different prompts the `n` held (fewer than `n` once the split's prompts repeat).
     public struct Result: Codable, Equatable, Sendable {
         public var task: String
         public var accuracy: Double
+        /// Prompts scored, a repeated one counted each time.
         public var n: Int
         public var correct: Int
+        public var distinct: Int
     }
 
     public struct Parameters: Sendable {
@@ -86,7 +89,7 @@ public enum TaskScoring {
         let answers = try answer(model: model, tokenizer: tokenizer, p)
         let correct = answers.filter(\.isCorrect).count
         return Result(task: p.task.rawValue, accuracy: answers.isEmpty ? 0 : Double(correct) / Double(answers.count),
-                      n: answers.count, correct: correct)
+                      n: answers.count, correct: correct, distinct: Set(answers.map(\.prompt)).count)
     }
 
     /// Each held-out prompt with the model's greedy completion and whether it is right.

@@ -61,9 +61,15 @@ struct GenerateCommand: ParsableCommand {
         parameters.sampling = SamplingOptions(temperature: temperature, topP: topP, seed: seed)
         let (loaded, tokenizer) = try TaskScoring.loadModel(model, precision: Precision(rawValue: precision)!)
         if let adapter { try AdapterLoading.attach(adapter, to: loaded) }
-        _ = try TextGeneration.generate(model: loaded, tokenizer: tokenizer, parameters) { piece in
+        let result = try TextGeneration.generate(model: loaded, tokenizer: tokenizer, parameters) { piece in
             FileHandle.standardOutput.write(Data(piece.utf8))
         }
         FileHandle.standardOutput.write(Data("\n".utf8))
+        if let limit = result.stoppedAtPositionLimit {
+            // On stderr: stdout stays the generated text alone.
+            FileHandle.standardError.write(Data(("note: generation stopped at the position limit: \(result.promptTokens) prompt + "
+                + "\(result.generatedIds.count) generated tokens = \(limit.key) \(limit.tokens), before an end token or "
+                + "--max-new-tokens \(maxNewTokens)\n").utf8))
+        }
     }
 }

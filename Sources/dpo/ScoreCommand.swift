@@ -8,11 +8,12 @@ import Training
 struct ScoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "score",
-        abstract: "Greedy-decode a demo task's held-out prompts and print {\"task\", \"accuracy\", \"n\", \"correct\"} as one JSON line.",
+        abstract: "Greedy-decode a demo task's held-out prompts and print {\"task\", \"accuracy\", \"n\", \"correct\", \"distinct\"} as one JSON line.",
         discussion: """
         The held-out prompts never appear in `dpo demo-data` output. With --conversational the prompt is rendered \
-        with the model's chat template, as conversational training data is.
-        Example: dpo score --model runs/dpo/final --task arithmetic --n 80
+        with the model's chat template, as conversational training data is. "n" counts the prompts scored \
+        (a repeated prompt counts each time), "distinct" the different ones among them.
+        Example: dpo score --model runs/dpo/final --task arithmetic
         """)
 
     @Option(help: ArgumentHelp("Model directory.", valueName: "dir"))
@@ -21,8 +22,9 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Demo task: \(DemoTask.allCases.map(\.rawValue).joined(separator: "|")).", valueName: "task"))
     var task: String = "arithmetic"
 
-    @Option(help: "Number of held-out prompts (the arithmetic task has 80 distinct ones; more repeat them).")
-    var n: Int = 80
+    @Option(help: ArgumentHelp("Prompts to score: by default each of the \(DemoTask.arithmetic.heldOutPromptCount) held-out "
+        + "prompts once (with --split train, as many training prompts); past the prompts a split holds, they repeat.", valueName: "n"))
+    var n: Int = DemoTask.arithmetic.heldOutPromptCount
 
     @Option(help: "Seed choosing and ordering the held-out prompts.")
     var seed: Int = 0

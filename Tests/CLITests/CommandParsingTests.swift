@@ -84,7 +84,7 @@ final class CommandParsingTests: XCTestCase {
     func testScoreDefaultsAndRejections() throws {
         let defaults = try XCTUnwrap(try parse(["score", "--model", "m"]) as? ScoreCommand)
         XCTAssertEqual(defaults.task, "arithmetic")
-        XCTAssertEqual(defaults.n, 80)
+        XCTAssertEqual(defaults.n, 64)  // each held-out prompt once (was 80: 16 of them scored twice, issue 16)
         XCTAssertEqual(defaults.seed, 0)
         XCTAssertEqual(defaults.split, "held-out")
         XCTAssertFalse(defaults.conversational)

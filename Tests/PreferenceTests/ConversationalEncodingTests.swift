@@ -52,7 +52,7 @@ final class ConversationalEncodingTests: XCTestCase {
         XCTAssertThrowsError(try PreferenceData.load(from: data, tokenizer: byte, encoding: options)) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("pairs.jsonl"), text)
-            XCTAssertTrue(text.contains("line or element 2"), text)
+            XCTAssertTrue(text.contains("pairs.jsonl:2: "), text)
             XCTAssertTrue(text.contains("gemma.jinja:3"), text)
             XCTAssertTrue(text.contains("System role not supported"), text)
         }

@@ -99,7 +99,7 @@ final class FuzzDatasetTests: XCTestCase {
         let url = directory.appendingPathComponent("roles.jsonl")
         try Data((Self.preferenceLines[1] + "\n\n" + #"{"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "user", "content": "x"}], "rejected": [{"role": "assistant", "content": "y"}]}"#).utf8).write(to: url)
         XCTAssertThrowsError(try PreferenceData.load(from: url, tokenizer: TokenizerFiles.byteTokenizer())) { error in
-            XCTAssertTrue("\(error)".contains("roles.jsonl") && "\(error)".contains("line or element 3"), "\(error)")
+            XCTAssertTrue("\(error)".contains("roles.jsonl") && "\(error)".contains("roles.jsonl:3: "), "\(error)")
         }
         let sft = directory.appendingPathComponent("roles-sft.jsonl")
         try Data(#"{"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}"#.utf8).write(to: sft)

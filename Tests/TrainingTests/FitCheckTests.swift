@@ -137,6 +137,8 @@ final class FitCheckTests: XCTestCase {
         let refused = try MPIJob.dpo(ranks: 1, arguments, extraEnvironment: small, timeout: 60)
         XCTAssertNotEqual(refused.status, 0, refused.output)
         XCTAssertTrue(refused.output.contains("memory: this run needs about"), refused.output)
+        // Sized for the data's rows (a few tokens each), not for rows of --max-length.
+        XCTAssertTrue(refused.output.contains("(the longest batch of the encoded data; --max-length 1024)"), refused.output)
         XCTAssertTrue(refused.output.contains("1.00 MiB is available to each rank (DPO_MEMORY_AVAILABLE_MB"), refused.output)
         XCTAssertTrue(refused.output.contains("--force"), refused.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("train_config.json").path), "nothing written")

@@ -16,7 +16,13 @@ final class MemoryEstimateTests: XCTestCase {
         try checkEstimate(extraArguments: ["--gradient-checkpointing", "true"])
     }
 
-    func checkEstimate(extraArguments: [String]) throws {
+    /// Two ranks, fp16, `--zero 1`, the host's shared reference: the shard, the fp16 gradient
+    /// staging slots (two buckets) and the logged step's `logits/*` panel are what the estimate counts.
+    func testEstimateOnTwoRanksWithZeroOneInFP16IsWithinAQuarterOfTheMeasuredPeak() throws {
+        try checkEstimate(extraArguments: ["--precision", "fp16", "--zero", "1"], ranks: 2)
+    }
+
+    func checkEstimate(extraArguments: [String], ranks: Int = 1) throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("memory-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
@@ -32,7 +38,7 @@ final class MemoryEstimateTests: XCTestCase {
         }
         let data = root.appendingPathComponent("pairs.jsonl")
         try lines.write(to: data, atomically: true, encoding: .utf8)
-        let outcome = try MPIJob.dpo(ranks: 1, ["train", "--model", model, "--data", data.path, "--out", root.appendingPathComponent("out").path,
+        let outcome = try MPIJob.dpo(ranks: ranks, ["train", "--model", model, "--data", data.path, "--out", root.appendingPathComponent("out").path,
                                                 "--batch-pairs", "2", "--max-steps", "2", "--threads", "1", "--share-prompt", "false"] + extraArguments,
                                      timeout: 120)
         XCTAssertEqual(outcome.status, 0, outcome.output)

@@ -45,6 +45,7 @@ extension TrainingLoop {
         if reduced.pairs > 0 {
             try logMetrics(metrics, step: step)
             log.last = metrics
+            log.lastStep = step
         }
         log.reset()
         state.pendingSteps = 0
@@ -58,18 +59,18 @@ extension TrainingLoop {
         }
     }
 
-    /// Rank 0's view of this step (the logged metrics are the all-rank ones).
+    /// Rank 0's view of this step: the figures of the metrics.jsonl record when the step wrote one
+    /// (so console and file agree), else the window so far (`MetricsWindow.shown`).
     func progress(_ result: StepResult, step: Int, since loopStart: ContinuousClock.Instant) -> ProgressSnapshot {
         let seconds = DPOStep.seconds(ContinuousClock().now - loopStart)
-        let value = Dictionary(result.metricSums.metrics(options: run.parameters.loss).map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+        let value = log.shown(step: step, options: run.parameters.loss)
         // SFT has no rewards: no accuracy or margin to show.
         let rewards = run.parameters.loss.kind != .sft
         return ProgressSnapshot(
             step: step, totalSteps: run.plan.totalSteps, epoch: state.epoch, loss: value["loss"] ?? .nan,
             rewardAccuracy: rewards ? value["rewards/accuracies"] ?? .nan : .nan,
             rewardMargin: rewards ? value["rewards/margins"] ?? .nan : .nan,
-            tokensPerSecond: seconds > 0 ? (state.trainTokens - (run.restoredState?.trainTokens ?? 0)) / seconds : 0,
-            elapsedSeconds: seconds, startStep: run.state.globalStep)
+            tokensPerSecond: value["tokens_per_second"] ?? .nan, elapsedSeconds: seconds, startStep: run.state.globalStep)
     }
 
     func evaluate(_ pairs: [EncodedPair], step: Int) throws {

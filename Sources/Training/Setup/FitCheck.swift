@@ -1,29 +1,57 @@
 import Distributed
 import Foundation
 import Llama
+import Preference
 
-/// Before any weight is loaded: the estimated peak of one rank (`MemoryGeometry`, at rows of
-/// `--max-length` tokens, the longest a batch can hold) against the memory available to it
-/// (`AvailableMemory` shared by the ranks on this host). A run that would not fit is refused
-/// with both figures and the flags that would make it fit; `--force` starts it anyway.
+/// Before any weight is loaded (the data already encoded): the estimated peak of one rank
+/// (`MemoryGeometry` at the batch geometry that will run: the longest row of the encoded data,
+/// at most `--max-length`, and the pairs a rank's micro-batch holds) against the memory
+/// available to it (`AvailableMemory` shared by the ranks on this host). A run that would not
+/// fit is refused with both figures and the flags that would make it fit; `--force` starts it anyway.
 enum FitCheck {
+    /// The batch the encoded data gives: `--batch-pairs` rows of its longest row, or fewer
+    /// pairs when a rank's share of the data is smaller. Nil in `geometry` = rows of `--max-length`.
+    struct DataRows: Equatable {
+        /// Tokens of the longest encoded row (prompt + longer completion).
+        var longestRow: Int
+        /// Pairs one rank has in an epoch (ceil(pairs / world size)).
+        var pairsPerRank: Int
+
+        init(longestRow: Int, pairsPerRank: Int) {
+            self.longestRow = longestRow
+            self.pairsPerRank = pairsPerRank
+        }
+
+        init(_ pairs: [EncodedPair], worldSize: Int) {
+            longestRow = pairs.map(\.longestRowLength).max() ?? 0
+            pairsPerRank = (pairs.count + max(1, worldSize) - 1) / max(1, worldSize)
+        }
+
+        /// The micro-batch of `p` on this data: (pairs, longest row tokens).
+        func batch(_ p: TrainingParameters) -> (pairs: Int, longestRow: Int) {
+            (max(1, min(p.batchPairs, pairsPerRank)), max(1, min(p.maxLength, longestRow)))
+        }
+    }
+
     /// The estimate and the budget of one rank.
     struct Verdict {
         var estimate: ProgressStartupSummary.MemoryEstimate
         var available: AvailableMemory
         var ranksOnHost: Int
+        /// The data's batch geometry the estimate assumed (nil: rows of `--max-length`).
+        var data: DataRows? = nil
         var perRank: Int { available.bytes / max(1, ranksOnHost) }
         var fits: Bool { estimate.totalBytes <= perRank }
     }
 
     /// Runs the check on every rank (all refuse if one does); nil `available` (nothing readable) skips it.
-    static func run(_ p: TrainingParameters, communicator: Communicator, events: TrainingEvents) throws {
-        // An unreadable config.json is the loader's to report (it names the problem better).
-        guard let config = try? ModelDirectory.loadConfig(URL(fileURLWithPath: p.modelDirectory)),
-              let available = try AvailableMemory.current() else { return }
+    /// `data`: the encoded training pairs, whose longest batch sets the activations.
+    static func run(_ p: TrainingParameters, config: LlamaConfig, data: DataRows, communicator: Communicator, events: TrainingEvents) throws {
+        guard let available = try AvailableMemory.current() else { return }
         let ranksOnHost = communicator.node.size
-        let verdict = Verdict(estimate: geometry(p, config: config, ranksOnHost: ranksOnHost, worldSize: communicator.size).estimate(), available: available,
-                              ranksOnHost: ranksOnHost)
+        let verdict = Verdict(
+            estimate: geometry(p, config: config, ranksOnHost: ranksOnHost, worldSize: communicator.size, data: data).estimate(),
+            available: available, ranksOnHost: ranksOnHost, data: data)
         let anyRefuses = communicator.anyRank(!verdict.fits)
         guard anyRefuses else { return }
         if p.force {
@@ -36,37 +64,59 @@ enum FitCheck {
         throw TrainingError.memory(refusal(verdict, p, config: config, worldSize: communicator.size))
     }
 
-    /// The shapes of `p` on `config` before loading: rows as long as `--max-length`; with
+    /// The shapes of `p` on `config` before loading: rows of `data`'s longest batch (nil: as long as `--max-length`); with
     /// `--shared-reference` the reference weights count once per host of `ranksOnHost` ranks.
     /// With LoRA only the adapters are trained (and the reference is the base unless --ref-model);
     /// with `--zero 1` over `worldSize` ranks a rank keeps one shard of master weights and moments.
-    static func geometry(_ p: TrainingParameters, config: LlamaConfig, ranksOnHost: Int = 1, worldSize: Int = 1) -> MemoryGeometry {
+    static func geometry(_ p: TrainingParameters, config: LlamaConfig, ranksOnHost: Int = 1, worldSize: Int = 1,
+                         data: DataRows? = nil) -> MemoryGeometry {
         let adapters = p.loraConfig.map { LoRALayout(model: config, lora: $0).totalCount }
         let trained = adapters ?? ParameterLayout(config: config).totalCount
         let held = p.zero == 1 ? (trained + worldSize - 1) / max(1, worldSize) : trained
         let reference: MemoryGeometry.Reference = !p.loss.needsReference ? .none : p.precomputeReference ? .cached(pairs: 0)
             : adapters != nil && p.referenceModelDirectory == nil ? .baseModel : .model
-        return MemoryGeometry(
-            config: config, precision: p.precision, batchPairs: p.batchPairs, longestRow: p.maxLength,
+        let batch = data?.batch(p) ?? (pairs: p.batchPairs, longestRow: p.maxLength)
+        var geometry = MemoryGeometry(
+            config: config, precision: p.precision, batchPairs: batch.pairs, longestRow: batch.longestRow,
             gradientCheckpointing: p.gradientCheckpointing, optimizerStateCount: p.optimizer.kind == .adamw ? 2 * held : 0,
             reference: reference, referenceSharedBy: p.sharedReference && !p.precomputeReference ? max(1, ranksOnHost) : 1,
             trainableCount: adapters, masterCount: held)
+        geometry.reductionBytes = reductionBytes(p, trained: trained, worldSize: worldSize)
+        return geometry
+    }
+
+    /// The gradient reduction's buffers on several ranks: with fp16 on the wire (`--allreduce-dtype`,
+    /// fp16 by default under fp16) two buckets of `--bucket-mb` staged (each with the part this
+    /// rank receives under `--zero 1`); with fp32 and `--zero 1`, the shard's mean gradients.
+    static func reductionBytes(_ p: TrainingParameters, trained: Int, worldSize: Int) -> Int {
+        guard worldSize > 1 else { return 0 }
+        let shard = (trained + worldSize - 1) / worldSize
+        guard (p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32)) == .fp16 else { return p.zero == 1 ? shard * 4 : 0 }
+        let bucket = min(trained, Int(p.bucketMegabytes * 1024 * 1024) / 2)
+        return 2 * 2 * (bucket + (p.zero == 1 ? min(bucket, shard) : 0))
     }
 
     /// "this run needs about X per rank at peak (...), but Y is available to each rank (...)".
     static func problem(_ v: Verdict, _ p: TrainingParameters) -> String {
         let e = v.estimate, b = ProgressStartupSummary.bytes
         let share = v.ranksOnHost > 1 ? " shared by \(v.ranksOnHost) ranks on this host" : ""
+        let rows: String
+        if let data = v.data {
+            let batch = data.batch(p)
+            rows = "\(batch.pairs) pair(s) of rows of \(batch.longestRow) tokens (the longest batch of the encoded data; --max-length \(p.maxLength))"
+        } else {
+            rows = "\(p.batchPairs) pair(s) of rows up to --max-length \(p.maxLength) tokens"
+        }
         return "this run needs about \(b(e.totalBytes)) per rank at peak (weights \(b(e.weightsBytes)), gradients and optimizer "
-            + "\(b(e.optimizerBytes)), activations \(b(e.activationsBytes)) for \(p.batchPairs) pair(s) of rows up to --max-length "
-            + "\(p.maxLength) tokens, reference \(b(e.referenceBytes))), but \(b(v.perRank)) is available to each rank "
+            + "\(b(e.optimizerBytes)), activations \(b(e.activationsBytes)) for \(rows), reference \(b(e.referenceBytes))), "
+            + "but \(b(v.perRank)) is available to each rank "
             + "(\(v.available.source) \(b(v.available.bytes))\(share))"
     }
 
     /// The refusal: the problem and every flag (or, failing that, combination) that would make it fit.
     static func refusal(_ v: Verdict, _ p: TrainingParameters, config: LlamaConfig, worldSize: Int) -> String {
         var text = problem(v, p) + ". "
-        let options = remedies(p, config: config, worldSize: worldSize, ranksOnHost: v.ranksOnHost, budget: v.perRank)
+        let options = remedies(p, config: config, worldSize: worldSize, ranksOnHost: v.ranksOnHost, budget: v.perRank, data: v.data)
         if options.isEmpty {
             text += "No combination of --gradient-checkpointing true, --precision fp16, smaller --batch-pairs or --max-length fits; "
                 + "use a host with more memory or more ranks on other hosts"
@@ -77,8 +127,11 @@ enum FitCheck {
     }
 
     /// Flag changes (each alone, else together) under which the estimate fits `budget`, with their estimates.
-    static func remedies(_ p: TrainingParameters, config: LlamaConfig, worldSize: Int, ranksOnHost: Int, budget: Int) -> [String] {
-        func total(_ q: TrainingParameters) -> Int { geometry(q, config: config, ranksOnHost: ranksOnHost, worldSize: worldSize).estimate().totalBytes }
+    static func remedies(_ p: TrainingParameters, config: LlamaConfig, worldSize: Int, ranksOnHost: Int, budget: Int,
+                         data: DataRows? = nil) -> [String] {
+        func total(_ q: TrainingParameters) -> Int {
+            geometry(q, config: config, ranksOnHost: ranksOnHost, worldSize: worldSize, data: data).estimate().totalBytes
+        }
         func described(_ flags: String, _ q: TrainingParameters) -> String { "\(flags) (~\(ProgressStartupSummary.bytes(total(q))))" }
         var found: [String] = []
         // Switches that shrink a part without changing the batch.
@@ -90,7 +143,7 @@ enum FitCheck {
             apply(&q)
             if total(q) <= budget { found.append(described(flags, q)) }
         }
-        found += batchRemedies(p, prefix: "", total: total, budget: budget)
+        found += batchRemedies(p, prefix: "", total: total, budget: budget, data: data)
         found += otherHelpersRemedies(p, config: config, worldSize: worldSize, budget: budget, total: total(p))
         if !p.sharedReference, p.loss.needsReference, !p.precomputeReference, ranksOnHost > 1 {
             var q = p
@@ -102,13 +155,16 @@ enum FitCheck {
             for (_, apply) in switches { apply(&q) }
             let prefix = switches.map(\.flags).joined(separator: " ")
             if total(q) <= budget { found.append(described(prefix, q)) }
-            found += batchRemedies(q, prefix: prefix + " ", total: total, budget: budget)
+            found += batchRemedies(q, prefix: prefix + " ", total: total, budget: budget, data: data)
         }
         return found
     }
 
     /// The largest `--batch-pairs` and the largest `--max-length` (each alone) that fit.
-    static func batchRemedies(_ p: TrainingParameters, prefix: String, total: (TrainingParameters) -> Int, budget: Int) -> [String] {
+    /// With `data`, only values below what its batches hold (larger ones change nothing).
+    static func batchRemedies(_ p: TrainingParameters, prefix: String, total: (TrainingParameters) -> Int, budget: Int,
+                              data: DataRows? = nil) -> [String] {
+        let running = data?.batch(p) ?? (pairs: p.batchPairs, longestRow: p.maxLength)
         var found: [String] = []
         func largest(below upper: Int, lowest: Int, _ set: (inout TrainingParameters, Int) -> Void) -> (Int, Int)? {
             // Memory grows with both: binary search for the largest value in lowest..<upper that fits.
@@ -124,10 +180,10 @@ enum FitCheck {
             set(&q, low)
             return (low, total(q))
         }
-        if let (pairs, bytes) = largest(below: p.batchPairs, lowest: 1, { $0.batchPairs = $1 }) {
+        if let (pairs, bytes) = largest(below: running.pairs, lowest: 1, { $0.batchPairs = $1 }) {
             found.append("\(prefix)--batch-pairs \(pairs) (~\(ProgressStartupSummary.bytes(bytes)); raise --grad-accum to keep the global batch)")
         }
-        if let (length, bytes) = largest(below: p.maxLength, lowest: 2, { $0.maxLength = $1 }) {
+        if let (length, bytes) = largest(below: running.longestRow, lowest: 2, { $0.maxLength = $1 }) {
             found.append("\(prefix)--max-length \(length) (~\(ProgressStartupSummary.bytes(bytes)); longer pairs are truncated)")
         }
         return found

@@ -7,7 +7,7 @@ import Llama
 /// removed as soon as every rank of the host has mapped it, so a rank killed later leaves
 /// nothing behind. Any failure (no /dev/shm, a full one, a name taken) on any rank falls back
 /// to a private reference on every rank, with a message.
-enum HostSharedReference {
+public enum HostSharedReference {
     static let directory = "/dev/shm"
     static let namePrefix = "dpo-reference-"
 
@@ -15,6 +15,12 @@ enum HostSharedReference {
     /// share) or sharing failed somewhere. Collective: every rank calls it.
     static func model(config: LlamaConfig, precision: Precision, weights: [Float], communicator: Communicator,
                       events: TrainingEvents) -> LlamaModel? {
+        model(config: config, precision: precision, weights: weights, communicator: communicator, message: events.message)
+    }
+
+    /// The same, reporting through `message` (`dpo bench dpo --shared-reference true`).
+    public static func model(config: LlamaConfig, precision: Precision, weights: [Float], communicator: Communicator,
+                             message: (String) -> Void) -> LlamaModel? {
         guard communicator.node.size > 1 else { return nil }
         // One name per job and host: rank 0's pid (the same on every rank) and this host's name.
         let job = Int(communicator.sum([communicator.rank == 0 ? Double(getpid()) : 0])[0])
@@ -30,7 +36,7 @@ enum HostSharedReference {
         // Written (or not) everywhere before anyone opens.
         if communicator.anyRank(problem != nil) {
             shared?.unlinkName()
-            events.message("reference: cannot share one copy per host (\(problem ?? "failed on another rank")); every rank loads its own")
+            message("reference: cannot share one copy per host (\(problem ?? "failed on another rank")); every rank loads its own")
             return nil
         }
         if !creator {
@@ -40,12 +46,12 @@ enum HostSharedReference {
         let failed = communicator.anyRank(problem != nil)
         if creator { shared?.unlinkName() }
         guard !failed, let shared else {
-            events.message("reference: cannot share one copy per host (\(problem ?? "failed on another rank")); every rank loads its own")
+            message("reference: cannot share one copy per host (\(problem ?? "failed on another rank")); every rank loads its own")
             return nil
         }
         do {
             let model = try LlamaModel(config: config, precision: precision, trainable: false, sharedWeights: shared)
-            events.message("reference: one \(precision.rawValue) copy per host, shared by \(communicator.node.size) ranks "
+            message("reference: one \(precision.rawValue) copy per host, shared by \(communicator.node.size) ranks "
                            + "(\(ProgressStartupSummary.bytes(weights.count * (precision == .fp32 ? 4 : 2))) mapped from \(directory))")
             return model
         } catch {

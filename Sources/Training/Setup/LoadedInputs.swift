@@ -47,9 +47,25 @@ final class LoadedInputs {
         self.counts = counts
     }
 
-    static func load(
-        _ p: TrainingParameters, communicator: Communicator, events: TrainingEvents, timeline: StartupTimeline = StartupTimeline()
-    ) throws -> LoadedInputs {
+    /// `beforeWeights` runs once the data is encoded and before any weight is read (the fit check).
+    static func load(_ p: TrainingParameters, communicator: Communicator, events: TrainingEvents,
+                     timeline: StartupTimeline = StartupTimeline(),
+                     beforeWeights: (LlamaConfig, [EncodedPair]) throws -> Void = { _, _ in }) throws -> LoadedInputs {
+        // The config (its problems reported first, as before), then the data (it needs only the
+        // tokenizer): its longest batch is what the fit check sizes before the weights load.
+        let modelURL = URL(fileURLWithPath: p.modelDirectory)
+        if let problem = FileProblem.directory(modelURL.path) { throw TrainingError.model("--model \(p.modelDirectory): \(problem)") }
+        let shapes: LlamaConfig
+        do {
+            shapes = try ModelDirectory.loadConfig(modelURL)
+            _ = try SafetensorsArchive(directory: modelURL)  // weights present and readable (headers only) before encoding
+        } catch { throw TrainingError.model("--model \(p.modelDirectory): \(error)") }
+        let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
+        timeline.mark("config and tokenizer")
+        let (train, eval, counts) = try loadData(p, tokenizer: tokenizer, events: events)
+        timeline.mark("data")
+        try beforeWeights(shapes, train)
+        timeline.mark("memory check")
         let (config, weights) = try TrainingInputs.loadModel(p.modelDirectory, flag: "--model")
         var referenceWeights: [Float]?
         if p.loss.needsReference {
@@ -66,9 +82,6 @@ final class LoadedInputs {
         let fingerprints = try ModelFingerprints.of(
             policyDirectory: p.modelDirectory, referenceDirectory: p.referenceModelDirectory, needsReference: p.loss.needsReference)
         timeline.mark("fingerprints")
-        let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
-        timeline.mark("tokenizer")
-        let (train, eval, counts) = try loadData(p, tokenizer: tokenizer, events: events)
         let inputs = LoadedInputs(
             config: config, policyWeights: weights, referenceWeights: referenceWeights, fingerprints: fingerprints,
             paddingId: tokenizer.paddingId, train: train, eval: eval, counts: counts)
@@ -77,7 +90,7 @@ final class LoadedInputs {
         if let eval, let evalFile = p.evalDataFile {
             try checkRows(eval, config: config, file: evalFile, flag: "--eval-data")
         }
-        timeline.mark("data")
+        timeline.mark("checks")
         return inputs
     }
 
@@ -125,15 +138,15 @@ final class LoadedInputs {
     }
 
     /// Token ids inside the model's vocabulary, and rows no longer than the config's position
-    /// limit (a sliding window, dynamic RoPE): such rows would compute something transformers does not.
+    /// limit (`rowPositionLimit`: a sliding window, dynamic RoPE, else max_position_embeddings).
+    /// train, logps and eval all refuse here, with one message.
     static func checkRows(_ pairs: [EncodedPair], config: LlamaConfig, file: String, flag: String) throws {
         try checkTokenIds(pairs, vocabSize: config.vocabSize, file: file, flag: flag)
-        guard let longest = pairs.map(\.longestRowLength).max() else { return }
-        do {
-            try config.checkRowLength(longest)
-        } catch {
-            throw TrainingError.data("\(flag) \(file): \(error) (--max-length caps prompt + completion)")
-        }
+        let limit = config.rowPositionLimit
+        guard let longest = pairs.map(\.longestRowLength).max(), longest > limit.tokens else { return }
+        throw TrainingError.data(
+            "\(flag) \(file): a row of \(longest) tokens is longer than \(limit.tokens) (config.json key \"\(limit.key)\": "
+                + "\(limit.reason)); pass --max-length \(limit.tokens) or less (it caps prompt + completion)")
     }
 
     /// A tokenizer whose ids exceed the model's vocabulary would index past the embedding.

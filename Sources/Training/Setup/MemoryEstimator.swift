@@ -1,3 +1,4 @@
+import Kernels
 import Llama
 
 /// Estimated peak bytes of one rank from the shapes alone (no weights loaded): what the
@@ -32,6 +33,9 @@ struct MemoryGeometry {
     var trainableCount: Int? = nil
     /// fp32 master weights this rank holds (`--zero 1`: its shard); nil = all trained parameters.
     var masterCount: Int? = nil
+    /// The gradient reduction's own buffers: fp16 staging between ranks (`WireStaging`: a few
+    /// buckets) and, `--zero 1` with fp32 on the wire, the shard's mean gradients.
+    var reductionBytes = 0
 
     var parameterCount: Int { ParameterLayout(config: config).totalCount }
     var tokens: Int { 2 * batchPairs * longestRow }
@@ -44,8 +48,8 @@ struct MemoryGeometry {
         // Master weights (fp32; a shard with --zero 1) + the policy's working copy (LoRA: the
         // frozen base in the working precision plus the fp32 adapters).
         let weights = (masterCount ?? trained) * 4 + parameters * workingBytes + (trainableCount == nil ? 0 : trained * 4)
-        // Gradients (fp32, of what is trained) + optimizer state.
-        let optimizer = trained * 4 + optimizerStateCount * 4
+        // Gradients (fp32, of what is trained) + optimizer state + the reduction's buffers.
+        let optimizer = trained * 4 + optimizerStateCount * 4 + reductionBytes
         let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
         // Saved for backward per layer and token: layer input, q/k/v, attention output, middle stream, gate/up.
         let perLayer = h + q + 2 * k + q + h + 2 * f
@@ -55,8 +59,9 @@ struct MemoryGeometry {
             : L * perLayer * workingBytes
         // Float32 scratch per token: forward (normed, SwiGLU, rstd) and backward (streams, MLP, q/k/v, attention).
         let scratchPerToken = 4 * (h + f + 2 * L + 1 + 2 * h + 3 * f + q + 2 * k + q)
-        // A logged step also computes the full logits of its last micro-batch (TRL's `logits/*`).
-        let logits = tokens * c.vocabSize * 4
+        // The LM head runs one vocabulary panel at a time: a logged step's `logits/*` sums hold
+        // [tokens, panel] logits (never the full [tokens, vocab]); the loss's chunk is smaller.
+        let logits = tokens * min(c.vocabSize, LabelLogProbs.panelRows) * 4
         let activations = tokens * (savedPerToken + scratchPerToken) + logits
         let referenceBytes: Int
         switch reference {

@@ -40,12 +40,13 @@ enum StartupFacts {
         case .cached(let chosen, let rejected): reference = .cached(pairs: (chosen.count + rejected.count) / 2)
         case .baseModel: reference = .baseModel
         }
-        let geometry = MemoryGeometry(
+        var geometry = MemoryGeometry(
             config: run.config, precision: p.precision, batchPairs: p.batchPairs, longestRow: longest,
             gradientCheckpointing: run.step.policy.gradientCheckpointing,
             optimizerStateCount: run.step.optimizer.firstMoment.count + run.step.optimizer.secondMoment.count, reference: reference,
             trainableCount: run.step.policy.adapters == nil ? nil : run.step.parameterCount,
             masterCount: run.step.masterWeightCount)
+        geometry.reductionBytes = FitCheck.reductionBytes(p, trained: run.step.parameterCount, worldSize: run.communicator.size)
         return geometry.estimate(runtimeBytes: runtimeBytes)
     }
 

@@ -69,7 +69,7 @@ public enum TrainingInputs {
         for (index, example) in dataset.examples.enumerated() {
             let outcome: EncodingOutcome, mismatch: Bool
             do { (outcome, mismatch) = try encoder.encode(example, index: index) } catch {
-                throw TrainingError.data("\(flag) \(file) record \(dataset.sourcePositions[index]): \(error)")
+                throw TrainingError.data("\(flag) \(file): \(dataset.locating(error, example: index, encoding: encoding, tokenizer: tokenizer))")
             }
             if mismatch {
                 report.promptMismatchCount += 1

@@ -23,9 +23,10 @@ enum TrainingSetup {
             try communicator.verifySameRun([("binary", RunFingerprint.executable())] + leaves)
             timeline.mark("same-run check")
         }
-        try FitCheck.run(p, communicator: communicator, events: events)
-        timeline.mark("memory check")
-        let inputs = try LoadedInputs.load(p, communicator: communicator, events: events, timeline: timeline)
+        let inputs = try LoadedInputs.load(p, communicator: communicator, events: events, timeline: timeline) { config, train in
+            try FitCheck.run(p, config: config, data: FitCheck.DataRows(train, worldSize: communicator.size),
+                             communicator: communicator, events: events)
+        }
         inputs.lora = try LoRASetup.resolve(&p, model: inputs.config, events: events)
         // One run per OUT (rank 0 writes it; taken once the inputs are known good): a second
         // trainer would overwrite this one's checkpoints, metrics and train_config.json.

@@ -64,19 +64,15 @@ public struct PreferenceBatch {
     }
 
     /// Sums over completion tokens of the vocabulary-mean logit (TRL's `logits/*` numerator),
-    /// for chosen and rejected rows, from `model.logits` `[rows * seqLen * vocab]`.
-    public func completionLogitSums(_ logits: [Float], vocabSize: Int) -> (chosen: Double, rejected: Double) {
+    /// for chosen and rejected rows, from each position's sum of logits over the vocabulary
+    /// (`LlamaModel.logitSums`, `[rows * seqLen]`).
+    public func completionLogitSums(_ logitSums: [Float], vocabSize: Int) -> (chosen: Double, rejected: Double) {
         let seqLen = rows.seqLen
         var chosen = 0.0, rejected = 0.0
-        logits.withUnsafeBufferPointer { values in
-            for row in 0..<rows.rows {
-                for t in 0..<seqLen where rows.targetIds[row * seqLen + t] >= 0 {
-                    let base = (row * seqLen + t) * vocabSize
-                    var sum: Float = 0
-                    for v in 0..<vocabSize { sum += values[base + v] }
-                    let mean = Double(sum) / Double(vocabSize)
-                    if row < pairCount { chosen += mean } else { rejected += mean }
-                }
+        for row in 0..<rows.rows {
+            for t in 0..<seqLen where rows.targetIds[row * seqLen + t] >= 0 {
+                let mean = Double(logitSums[row * seqLen + t]) / Double(vocabSize)
+                if row < pairCount { chosen += mean } else { rejected += mean }
             }
         }
         return (chosen, rejected)

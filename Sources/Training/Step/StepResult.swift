@@ -31,9 +31,9 @@ public struct CompletionLogitSums: Sendable {
     public var rejected: Double
     public var rejectedTokens: Int
 
-    /// One more forward of `batch` through `policy` (full logits) with its current weights.
+    /// One more forward of `batch` through `policy` with its current weights (the logits one vocabulary panel at a time).
     init(_ batch: PreferenceBatch, policy: LlamaModel) {
-        let sums = batch.completionLogitSums(policy.logits(batch.rows), vocabSize: policy.config.vocabSize)
+        let sums = batch.completionLogitSums(policy.logitSums(batch.rows), vocabSize: policy.config.vocabSize)
         chosen = sums.chosen
         chosenTokens = batch.chosenTokenTotal
         rejected = sums.rejected

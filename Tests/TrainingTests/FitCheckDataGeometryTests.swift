@@ -1,0 +1,58 @@
+import Foundation
+import Llama
+@testable import Preference
+import XCTest
+
+@testable import Training
+
+/// The fit check sizes the batch the encoded data will run (its longest row, at most
+/// `--max-length`; no more pairs than a rank has), not rows of `--max-length`.
+final class FitCheckDataGeometryTests: XCTestCase {
+    func pair(_ index: Int, prompt: Int, chosen: Int, rejected: Int) -> EncodedPair {
+        EncodedPair(index: index, prompt: Array(repeating: 1, count: prompt), chosen: Array(repeating: 2, count: chosen),
+                    rejected: Array(repeating: 3, count: rejected), promptTruncated: false, chosenTruncated: false, rejectedTruncated: false)
+    }
+
+    func testDataRowsAreTheLongestRowAndEachRanksShareOfPairs() {
+        let pairs = [pair(0, prompt: 10, chosen: 20, rejected: 5), pair(1, prompt: 30, chosen: 40, rejected: 90), pair(2, prompt: 1, chosen: 1, rejected: 1)]
+        let rows = FitCheck.DataRows(pairs, worldSize: 2)
+        XCTAssertEqual(rows, FitCheck.DataRows(longestRow: 120, pairsPerRank: 2))
+        var p = TrainingParameters()
+        p.batchPairs = 4
+        p.maxLength = 1024
+        XCTAssertEqual(rows.batch(p).pairs, 2, "a rank never holds more pairs than its share")
+        XCTAssertEqual(rows.batch(p).longestRow, 120)
+        p.maxLength = 64
+        p.batchPairs = 1
+        XCTAssertEqual(rows.batch(p).pairs, 1)
+        XCTAssertEqual(rows.batch(p).longestRow, 64, "--max-length truncates longer rows")
+    }
+
+    /// Short data on a long --max-length: the estimate (and so the verdict) is the data's, far below the max-length one.
+    func testEstimateUsesTheDataGeometry() throws {
+        let config = LlamaPreset.smollm2135m.config
+        var p = TrainingParameters()
+        p.batchPairs = 4
+        p.maxLength = 2048
+        let data = FitCheck.DataRows(longestRow: 200, pairsPerRank: 100)
+        let fromData = FitCheck.geometry(p, config: config, data: data)
+        XCTAssertEqual(fromData.longestRow, 200)
+        XCTAssertEqual(fromData.batchPairs, 4)
+        let fromMaxLength = FitCheck.geometry(p, config: config)
+        XCTAssertEqual(fromMaxLength.longestRow, 2048)
+        XCTAssertLessThan(fromData.estimate().activationsBytes * 5, fromMaxLength.estimate().activationsBytes)
+        // The refusal says which geometry it assumed, and offers --max-length below the data's rows.
+        var shorter = p
+        shorter.maxLength = 150
+        let budget = FitCheck.geometry(shorter, config: config, data: data).estimate().totalBytes
+        let verdict = FitCheck.Verdict(estimate: fromData.estimate(), available: AvailableMemory(bytes: budget, source: "MemAvailable"),
+                                       ranksOnHost: 1, data: data)
+        XCTAssertFalse(verdict.fits)
+        let text = FitCheck.refusal(verdict, p, config: config, worldSize: 1)
+        XCTAssertTrue(text.contains("4 pair(s) of rows of 200 tokens (the longest batch of the encoded data; --max-length 2048)"), text)
+        let remedies = try XCTUnwrap(text.components(separatedBy: "Any of these would fit:").last)
+        let range = try XCTUnwrap(remedies.range(of: "--max-length "), text)
+        let offered = try XCTUnwrap(Int(remedies[range.upperBound...].prefix { $0.isNumber }), text)
+        XCTAssertEqual(offered, 150, text)
+    }
+}
