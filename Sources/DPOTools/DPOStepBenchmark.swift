@@ -41,8 +41,6 @@ public enum DPOStepBenchmark {
         public var loraRank = 0
         /// `--zero`: 1 = ZeRO stage 1 (optimizer state sharded over ranks).
         public var zeroStage = 0
-        /// `--shared-reference`: the ranks of a host map one reference copy (`HostSharedReference`).
-        public var sharedReference = false
         /// A Hugging Face model directory (config.json + safetensors, any supported family) to
         /// bench instead of `preset`; its load is timed (`Result.load`).
         public var modelDirectory: URL?
@@ -52,6 +50,8 @@ public enum DPOStepBenchmark {
         public var ioDirectory: URL?
         /// Leave what `ioDirectory` received (the written preset model, the checkpoint) in place.
         public var keepIOFiles = false
+        /// `--shared-reference`: the ranks of a host map one reference copy (`HostSharedReference`).
+        public var sharedReference = false
 
         public init(preset: LlamaPreset) { self.preset = preset }
     }
@@ -76,12 +76,6 @@ public enum DPOStepBenchmark {
         public var timedSteps: Int
         /// Peak resident memory (VmHWM: building the step included) up to the end of the timed steps, the largest over ranks, MB.
         public var peakResidentMB: Double
-        /// This rank's memory after building the step, before the first step (rss, pss: largest over ranks), MB.
-        public var setupRSSMB = 0.0, setupPSSMB = 0.0
-        /// VmHWM of the steps alone (reset after building the step; 0 where the kernel refuses), largest over ranks, MB.
-        public var stepPeakResidentMB = 0.0
-        /// Pss and shared pages (smaps_rollup) at the end of the last timed step, largest over ranks, MB.
-        public var peakPSSMB = 0.0, sharedMB = 0.0
         /// Median system CPU seconds and minor page faults of a timed step, summed over ranks.
         public var medianStepSystemSeconds: Double
         public var medianStepMinorFaults: Double
@@ -89,6 +83,12 @@ public enum DPOStepBenchmark {
         public var load: LoadFigures?
         /// A checkpoint save and the plain writes of its bytes (rank 0; nil without `ioDirectory`).
         public var save: SaveFigures?
+        /// This rank's memory after building the step, before the first step (rss, pss: largest over ranks), MB.
+        public var setupRSSMB = 0.0, setupPSSMB = 0.0
+        /// VmHWM of the steps alone (reset after building the step; 0 where the kernel refuses), largest over ranks, MB.
+        public var stepPeakResidentMB = 0.0
+        /// Pss and shared pages (smaps_rollup) at the end of the last timed step, largest over ranks, MB.
+        public var peakPSSMB = 0.0, sharedMB = 0.0
     }
 
     /// Runs `warmupSteps + timedSteps` steps of a `DPOStep` built from the preset in memory, or

@@ -114,10 +114,10 @@ struct BenchDPOCommand: ParsableCommand {
             options.allreduceDType = allreduceDtype.flatMap(GradientReducer.WireType.init(rawValue:))
             options.bucketMegabytes = bucketMb
             options.zeroStage = zero
-            options.sharedReference = sharedReference
             options.modelDirectory = model.map { URL(fileURLWithPath: $0) }
             options.ioDirectory = io ? URL(fileURLWithPath: ioDir) : nil
             options.keepIOFiles = keepIoFiles
+            options.sharedReference = sharedReference
             let result = try DPOStepBenchmark.run(options, communicator: communicator)
             let totalThreads = Int(communicator.sum([Double(BLAS.threads)])[0])
             guard communicator.isPrimary else { return }
@@ -142,11 +142,11 @@ struct BenchDPOCommand: ParsableCommand {
                 ("fraction_of_sgemm_peak", f(result.executedStepFLOPs / seconds / 1e9 / (Double(totalThreads) * sgemm), 3)),
                 ("sgemm_1core_gflops_per_cpu_s", f(sgemmPerCPU, 1)),
                 ("fraction_of_sgemm_peak_by_cpu_time", f(result.executedStepFLOPs / result.medianStepCPUSeconds / 1e9 / sgemmPerCPU, 3)),
+                ("step_sys_s", f(result.medianStepSystemSeconds)), ("step_minor_faults", f(result.medianStepMinorFaults, 0)),
                 ("shared_reference", "\(sharedReference)"),
                 ("peak_rss_mb", f(result.peakResidentMB, 1)), ("step_peak_rss_mb", f(result.stepPeakResidentMB, 1)),
                 ("peak_pss_mb", f(result.peakPSSMB, 1)), ("shared_mb", f(result.sharedMB, 1)),
                 ("setup_rss_mb", f(result.setupRSSMB, 1)), ("setup_pss_mb", f(result.setupPSSMB, 1)),
-                ("step_sys_s", f(result.medianStepSystemSeconds)), ("step_minor_faults", f(result.medianStepMinorFaults, 0)),
                 ("phases_s", "{\"data\": \(f(phases.data)), \"reference_forward\": \(f(phases.referenceForward)), "
                     + "\"policy_forward\": \(f(phases.policyForward)), \"backward\": \(f(phases.backward)), "
                     + "\"allreduce_wait\": \(f(phases.allReduceWait)), \"optimizer\": \(f(phases.optimizer))}"),

@@ -48,10 +48,9 @@ final class LoadedInputs {
     }
 
     /// `beforeWeights` runs once the data is encoded and before any weight is read (the fit check).
-    static func load(
-        _ p: TrainingParameters, communicator: Communicator, events: TrainingEvents, timeline: StartupTimeline = StartupTimeline(),
-        beforeWeights: (LlamaConfig, [EncodedPair]) throws -> Void = { _, _ in }
-    ) throws -> LoadedInputs {
+    static func load(_ p: TrainingParameters, communicator: Communicator, events: TrainingEvents,
+                     timeline: StartupTimeline = StartupTimeline(),
+                     beforeWeights: (LlamaConfig, [EncodedPair]) throws -> Void = { _, _ in }) throws -> LoadedInputs {
         // The config (its problems reported first, as before), then the data (it needs only the
         // tokenizer): its longest batch is what the fit check sizes before the weights load.
         let modelURL = URL(fileURLWithPath: p.modelDirectory)
@@ -62,7 +61,7 @@ final class LoadedInputs {
             _ = try SafetensorsArchive(directory: modelURL)  // weights present and readable (headers only) before encoding
         } catch { throw TrainingError.model("--model \(p.modelDirectory): \(error)") }
         let tokenizer = try TrainingInputs.loadTokenizer(p.modelDirectory, flag: "--model")
-        timeline.mark("tokenizer")
+        timeline.mark("config and tokenizer")
         let (train, eval, counts) = try loadData(p, tokenizer: tokenizer, events: events)
         timeline.mark("data")
         try beforeWeights(shapes, train)
@@ -91,7 +90,7 @@ final class LoadedInputs {
         if let eval, let evalFile = p.evalDataFile {
             try checkRows(eval, config: config, file: evalFile, flag: "--eval-data")
         }
-        timeline.mark("row checks")
+        timeline.mark("checks")
         return inputs
     }
 
