@@ -11,7 +11,12 @@
 #                     against 173-568 for 1 rank x 2 threads on the minimind DPO step)
 #   --threads T       BLAS threads per rank (default: this host's cores / N, at least 1)
 #   --bind none|core  rank binding (default none: ranks may use several threads and
-#                     share a machine with other work; core pins one core per rank)
+#                     share a machine with other work; core pins one core per rank).
+#                     Measured 2026-12-03 on the 2-core AMD EPYC (AVX-512) host, shared
+#                     (load 8-13), 2 ranks x 1 thread, alternating, `-- bench dpo --preset
+#                     minimind --steps 3 --threads 1`: core 278 and 459 tokens/s, none 309
+#                     and 833; a pinned rank cannot leave a core another process is using,
+#                     so none stays the default even with one thread per rank
 #   --hostfile FILE   run on the hosts of FILE (what cluster.sh passes)
 #   --net NET         with --hostfile: the network between hosts, a subnet (10.1.0.0/16) or
 #                     interface name (eth1), for both MPI traffic and Open MPI's daemons
@@ -29,7 +34,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
 
 ranks="" threads="" bind="none" hostfile="" net="" btl="self,vader,tcp"
 while [ $# -gt 0 ]; do
