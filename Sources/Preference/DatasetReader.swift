@@ -8,6 +8,9 @@ public struct DatasetReadOptions: Sendable {
     public var keys: DatasetKeys
     /// Skip invalid records (and count them) instead of failing on the first one.
     public var skipInvalid: Bool
+    /// Whether the command reading the file has `--skip-invalid`, so its errors may offer it
+    /// (`dpo logps`, one output line per record, has not).
+    public var offersSkipping = true
     public init(keys: DatasetKeys = DatasetKeys(), skipInvalid: Bool = false) {
         self.keys = keys
         self.skipInvalid = skipInvalid
@@ -118,7 +121,7 @@ public enum DatasetReader {
                 dataset.sourceLocations.append(location)
             } catch let problem as RecordProblem {
                 let error = DataError(file: file, location: location, key: problem.key, problem: problem.problem,
-                                      suggestsSkipping: problem.suggestsSkipping && !options.skipInvalid)
+                                      suggestsSkipping: problem.suggestsSkipping && !options.skipInvalid && options.offersSkipping)
                 guard options.skipInvalid else { throw error }
                 dataset.skipped.append(error)
             }

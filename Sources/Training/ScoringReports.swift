@@ -37,6 +37,14 @@ public enum ScoringReports {
         public init() {}
     }
 
+    /// `dpo logps` answers every record (one line each), so it reads without skipping and its
+    /// errors do not offer a `--skip-invalid` it does not have.
+    static func noSkipping(_ options: DatasetReadOptions) -> DatasetReadOptions {
+        var options = options
+        options.offersSkipping = false
+        return options
+    }
+
     /// Lengths that never truncate: longer than any row this machine could hold.
     static let unlimitedLength = 1 << 30
 
@@ -52,7 +60,7 @@ public enum ScoringReports {
                                        chatTemplate: o.dataShape.chatTemplate)
         let data = try TrainingInputs.loadPairs(
             o.dataFile, flag: "--data", tokenizer: tokenizer, encoding: encoding,
-            reading: DatasetReadOptions(keys: o.dataShape.keys), allowEmpty: true)
+            reading: noSkipping(DatasetReadOptions(keys: o.dataShape.keys)), allowEmpty: true)
         try LoadedInputs.checkRows(data.pairs, config: config, file: o.dataFile, flag: "--data")
         let model = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { model.loadWeights($0) }
@@ -92,6 +100,8 @@ public enum ScoringReports {
         public var batchPairs = 4
         public var precision: Precision = .fp32
         public var dataShape = DataShape()
+        /// `--skip-invalid`: skip unreadable records (counted as `eval_skipped`), as `dpo train` does.
+        public var skipInvalid = false
         /// `--adapter DIR`: a PEFT LoRA adapter applied to the policy; without --ref-model the
         /// reference is then the base (the adapter switched off).
         public var adapterDirectory: String?
@@ -123,7 +133,7 @@ public enum ScoringReports {
             o.dataFile, flag: "--data", tokenizer: tokenizer,
             encoding: EncodingOptions(maxLength: o.maxLength, maxPromptLength: o.maxPromptLength,
                                       chatTemplate: o.dataShape.chatTemplate),
-            reading: DatasetReadOptions(keys: o.dataShape.keys))
+            reading: DatasetReadOptions(keys: o.dataShape.keys, skipInvalid: o.skipInvalid))
         try LoadedInputs.checkRows(data.pairs, config: config, file: o.dataFile, flag: "--data")
         let policy = try LlamaModel(config: config, precision: o.precision, trainable: false)
         weights.withUnsafeBufferPointer { policy.loadWeights($0) }
@@ -137,6 +147,7 @@ public enum ScoringReports {
         var fields = sums.metrics(options: o.loss, prefix: "eval_").map { "\(json($0.name)): \(json($0.value))" }
         fields.append("\"eval_pairs\": \(data.pairs.count)")
         fields.append("\"eval_dropped\": \(data.outcomes.count - data.pairs.count)")
+        if o.skipInvalid { fields.append("\"eval_skipped\": \(data.skipped)") }
         return "{" + fields.joined(separator: ", ") + "}"
     }
 

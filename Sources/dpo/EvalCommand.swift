@@ -9,7 +9,7 @@ import Training
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Print one JSON object with the eval_ metrics of metrics.jsonl, eval_pairs and eval_dropped.",
+        abstract: "Print one JSON object with the eval_ metrics of metrics.jsonl, eval_pairs and eval_dropped (and eval_skipped with --skip-invalid).",
         discussion: "Example: dpo eval --model runs/dpo/final --ref-model runs/sft --data test.jsonl --beta 0.1")
 
     @Option(help: ArgumentHelp("Policy model directory (required)", valueName: "DIR"))
@@ -42,6 +42,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("PEFT LoRA adapter applied to --model without merging; the reference is then the base unless --ref-model (default: none)", valueName: "DIR"))
     var adapter: String?
 
+    @Flag(help: "Skip unreadable records of --data, counted as eval_skipped (default: false)")
+    var skipInvalid = false
+
     @OptionGroup var dataShapeArguments: DataShapeArguments
 
     func run() throws {
@@ -61,6 +64,7 @@ struct EvalCommand: ParsableCommand {
         }
         options.precision = parsedPrecision
         options.dataShape = dataShapeArguments.dataShape
+        options.skipInvalid = skipInvalid
         options.adapterDirectory = adapter
         // The ranks share the pairs and all-reduce the sums: every rank holds the line; rank 0 prints it.
         let (rank, line) = try World.run { ($0.rank, try ScoringReports.evaluate(options, communicator: $0)) }

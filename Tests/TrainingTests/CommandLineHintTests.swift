@@ -51,6 +51,26 @@ final class CommandLineHintTests: XCTestCase {
         XCTAssertFalse(inspect.output.contains(skipHint), inspect.output)
     }
 
+    /// `dpo logps` has no --skip-invalid (it prints one line per record), so its errors do not
+    /// offer it; `dpo eval` takes it as `dpo train` does and counts what it skipped.
+    func testOnlyCommandsWithSkipInvalidOfferIt() throws {
+        let job = try TrainingJobSandbox()
+        let mixed = job.root.appendingPathComponent("mixed.jsonl")
+        try (try String(contentsOf: job.data, encoding: .utf8) + "not json\n").write(to: mixed, atomically: true, encoding: .utf8)
+        let model = job.sandbox.modelDirectory.path
+        let logps = try MPIJob.dpo(ranks: 1, ["logps", "--model", model, "--data", mixed.path])
+        XCTAssertEqual(logps.status, 1, logps.output)
+        XCTAssertTrue(logps.output.contains("\(mixed.path):9: malformed JSON"), logps.output)
+        XCTAssertFalse(logps.output.contains(skipHint), logps.output)
+        let eval = ["eval", "--model", model, "--ref-model", model, "--data", mixed.path]
+        let refused = try MPIJob.dpo(ranks: 1, eval)
+        XCTAssertEqual(refused.status, 1, refused.output)
+        XCTAssertTrue(refused.output.contains(skipHint), refused.output)
+        let skipping = try MPIJob.dpo(ranks: 1, eval + ["--skip-invalid"])
+        XCTAssertEqual(skipping.status, 0, skipping.output)
+        XCTAssertTrue(skipping.output.contains(#""eval_pairs": 8, "eval_dropped": 0, "eval_skipped": 1"#), skipping.output)
+    }
+
     /// A file of the other kind (supervised messages where pairs are expected) is wrong as a
     /// whole: skipping its lines would leave nothing, so the flag is not offered.
     func testAFileOfTheWrongKindDoesNotOfferSkipping() throws {

@@ -50,7 +50,7 @@ public enum TrainingInputs {
     public static func loadPairs(
         _ file: String, flag: String, tokenizer: any Tokenizer, encoding: EncodingOptions,
         reading: DatasetReadOptions = DatasetReadOptions(), allowEmpty: Bool = false
-    ) throws -> (pairs: [EncodedPair], outcomes: [EncodingOutcome], summary: String) {
+    ) throws -> (pairs: [EncodedPair], outcomes: [EncodingOutcome], summary: String, skipped: Int) {
         let dataset: Dataset<PreferenceExample>
         do {
             dataset = try DatasetReader.readPreferences(
@@ -96,6 +96,6 @@ public enum TrainingInputs {
                         + "(--max-length \(encoding.maxLength), --max-prompt-length \(encoding.maxPromptLength)); raise --max-length or lower --max-prompt-length")
             }
         }
-        return (pairs, outcomes, summary)
+        return (pairs, outcomes, summary, dataset.skipped.count)
     }
 }
