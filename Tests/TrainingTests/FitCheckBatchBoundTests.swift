@@ -15,9 +15,9 @@ final class FitCheckBatchBoundTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertFalse(run.output.contains("memory:"), run.output)
         XCTAssertTrue(run.output.contains("global batch      8 pairs: all 8 train pairs each step"), run.output)
-        // A run that truly does not fit is still refused (1 MB available to the rank).
+        // A run that truly does not fit is still refused (10 KiB available to the rank).
         let tight = try MPIJob.dpo(ranks: 1, job.trainArguments(out: "tight", ["--batch-pairs", "100000"]),
-                                   extraEnvironment: ["DPO_MEMORY_AVAILABLE_MB": "1"], timeout: 30)
+                                   extraEnvironment: ["DPO_MEMORY_AVAILABLE_MB": "0.01"], timeout: 30)
         XCTAssertEqual(tight.status, 1, tight.output)
         XCTAssertTrue(tight.output.contains("memory: this run needs about"), tight.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: job.root.appendingPathComponent("tight/final").path), tight.output)
