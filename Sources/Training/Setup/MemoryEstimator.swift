@@ -48,9 +48,9 @@ struct MemoryGeometry {
         // Master weights (fp32; a shard with --zero 1) + the policy's working copy (LoRA: the
         // frozen base in the working precision plus the fp32 adapters).
         let weights = (masterCount ?? trained) * 4 + parameters * workingBytes + (trainableCount == nil ? 0 : trained * 4)
-        // Gradients (fp32, of what is trained) + optimizer state + its weight-decay mask (one
-        // float per parameter it updates: `FlatOptimizer.decayMask`) + the reduction's buffers.
-        let optimizer = trained * 4 + optimizerStateCount * 4 + (masterCount ?? trained) * 4 + reductionBytes
+        // Gradients (fp32, of what is trained) + optimizer state + the reduction's buffers (the
+        // optimizer's weight-decay choice is a short list of ranges, no per-parameter mask).
+        let optimizer = trained * 4 + optimizerStateCount * 4 + reductionBytes
         let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
         // Saved for backward per layer and token: layer input, q/k/v, attention output, middle stream, gate/up.
         let perLayer = h + q + 2 * k + q + h + 2 * f
