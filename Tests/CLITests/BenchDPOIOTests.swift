@@ -1,28 +1,15 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `dpo bench dpo --io` on the tiny preset, through the built binary: the JSON line carries the
 /// step's system time and page faults, the load from a model directory, the checkpoint save and
 /// the plain writes of the same bytes; save_bytes is what the checkpoint's files hold.
 final class BenchDPOIOTests: XCTestCase {
-    /// `.build/<configuration>/dpo`, next to the test bundle.
-    private var binary: URL {
-        var directory = Bundle(for: Self.self).bundleURL
-        while directory.path != "/" {
-            let candidate = directory.appendingPathComponent("dpo")
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                return candidate
-            }
-            directory = directory.deletingLastPathComponent()
-        }
-        return URL(fileURLWithPath: "dpo")
-    }
-
     /// Runs the binary; (status, stdout, stderr).
     private func run(_ arguments: [String]) throws -> (Int32, String, String) {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = URL(fileURLWithPath: try MPIJob.dpoBinary())
         process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
