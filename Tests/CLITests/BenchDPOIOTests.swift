@@ -8,17 +8,8 @@ import XCTest
 final class BenchDPOIOTests: XCTestCase {
     /// Runs the binary; (status, stdout, stderr).
     private func run(_ arguments: [String]) throws -> (Int32, String, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try MPIJob.dpoBinary())
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        let run = try DPORun.run(arguments)
+        return (run.status, run.standardOutput, run.standardError)
     }
 
     private func temporaryDirectory() throws -> URL {

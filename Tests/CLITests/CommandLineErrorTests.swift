@@ -1,44 +1,12 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The built `dpo` binary: user mistakes end with a one-line cause on stderr and a non-zero
 /// status, never a crash or a stack trace; the happy paths print what they document.
 final class CommandLineErrorTests: XCTestCase {
 
-    /// `.build/<configuration>/dpo`, next to the test bundle.
-    private var binary: URL {
-        var directory = Bundle(for: Self.self).bundleURL
-        while directory.path != "/" {
-            let candidate = directory.appendingPathComponent("dpo")
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                return candidate
-            }
-            directory = directory.deletingLastPathComponent()
-        }
-        return URL(fileURLWithPath: "dpo")
-    }
-
-    private struct Outcome {
-        var status: Int32
-        var standardOutput: String
-        var standardError: String
-    }
-
-    private func run(_ arguments: [String]) throws -> Outcome {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Outcome(status: process.terminationStatus, standardOutput: String(decoding: outData, as: UTF8.self),
-                       standardError: String(decoding: errData, as: UTF8.self))
-    }
+    private func run(_ arguments: [String]) throws -> DPORun { try DPORun.run(arguments) }
 
     private func temporaryDirectory() -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("dpo-cli-\(UUID().uuidString)")
