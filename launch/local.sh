@@ -16,7 +16,9 @@
 #                     (load 8-13), 2 ranks x 1 thread, alternating, `-- bench dpo --preset
 #                     minimind --steps 3 --threads 1`: core 278 and 459 tokens/s, none 309
 #                     and 833; a pinned rank cannot leave a core another process is using,
-#                     so none stays the default even with one thread per rank
+#                     so none stays the default even with one thread per rank; on a
+#                     quiet host (smollm2-135m, 4x256) the two were within the noise
+#                     (none 12.48/12.85 s/step, core 12.37/13.28; README "Pinning")
 #   --hostfile FILE   run on the hosts of FILE (what cluster.sh passes)
 #   --net NET         with --hostfile: the network between hosts, a subnet (10.1.0.0/16) or
 #                     interface name (eth1), for both MPI traffic and Open MPI's daemons
