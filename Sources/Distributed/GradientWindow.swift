@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// ZeRO-2's flat gradient vector [P]: an address range backward writes into at the layout
+/// offsets exactly as into a plain gradient buffer, whose physical pages exist only while they
+/// hold gradients no bucket has sent yet.
+///
+/// It is one private anonymous mapping (no memory until written: untouched pages read as
+/// zeros). `release(range)` hands the whole pages inside `range` back to the kernel
+/// (`MADV_DONTNEED`): they read as zeros again and cost nothing until backward next writes
+/// them. So backward's `+=` into the window always starts from zero, and a rank's resident
+/// fp32 gradients are only the buckets written and not yet sent (the pages a bucket shares with
+/// its neighbours, one at each end, wait for `releaseAll`). Why not real bucket buffers:
+/// backward writes each parameter at its layout offset (a tied LM head into the embedding's
+/// range at the start of backward, the embedding scatter at the end), so a window keeps every
+/// kernel unchanged and the kernel's zeroed pages replace the per-step clearing pass.
+///
+/// Advised as huge-page candidates like `ScalarBuffer`'s mappings: 2 MiB pages fault 512x less
+/// often; releasing part of one splits it (correct, only slower), and buckets are MBs long.
+public final class GradientWindow {
+    /// The gradients [count]: valid (zero where not written) for the window's lifetime.
+    public let buffer: UnsafeMutableBufferPointer<Float>
+    private let bytes: Int
+    private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// A window of `count` floats; traps if the address space cannot be mapped (as an allocation failure does).
+    public init(count: Int) {
+        bytes = max(1, count) * 4
+        guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              raw != MAP_FAILED
+        else { fatalError("GradientWindow: cannot map \(bytes) bytes for the gradients (errno \(errno))") }
+        _ = madvise(raw, bytes, Int32(MADV_HUGEPAGE))
+        buffer = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: max(1, count)), count: count)
+    }
+
+    deinit { munmap(UnsafeMutableRawPointer(buffer.baseAddress!), bytes) }
+
+    /// Drops the whole pages inside elements `range`: they read as zeros afterwards. Elements
+    /// of `range` on a page it shares with elements outside keep their values.
+    public func release(_ range: Range<Int>) {
+        guard !range.isEmpty, let base = buffer.baseAddress else { return }
+        let start = Int(bitPattern: base + range.lowerBound), end = Int(bitPattern: base + range.upperBound)
+        let first = (start + Self.pageSize - 1) / Self.pageSize * Self.pageSize, last = end / Self.pageSize * Self.pageSize
+        guard last > first, let pointer = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        let status = madvise(pointer, last - first, Int32(MADV_DONTNEED))
+        precondition(status == 0, "GradientWindow: madvise(MADV_DONTNEED) failed (errno \(errno))")
+    }
+
+    /// Every element zero again, no page resident.
+    public func releaseAll() {
+        let status = madvise(UnsafeMutableRawPointer(buffer.baseAddress!), bytes, Int32(MADV_DONTNEED))
+        precondition(status == 0, "GradientWindow: madvise(MADV_DONTNEED) failed (errno \(errno))")
+    }
+}
