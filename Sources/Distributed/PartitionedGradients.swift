@@ -16,15 +16,23 @@ import Foundation
 ///
 /// Bytes per rank: 4 P / N (the shard) + staging slots (fp16: 2 x (bucket + shard part) x 2;
 /// fp32: 2 x shard part x 4 for micro-batches after the first) + the window's pages in flight
-/// (the bucket being filled, the buckets being sent). A tied LM head writes its gradient into the
-/// embedding's range at the start of backward, and that range is only final after the embedding
-/// scatter at the end: its pages (V x H x 4 bytes) stay until the embedding's buckets go.
+/// (the bucket being filled, the buckets being sent).
 ///
-/// Arithmetic: one micro-batch per step gives bit-identical shard gradients to
-/// `GradientReduceScatter` (same buckets, same sums; the first write is a copy). Several
-/// micro-batches are reduced one at a time and their means added in fp32, where ZeRO-1 adds the
-/// local gradients first and reduces once: equal up to rounding (with fp16 on the wire each
-/// micro-batch's mean is rounded to binary16 separately).
+/// Tied embeddings (`tiedHead`: the embedding's range): the LM head writes its gradient there at
+/// the start of backward and the embedding scatter adds to it at the end, so that range is not
+/// final until backward ends, and holding it would keep V x H x 4 bytes (113 MB for SmolLM2-135M,
+/// 545 MB for Qwen2.5-0.5B) of window pages for the whole backward. Instead it is reduced twice:
+/// once when the head's group is ready (the head's part; its pages released), and again with
+/// the embedding's buckets (the scatter's part, into pages that read as zero: only the rows of
+/// the batch's tokens are touched). Cost: V x H more elements on the wire per micro-batch
+/// (+21% of the bytes for SmolLM2-135M), and the shard's embedding rows are the sum of two
+/// reduced means instead of the mean of one sum (different rounding, see below).
+///
+/// Arithmetic: without a tied head, one micro-batch per step gives bit-identical shard
+/// gradients to `GradientReduceScatter` (same buckets, same sums; the first write is a copy).
+/// Several micro-batches are reduced one at a time and their means added in fp32, where ZeRO-1
+/// adds the local gradients first and reduces once; a tied embedding's two parts likewise:
+/// equal up to rounding (with fp16 on the wire each part's mean is rounded to binary16 on its own).
 public final class PartitionedGradients: ShardGradientReduction {
     public let communicator: Communicator
     public let wireType: GradientReducer.WireType
@@ -33,7 +41,10 @@ public final class PartitionedGradients: ShardGradientReduction {
     /// What backward writes into [P].
     public let window: GradientWindow
     public var gradients: UnsafeMutableBufferPointer<Float> { window.buffer }
-    public let shardGradients: UnsafeMutableBufferPointer<Float>
+    public var shardGradients: UnsafeMutableBufferPointer<Float> { shardStorage.buffer }
+    /// The shard's storage [shard.count]: a mapping too, so its pages come on the first step's writes.
+    private let shardStorage: GradientWindow
+    private let groupRanges: [Range<Int>]
     /// fp16 staging slots (send part + this rank's receive part); nil with fp32 on the wire.
     private let wire: WireStaging?
     /// fp32 receive slots of micro-batches after the first (their mean is added, so it cannot
@@ -42,21 +53,32 @@ public final class PartitionedGradients: ShardGradientReduction {
     private let schedule: BucketSchedule
     /// False during a step's first micro-batch (its mean is written), true after it (added).
     private var accumulating = false
+    /// The tied head's range and its buckets' indices (the first ones), nil when untied.
+    private let tiedHead: (range: Range<Int>, buckets: Range<Int>)?
 
     /// Same parameters as `GradientReduceScatter.init` (P = `count`); needs 2 ranks or more (on
-    /// one rank stage 2 is stage 1: there is nothing to partition).
+    /// one rank stage 2 is stage 1: there is nothing to partition). `tiedHead`: the elements a
+    /// tied LM head writes at the start of backward and the embedding again at the end (the
+    /// embedding's range, group 0; nil when untied or with LoRA).
     public init(communicator: Communicator, count: Int, groupRanges: [Range<Int>], bucketMegabytes: Double = 25,
-                wireType: GradientReducer.WireType = .fp32) throws {
+                wireType: GradientReducer.WireType = .fp32, tiedHead: Range<Int>? = nil) throws {
         precondition(communicator.size > 1, "PartitionedGradients needs 2 or more ranks")
         self.communicator = communicator
         self.wireType = wireType
-        let buckets = try GradientBucket.plan(
+        var buckets = try GradientBucket.plan(
             gradientCount: count, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes, wireBytes: wireType.bytes)
+        if let head = tiedHead, !head.isEmpty {
+            let (headBuckets, split) = try Self.tiedPlan(buckets, head: head, headGroup: groupRanges.count - 1)
+            self.tiedHead = (head, 0..<headBuckets.count)
+            buckets = headBuckets + split
+        } else {
+            self.tiedHead = nil
+        }
         shards = ParameterShards.ranges(total: count, ranks: communicator.size)
         let shard = shards[communicator.rank]
         window = GradientWindow(count: count)
-        shardGradients = .allocate(capacity: shard.count)
-        shardGradients.initialize(repeating: 0)
+        shardStorage = GradientWindow(count: shard.count)
+        self.groupRanges = groupRanges
         let receiveCount = buckets.map { shard.clamped(to: $0.range).count }.max() ?? 0
         switch wireType {
         case .fp16:
@@ -70,9 +92,33 @@ public final class PartitionedGradients: ShardGradientReduction {
                                   maxInFlight: wire?.slotCount ?? received!.slotCount)
     }
 
+    /// The tied head's own buckets (`head` cut into pieces no longer than the plan's largest
+    /// bucket, ready with `headGroup`, started first), and the plan with any bucket that crosses
+    /// `head`'s end split there (so each later bucket either adds to the head pass or not).
+    static func tiedPlan(_ plan: [GradientBucket], head: Range<Int>, headGroup: Int) throws -> ([GradientBucket], [GradientBucket]) {
+        let largest = plan.map(\.range.count).max() ?? 1
+        let headBuckets = try GradientBucket.plan(groupRanges: [head], maxElements: largest)
+            .map { GradientBucket(range: $0.range, groups: [headGroup]) }
+        var split: [GradientBucket] = []
+        for bucket in plan {
+            let r = bucket.range
+            guard r.lowerBound < head.upperBound, head.upperBound < r.upperBound else { split.append(bucket); continue }
+            // Backward order: the part above the head's end is final first.
+            split.append(GradientBucket(range: head.upperBound..<r.upperBound, groups: bucket.groups.filter { $0 != 0 }))
+            split.append(GradientBucket(range: r.lowerBound..<head.upperBound, groups: bucket.groups))
+        }
+        return (headBuckets, split)
+    }
+
+    /// Whether bucket `index` adds its mean to the shard (a later micro-batch, or the embedding
+    /// pass over a tied head's range) rather than writing it.
+    private func adds(_ index: Int) -> Bool {
+        guard !accumulating, let tiedHead else { return accumulating }
+        return !tiedHead.buckets.contains(index) && tiedHead.range.contains(buckets[index].range.lowerBound)
+    }
+
     deinit {
         schedule.waitForAll()  // before the buffers the collectives use are freed
-        shardGradients.deallocate()
     }
 
     /// Bytes of staging slots (fp16 send + receive, or fp32 receive).
@@ -85,7 +131,23 @@ public final class PartitionedGradients: ShardGradientReduction {
 
     // MARK: - During backward (every micro-batch)
 
-    public func groupReady(_ group: Int) { schedule.groupReady(group, start: start, complete: complete) }
+    /// Backward is about to start: the pages of what it writes first (the head's group; a tied
+    /// head's embedding range) are faulted in by writes (`GradientWindow.prefault`).
+    public func beginBackward() {
+        window.prefault(groupRanges[groupRanges.count - 1])
+        if let tiedHead { window.prefault(tiedHead.range) }
+    }
+
+    /// The model's `groupFinished` callback: starts the buckets now complete, and faults in the
+    /// next layer's pages by writes (not the embedding's, group 0: its scatter touches only the
+    /// rows of the batch's tokens).
+    public func groupReady(_ group: Int) {
+        schedule.groupReady(group, start: start, complete: complete)
+        if group >= 2 { window.prefault(groupRanges[group - 1]) }
+        // fp32 sends the head pass from the window itself: it must arrive before the embedding
+        // backward (after group 1, the first layer) writes those elements again.
+        if group == 1, let tiedHead, wireType == .fp32 { schedule.wait(for: tiedHead.buckets, complete: complete) }
+    }
 
     public func progress() { schedule.progress(complete: complete) }
 
@@ -117,7 +179,7 @@ public final class PartitionedGradients: ShardGradientReduction {
         switch wireType {
         case .fp32:
             let bad = dpo_f32_scale_checked(slice.baseAddress, slice.count, 1 / Float(communicator.size))
-            let target = accumulating
+            let target = adds(index)
                 ? received!.acquire(index, count: 0, receive: part.count).receive
                 : UnsafeMutableBufferPointer(rebasing: shardGradients[part])
             return .inFlight(communicator.startReduceScatterSum(UnsafeBufferPointer(slice), into: target, counts: counts), nonFinite: bad != 0)
@@ -137,7 +199,7 @@ public final class PartitionedGradients: ShardGradientReduction {
         switch wireType {
         case .fp32:
             window.release(range)  // the send buffer is free now
-            guard accumulating else { return false }  // received in place; checked before sending
+            guard adds(index) else { return false }  // received in place; checked before sending
             defer { received!.release(index) }
             let sum = received!.slot(of: index, count: 0, receive: part.count).receive
             return !part.isEmpty && dpo_f32_add_checked(sum.baseAddress, target.baseAddress, part.count) != 0
@@ -145,7 +207,7 @@ public final class PartitionedGradients: ShardGradientReduction {
             defer { wire!.release(index) }
             guard !part.isEmpty else { return false }
             let sum = wire!.slot(of: index, count: range.count, receive: part.count).receive
-            return accumulating
+            return adds(index)
                 ? dpo_f16_add_to_f32_checked(sum.baseAddress, target.baseAddress, part.count) != 0
                 : dpo_f16_to_f32_checked(sum.baseAddress, target.baseAddress, part.count) != 0
         }

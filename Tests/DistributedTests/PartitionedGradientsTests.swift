@@ -104,6 +104,50 @@ final class PartitionedGradientsTests: XCTestCase {
         }
     }
 
+    /// A tied head (group 0's range, written before any other group): reduced when the head's
+    /// group (the last) is ready, its elements zero again before the embedding writes them, and
+    /// reduced again with the embedding's buckets (one of which crosses group 0's end and is
+    /// split there); the shard is the sum of both parts' means (exact here: binary fractions).
+    func testTiedHeadIsReducedEarlyAndTheEmbeddingPassAdded() throws {
+        for wireType in GradientReducer.WireType.allCases {
+            let world = MirroredCommunicator(size: 2)
+            let partitioned = try PartitionedGradients(communicator: world, count: total, groupRanges: groupRanges,
+                                                       bucketMegabytes: bucketMegabytes, wireType: wireType, tiedHead: groupRanges[0])
+            var random = TestRandom(seed: 13)
+            let head = random.array(total, scale: 1).map { ($0 * 256).rounded() / 256 }
+            let rest = random.array(total, scale: 1).map { ($0 * 256).rounded() / 256 }
+            for _ in 0..<2 {  // a second step starts over
+                partitioned.beginStep()
+                for i in groupRanges[0] { partitioned.gradients[i] += head[i] }
+                for group in groupRanges.indices.reversed().dropLast() {
+                    for i in groupRanges[group] { partitioned.gradients[i] += rest[i] }
+                    partitioned.groupReady(group)
+                }
+                XCTAssertTrue(groupRanges[0].allSatisfy { partitioned.gradients[$0] == 0 }, "\(wireType): the head pass has gone")
+                for i in groupRanges[0] { partitioned.gradients[i] += rest[i] }
+                partitioned.groupReady(0)
+                XCTAssertFalse(partitioned.finish().nonFinite)
+                XCTAssertEqual(partitioned.shard, 0..<20_000)
+                for (k, i) in partitioned.shard.enumerated() {
+                    XCTAssertEqual(partitioned.shardGradients[k], groupRanges[0].contains(i) ? head[i] + rest[i] : rest[i], "\(wireType) element \(i)")
+                }
+            }
+        }
+    }
+
+    /// The tied plan: the head's own buckets first (ready with the head group), then the plan
+    /// with the bucket that crossed the head's end split there.
+    func testTiedPlanSplitsTheBucketCrossingTheHeadsEnd() throws {
+        let plan = try GradientBucket.plan(groupRanges: groupRanges, maxElements: 4_800)
+        XCTAssertTrue(plan.contains { $0.range.contains(8_999) && $0.range.contains(9_000) }, "the test needs a crossing bucket")
+        let (head, split) = try PartitionedGradients.tiedPlan(plan, head: groupRanges[0], headGroup: 4)
+        XCTAssertEqual(head.map(\.range), [4_200..<9_000, 0..<4_200])
+        XCTAssertTrue(head.allSatisfy { $0.groups == [4] })
+        XCTAssertEqual(split.count, plan.count + 1)
+        XCTAssertFalse(split.contains { $0.range.contains(8_999) && $0.range.contains(9_000) })
+        XCTAssertEqual(split.map(\.range.count).reduce(0, +), total, "the split plan still covers every element once")
+    }
+
     /// An inf in the second micro-batch is reported: fp32 finds it before sending (here on
     /// elements rank 1 owns), fp16 in the sum this rank receives (the owner's check; the ranks
     /// then agree in `finish`).

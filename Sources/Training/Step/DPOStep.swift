@@ -113,7 +113,8 @@ public final class DPOStep {
         self.stepIndex = stepIndex
         partitioned = options.zeroStage == 2 && communicator.size > 1
             ? try PartitionedGradients(communicator: communicator, count: masterWeights.count, groupRanges: policy.trainableGroupRanges,
-                                       bucketMegabytes: options.bucketMegabytes, wireType: options.wireType)
+                                       bucketMegabytes: options.bucketMegabytes, wireType: options.wireType,
+                                       tiedHead: policy.config.tieWordEmbeddings && policy.adapters == nil ? policy.trainableGroupRanges[0] : nil)
             : nil
         // Zeroed pages from the mapping; `step` zeroes it again before each backward.
         gradientStorage = ScalarBuffer(count: partitioned == nil ? masterWeights.count : 0)
@@ -244,6 +245,7 @@ public final class DPOStep {
         let dTokens = batch.tokenGradients(dChosen: result.dPolicyChosen, dRejected: result.dPolicyRejected, scale: gradientScale)
         let groupReady: (Int) -> Void
         if let sharded { groupReady = { sharded.groupReady($0) } } else { let reducer = reducer!; groupReady = { reducer.groupReady($0) } }
+        partitioned?.beginBackward()
         dTokens.withUnsafeBufferPointer { d in
             policy.backward(dTokenLogps: d, gradients: gradients, groupFinished: reduce ? groupReady : nil)
         }
