@@ -16,8 +16,11 @@ import Glibc
 /// range at the start of backward, the embedding scatter at the end), so a window keeps every
 /// kernel unchanged and the kernel's zeroed pages replace the per-step clearing pass.
 ///
-/// Advised as huge-page candidates like `ScalarBuffer`'s mappings: 2 MiB pages fault 512x less
-/// often; releasing part of one splits it (correct, only slower), and buckets are MBs long.
+/// Plain 4 KiB pages for a window whose pages come and go every step: `MADV_HUGEPAGE` (as
+/// `ScalarBuffer` advises) made each step's faults ask for fresh 2 MiB pages, and on a busy
+/// host the kernel compacts memory for them in the fault (measured, SmolLM2-135M shape, 2 ranks,
+/// AMD EPYC VM: 2.7-3.6 s of system time per step, against 0.09 s for `--zero 1`). Long-lived
+/// buffers (the shard) still ask for huge pages (`hugePages: true`).
 public final class GradientWindow {
     /// The gradients [count]: valid (zero where not written) for the window's lifetime.
     public let buffer: UnsafeMutableBufferPointer<Float>
@@ -25,12 +28,12 @@ public final class GradientWindow {
     private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     /// A window of `count` floats; traps if the address space cannot be mapped (as an allocation failure does).
-    public init(count: Int) {
+    public init(count: Int, hugePages: Bool = false) {
         bytes = max(1, count) * 4
         guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
               raw != MAP_FAILED
         else { fatalError("GradientWindow: cannot map \(bytes) bytes for the gradients (errno \(errno))") }
-        _ = madvise(raw, bytes, Int32(MADV_HUGEPAGE))
+        if hugePages { _ = madvise(raw, bytes, Int32(MADV_HUGEPAGE)) }
         buffer = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: max(1, count)), count: count)
     }
 
@@ -52,11 +55,10 @@ public final class GradientWindow {
         precondition(status == 0, "GradientWindow: madvise(MADV_DONTNEED) failed (errno \(errno))")
     }
 
-    /// Writes a zero at each page of `range`, all of whose elements must be zero, so the page
-    /// faults are write faults, which the kernel can serve with whole 2 MiB pages. Backward's
-    /// kernels read before they write (`+=`, sgemm with beta 1): a read first maps the shared
-    /// huge zero page, and the write after it takes one 4 KiB page per fault (measured on the
-    /// SmolLM2-135M shape, 2 ranks, AMD EPYC VM: 2.7 s of system time per step, against 0.1 s).
+    /// Writes a zero at each page of `range`, all of whose elements must be zero, so each page
+    /// takes one write fault. Backward's kernels read before they write (`+=`, sgemm with beta
+    /// 1): a read first maps the shared zero page and the write after it faults again (copy on
+    /// write), two faults per page.
     public func prefault(_ range: Range<Int>) {
         guard let base = buffer.baseAddress else { return }
         let stride = Self.pageSize / 4

@@ -77,7 +77,7 @@ public final class PartitionedGradients: ShardGradientReduction {
         shards = ParameterShards.ranges(total: count, ranks: communicator.size)
         let shard = shards[communicator.rank]
         window = GradientWindow(count: count)
-        shardStorage = GradientWindow(count: shard.count)
+        shardStorage = GradientWindow(count: shard.count, hugePages: true)
         self.groupRanges = groupRanges
         let receiveCount = buckets.map { shard.clamped(to: $0.range).count }.max() ?? 0
         switch wireType {
