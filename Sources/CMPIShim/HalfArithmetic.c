@@ -174,3 +174,30 @@ int dpo_f32_scale_checked(float *buffer, size_t count, float scale) {
     }
     return bad != 0;
 }
+
+// Accumulation (ZeRO-2, a step of several micro-batches): plain loops, the compiler
+// vectorises the float add; the check is the OR of "exponent all ones" as above.
+
+int dpo_f16_add_to_f32_checked(const uint16_t *src, float *dst, size_t count) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < count; i++) {
+        float v = dst[i] + half_to_float(src[i]);
+        dst[i] = v;
+        uint32_t bits;
+        memcpy(&bits, &v, 4);
+        bad |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u) | (uint32_t)((src[i] & 0x7c00) == 0x7c00);
+    }
+    return bad != 0;
+}
+
+int dpo_f32_add_checked(const float *src, float *dst, size_t count) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < count; i++) {
+        float v = dst[i] + src[i];
+        dst[i] = v;
+        uint32_t bits;
+        memcpy(&bits, &v, 4);
+        bad |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad != 0;
+}

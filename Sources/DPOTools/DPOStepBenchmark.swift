@@ -39,7 +39,7 @@ public enum DPOStepBenchmark {
         public var bucketMegabytes: Double = 25
         /// LoRA rank on all seven projections (0: full fine-tuning); the reference is then the base.
         public var loraRank = 0
-        /// `--zero`: 1 = ZeRO stage 1 (optimizer state sharded over ranks).
+        /// `--zero`: 1 = ZeRO stage 1 (optimizer state sharded over ranks); 2 = stage 2 (gradients too).
         public var zeroStage = 0
         /// A Hugging Face model directory (config.json + safetensors, any supported family) to
         /// bench instead of `preset`; its load is timed (`Result.load`).
@@ -103,7 +103,7 @@ public enum DPOStepBenchmark {
             throw TrainingError.invalidOption("bench: --prompt-fraction must be in [0, 1), got \(o.promptFraction)")
         }
         if o.ioDirectory != nil, o.zeroStage != 0 || o.loraRank > 0 {
-            throw TrainingError.invalidOption("bench: --io times the full fine-tuning checkpoint of --zero 0; drop --zero 1 / --lora-r")
+            throw TrainingError.invalidOption("bench: --io times the full fine-tuning checkpoint of --zero 0; drop --zero 1|2 / --lora-r")
         }
         BLAS.ensureBestCore()
         let previousThreads = BLAS.threads
@@ -294,7 +294,7 @@ public enum DPOStepBenchmark {
         let shard = ParameterShards.ranges(total: weights.count, ranks: communicator.size)[communicator.rank]
         return try DPOStep(
             policy: policy, reference: reference, masterWeights: weights,
-            optimizer: o.zeroStage == 1
+            optimizer: o.zeroStage != 0
                 ? FlatOptimizer(options: defaults.optimizer, layout: policy.layout, range: shard)
                 : FlatOptimizer(options: defaults.optimizer, layout: policy.layout),
             lossScaler: DynamicLossScaler(enabled: o.precision == .fp16), options: options, communicator: communicator)

@@ -57,6 +57,16 @@ final class BucketSchedule {
         }
     }
 
+    /// Waits for the buckets of `indices` that are in flight (ZeRO-2: before backward writes their elements again).
+    func wait(for indices: Range<Int>, complete: (Int) -> Bool) {
+        for index in indices {
+            if case let .inFlight(request) = states[index] {
+                request.wait()
+                end(index, complete)
+            }
+        }
+    }
+
     /// Starts what has not started, waits for every bucket, agrees with the other ranks on
     /// `nonFinite` and resets for the next step.
     func finish(communicator: Communicator, start: (Int) -> Started, complete: (Int) -> Bool) -> GradientReducer.Reduction {

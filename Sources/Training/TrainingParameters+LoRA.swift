@@ -21,9 +21,9 @@ extension TrainingParameters {
         where given && !adapted {
             throw TrainingError.invalidOption("\(flag) needs --lora-r > 0 (LoRA); without it the run is full fine-tuning")
         }
-        if adapted && zero == 1 {
+        if adapted && zero != 0 {
             throw TrainingError.invalidOption(
-                "--zero 1 shards the optimizer state of full fine-tuning; with LoRA that state is the adapters' (a few MB), "
+                "--zero \(zero) shards the optimizer state of full fine-tuning; with LoRA that state is the adapters' (a few MB), "
                     + "so there is nothing to shard: use --zero 0 with --lora-r/--adapter")
         }
         if let alpha = loraAlpha, !(alpha > 0) { throw TrainingError.invalidOption("--lora-alpha must be > 0, got \(alpha)") }

@@ -96,9 +96,10 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     /// Gradient element type on the wire (`--allreduce-dtype fp32|fp16`), default nil = fp16 with
     /// `--precision fp16`, else fp32.
     public var allreduceDType: GradientReducer.WireType?
-    /// ZeRO stage (`--zero 0|1`), default 0: every rank holds the whole fp32 master weights and
+    /// ZeRO stage (`--zero 0|1|2`), default 0: every rank holds the whole fp32 master weights and
     /// AdamW moments. 1: each rank holds only its shard of them (gradients reduce-scattered,
-    /// weights all-gathered); saves 12 P (N-1)/N bytes per rank on N ranks.
+    /// weights all-gathered); saves 12 P (N-1)/N bytes per rank on N ranks. 2: the fp32
+    /// gradients too (a shard plus the buckets in flight), about 4 P (N-1)/N bytes more.
     public var zero: Int = 0
     /// Compare a checksum of the weights across ranks every N steps (`--check-every`, 0 = only at
     /// saves and the end), default 100.
@@ -181,7 +182,8 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         try require(maxPromptLength >= 1, "--max-prompt-length must be >= 1, got \(maxPromptLength)")
         try require(maxSkippedSteps >= 1, "--max-skipped-steps must be >= 1, got \(maxSkippedSteps)")
         try require(bucketMegabytes > 0 && bucketMegabytes.isFinite, "--bucket-mb must be > 0, got \(bucketMegabytes)")
-        try require(zero == 0 || zero == 1, "--zero must be 0 (no sharding) or 1 (ZeRO stage 1: optimizer state sharded over ranks), got \(zero)")
+        try require((0...2).contains(zero),
+                    "--zero must be 0 (no sharding), 1 (ZeRO stage 1: optimizer state sharded over ranks) or 2 (ZeRO stage 2: gradients too), got \(zero)")
         try require(checkEvery >= 0, "--check-every must be >= 0, got \(checkEvery)")
         try require(threads.map { $0 >= 1 } ?? true, "--threads must be >= 1, got \(threads ?? 0)")
         try require(collectiveTimeout >= 0, "--collective-timeout must be 0 (no limit) or a positive number of seconds, got \(collectiveTimeout)")
@@ -399,8 +401,8 @@ extension TrainingParameters {
         Option(name: "allreduce-dtype", valueName: choices(GradientReducer.WireType.self), defaultValue: "the --precision (fp16 with fp16, else fp32)",
                help: "Gradient element type on the wire between ranks (fp16 halves the bytes; pre-divided by the rank count)")
             { $0.allreduceDType = try choice("allreduce-dtype", $1, GradientReducer.WireType.self) },
-        Option(name: "zero", valueName: "0|1", defaultValue: "0",
-               help: "ZeRO stage: 1 = each rank keeps only its shard of the fp32 master weights and AdamW moments (reduce-scatter + all-gather; less memory on 2+ ranks)")
+        Option(name: "zero", valueName: "0|1|2", defaultValue: "0",
+               help: "ZeRO stage: 1 = each rank keeps only its shard of the fp32 master weights and AdamW moments (reduce-scatter + all-gather; less memory on 2+ ranks); 2 = its shard of the fp32 gradients too (reduced every micro-batch; less memory again)")
             { $0.zero = try int("zero", $1) },
         Option(name: "check-every", valueName: "N", defaultValue: "100",
                help: "Compare a checksum of the weights across ranks every N steps (0 = only at saves and the end)")

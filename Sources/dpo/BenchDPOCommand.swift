@@ -71,7 +71,7 @@ struct BenchDPOCommand: ParsableCommand {
     var allreduceDtype: String?
     @Option(help: "Largest gradient bucket in MiB on the wire.")
     var bucketMb: Double = 25
-    @Option(help: "ZeRO stage: 0 = whole optimizer state on every rank, 1 = sharded over ranks (reduce-scatter + all-gather).")
+    @Option(help: "ZeRO stage: 0 = whole optimizer state on every rank, 1 = sharded over ranks (reduce-scatter + all-gather), 2 = the gradients sharded too.")
     var zero: Int = 0
     @Option(help: "Ranks of a host map one reference copy from /dev/shm (true|false), as the trainer's --shared-reference.")
     var sharedReference = false
@@ -89,9 +89,9 @@ struct BenchDPOCommand: ParsableCommand {
             throw ValidationError("--allreduce-dtype \(allreduceDtype): expected fp32 or fp16")
         }
         guard bucketMb > 0, bucketMb.isFinite else { throw ValidationError("--bucket-mb must be a positive number, got \(bucketMb)") }
-        guard zero == 0 || zero == 1 else { throw ValidationError("--zero must be 0 or 1, got \(zero)") }
+        guard (0...2).contains(zero) else { throw ValidationError("--zero must be 0, 1 or 2, got \(zero)") }
         if io, zero != 0 || loraR > 0 {
-            throw ValidationError("--io times the checkpoint of full fine-tuning with --zero 0; drop --zero 1 / --lora-r")
+            throw ValidationError("--io times the checkpoint of full fine-tuning with --zero 0; drop --zero 1|2 / --lora-r")
         }
     }
 

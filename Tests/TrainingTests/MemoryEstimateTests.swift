@@ -23,6 +23,12 @@ final class MemoryEstimateTests: XCTestCase {
         try checkEstimate(extraArguments: ["--precision", "fp16", "--zero", "1"], ranks: 2, vocabSize: 80_000)
     }
 
+    /// `--zero 2`: the gradient shard, the window pages backward holds at once (a tied head's
+    /// [V, H] at the start of backward, then a bucket) and the staging slots.
+    func testEstimateOnTwoRanksWithZeroTwoInFP16IsWithinAQuarterOfTheMeasuredPeak() throws {
+        try checkEstimate(extraArguments: ["--precision", "fp16", "--zero", "2"], ranks: 2, vocabSize: 80_000)
+    }
+
     func checkEstimate(extraArguments: [String], ranks: Int = 1, vocabSize: Int = 40_000) throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("memory-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)

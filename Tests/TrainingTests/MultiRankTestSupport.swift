@@ -12,9 +12,9 @@ final class TrainingJobSandbox {
     let data: URL
     var root: URL { sandbox.root }
 
-    /// Eight arithmetic pairs (so 1, 2, 4 and 8 all divide the data), or `pairs`.
-    init(pairs: [(String, String, String)] = TrainingJobSandbox.eightPairs) throws {
-        sandbox = try TrainerSandbox()
+    /// Eight arithmetic pairs (so 1, 2, 4 and 8 all divide the data), or `pairs`; the tiny model, or `config`'s.
+    init(pairs: [(String, String, String)] = TrainingJobSandbox.eightPairs, config: LlamaConfig = TrainerSandbox.tinyConfig) throws {
+        sandbox = try TrainerSandbox(config: config)
         data = try sandbox.writePairs("train.jsonl", pairs)
     }
 

@@ -98,7 +98,7 @@ final class TrainingParametersTests: XCTestCase {
                                ({ $0.gradAccum = 0 }, "--grad-accum"), ({ $0.loss.beta = 0 }, "--beta"),
                                ({ $0.warmupRatio = 1 }, "--warmup-ratio"), ({ $0.learningRate = -1 }, "--lr"),
                                ({ $0.maxLength = 1 }, "--max-length"), ({ $0.modelDirectory = "" }, "--model"),
-                               ({ $0.zero = 2 }, "--zero")] {
+                               ({ $0.zero = 3 }, "--zero")] {
             var q = p
             change(&q)
             XCTAssertThrowsError(try q.validate()) { XCTAssertTrue("\($0)".contains(flag), "\($0)") }

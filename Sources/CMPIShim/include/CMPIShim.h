@@ -96,6 +96,11 @@ void dpo_f32_to_f16_scaled(const float *src, uint16_t *dst, size_t count, float 
 int dpo_f16_to_f32_checked(const uint16_t *src, float *dst, size_t count);
 /// buffer[i] *= scale; returns 1 if any result is inf or NaN, else 0.
 int dpo_f32_scale_checked(float *buffer, size_t count, float scale);
+/// dst[i] += float(src[i]) (ZeRO-2 adding a later micro-batch's mean); returns 1 if any
+/// input or sum is inf or NaN, else 0.
+int dpo_f16_add_to_f32_checked(const uint16_t *src, float *dst, size_t count);
+/// dst[i] += src[i]; returns 1 if any sum is inf or NaN, else 0.
+int dpo_f32_add_checked(const float *src, float *dst, size_t count);
 /// 1 when F16C/AVX-512 paths are in use.
 int dpo_mpi_half_uses_f16c(void);
 /// Tests: 1 = use the portable loops from now on, 0 = choose by CPU again.

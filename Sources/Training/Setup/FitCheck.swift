@@ -67,12 +67,13 @@ enum FitCheck {
     /// The shapes of `p` on `config` before loading: rows of `data`'s longest batch (nil: as long as `--max-length`); with
     /// `--shared-reference` the reference weights count once per host of `ranksOnHost` ranks.
     /// With LoRA only the adapters are trained (and the reference is the base unless --ref-model);
-    /// with `--zero 1` over `worldSize` ranks a rank keeps one shard of master weights and moments.
+    /// with `--zero 1` over `worldSize` ranks a rank keeps one shard of master weights and moments,
+    /// with `--zero 2` of the gradients too.
     static func geometry(_ p: TrainingParameters, config: LlamaConfig, ranksOnHost: Int = 1, worldSize: Int = 1,
                          data: DataRows? = nil) -> MemoryGeometry {
         let adapters = p.loraConfig.map { LoRALayout(model: config, lora: $0).totalCount }
         let trained = adapters ?? ParameterLayout(config: config).totalCount
-        let held = p.zero == 1 ? (trained + worldSize - 1) / max(1, worldSize) : trained
+        let held = p.zero != 0 ? (trained + worldSize - 1) / max(1, worldSize) : trained
         let reference: MemoryGeometry.Reference = !p.loss.needsReference ? .none : p.precomputeReference ? .cached(pairs: 0)
             : adapters != nil && p.referenceModelDirectory == nil ? .baseModel : .model
         let batch = data?.batch(p) ?? (pairs: p.batchPairs, longestRow: p.maxLength)
@@ -82,18 +83,44 @@ enum FitCheck {
             reference: reference, referenceSharedBy: p.sharedReference && !p.precomputeReference ? max(1, ranksOnHost) : 1,
             trainableCount: adapters, masterCount: held)
         geometry.reductionBytes = reductionBytes(p, trained: trained, worldSize: worldSize)
+        if p.zero == 2, worldSize > 1, adapters == nil {
+            geometry.gradientCount = partitionedGradientCount(p, config: config, trained: trained, worldSize: worldSize, tokens: geometry.tokens)
+        }
         return geometry
+    }
+
+    /// `--zero 2`'s fp32 gradients on one rank (`PartitionedGradients`): the shard, plus the
+    /// window pages written and not yet sent: the largest of a bucket and a group (backward
+    /// writes a group whole before its buckets go), with fp32 on the wire two more buckets in
+    /// flight, a tied LM head's [V, H] (written first, final only after the embedding) and the
+    /// embedding rows the batch's tokens touch.
+    static func partitionedGradientCount(_ p: TrainingParameters, config: LlamaConfig, trained: Int, worldSize: Int, tokens: Int) -> Int {
+        let layout = ParameterLayout(config: config)
+        let wire = p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32)
+        let bucket = min(trained, Int(p.bucketMegabytes * 1024 * 1024) / wire.bytes)
+        let largestGroup = layout.groupRanges.dropFirst().map(\.count).max() ?? 0
+        let head = config.tieWordEmbeddings ? config.vocabSize * config.hiddenSize : 0
+        let window = max(bucket, largestGroup) + (wire == .fp32 ? 2 * bucket : 0) + head + min(tokens, config.vocabSize) * config.hiddenSize
+        return (trained + worldSize - 1) / worldSize + min(trained, window)
     }
 
     /// The gradient reduction's buffers on several ranks: with fp16 on the wire (`--allreduce-dtype`,
     /// fp16 by default under fp16) two buckets of `--bucket-mb` staged (each with the part this
-    /// rank receives under `--zero 1`); with fp32 and `--zero 1`, the shard's mean gradients.
+    /// rank receives under `--zero 1|2`); with fp32 and `--zero 1`, the shard's mean gradients;
+    /// with fp32 and `--zero 2`, two receive slots of a bucket's shard part (the shard itself is
+    /// among the gradients, `partitionedGradientCount`).
     static func reductionBytes(_ p: TrainingParameters, trained: Int, worldSize: Int) -> Int {
         guard worldSize > 1 else { return 0 }
         let shard = (trained + worldSize - 1) / worldSize
-        guard (p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32)) == .fp16 else { return p.zero == 1 ? shard * 4 : 0 }
+        guard (p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32)) == .fp16 else {
+            switch p.zero {
+            case 1: return shard * 4
+            case 2: return 2 * min(shard, Int(p.bucketMegabytes * 1024 * 1024) / 4) * 4
+            default: return 0
+            }
+        }
         let bucket = min(trained, Int(p.bucketMegabytes * 1024 * 1024) / 2)
-        return 2 * 2 * (bucket + (p.zero == 1 ? min(bucket, shard) : 0))
+        return 2 * 2 * (bucket + (p.zero != 0 ? min(bucket, shard) : 0))
     }
 
     /// "this run needs about X per rank at peak (...), but Y is available to each rank (...)".
@@ -203,9 +230,18 @@ enum FitCheck {
         let masterAndState = parameters * 4 + (e.optimizerBytes - parameters * 4)
         let plain = total(unsharded)
         var found: [String] = []
-        if names.contains("zero"), worldSize > 1, p.zero != 1 {
+        var zeroOneFits = false
+        if names.contains("zero"), worldSize > 1, p.zero == 0 {
             let bytes = plain - masterAndState + masterAndState / worldSize
-            if bytes <= budget { found.append("--zero 1 (~\(ProgressStartupSummary.bytes(bytes)))") }
+            zeroOneFits = bytes <= budget
+            if zeroOneFits { found.append("--zero 1 (~\(ProgressStartupSummary.bytes(bytes)))") }
+        }
+        // --zero 2 (the gradients sharded too) where --zero 1 is not enough: it reduces every micro-batch.
+        if names.contains("zero"), worldSize > 1, p.zero != 2, !zeroOneFits, p.loraConfig == nil {
+            var q = p
+            q.zero = 2
+            let bytes = total(q)
+            if bytes <= budget { found.append("--zero 2 (~\(ProgressStartupSummary.bytes(bytes)))") }
         }
         if names.contains("lora-r") {
             // Adapters only: no fp32 master copy, full gradients or optimizer state (the adapters themselves are small).

@@ -31,8 +31,11 @@ struct MemoryGeometry {
     var referenceSharedBy = 1
     /// Parameters trained when they are not the model's (LoRA: the adapter vector, fp32); nil = all of them.
     var trainableCount: Int? = nil
-    /// fp32 master weights this rank holds (`--zero 1`: its shard); nil = all trained parameters.
+    /// fp32 master weights this rank holds (`--zero 1|2`: its shard); nil = all trained parameters.
     var masterCount: Int? = nil
+    /// fp32 gradients this rank holds (`--zero 2`: its shard plus the window pages in flight,
+    /// `FitCheck.partitionedGradientCount`); nil = all trained parameters.
+    var gradientCount: Int? = nil
     /// The gradient reduction's own buffers: fp16 staging between ranks (`WireStaging`: a few
     /// buckets) and, `--zero 1` with fp32 on the wire, the shard's mean gradients.
     var reductionBytes = 0
@@ -50,7 +53,7 @@ struct MemoryGeometry {
         let weights = (masterCount ?? trained) * 4 + parameters * workingBytes + (trainableCount == nil ? 0 : trained * 4)
         // Gradients (fp32, of what is trained) + optimizer state + the reduction's buffers (the
         // optimizer's weight-decay choice is a short list of ranges, no per-parameter mask).
-        let optimizer = trained * 4 + optimizerStateCount * 4 + reductionBytes
+        let optimizer = (gradientCount ?? trained) * 4 + optimizerStateCount * 4 + reductionBytes
         let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
         // Saved for backward per layer and token: layer input, q/k/v, attention output, middle stream, gate/up.
         let perLayer = h + q + 2 * k + q + h + 2 * f

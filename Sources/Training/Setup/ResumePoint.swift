@@ -32,7 +32,7 @@ struct ResumePoint {
             events.message("--resume auto: no complete checkpoint in \(outputURL.path); starting fresh")
             return nil
         }
-        let momentRange = p.zero == 1 ? ParameterShards.ranges(total: inputs.policyWeights.count, ranks: worldSize)[rank] : nil
+        let momentRange = p.zero != 0 ? ParameterShards.ranges(total: inputs.policyWeights.count, ranks: worldSize)[rank] : nil
         let contents = try TrainingCheckpoint.read(resumeURL, optimizerKind: p.optimizer.kind, momentRange: momentRange)
         try TrainingInputs.checkSameArchitecture(policy: inputs.config, reference: contents.config, referenceDirectory: resumeURL.path)
         guard contents.masterWeights.count == inputs.trainableCount else {

@@ -22,8 +22,8 @@ enum StepBuilder {
         var master = restored?.contents.masterWeights ?? inputs.policyWeights
         inputs.policyWeights = []  // master now holds the only copy (no second 4-bytes-per-parameter array)
         let layout = ParameterLayout(config: inputs.config)
-        // --zero 1: this rank's optimizer covers its shard only (ResumePoint read the moments of that shard).
-        let optimizer = p.zero == 1
+        // --zero 1|2: this rank's optimizer covers its shard only (ResumePoint read the moments of that shard).
+        let optimizer = p.zero != 0
             ? FlatOptimizer(options: p.optimizer, layout: layout,
                             range: ParameterShards.ranges(total: layout.totalCount, ranks: communicator.size)[communicator.rank])
             : FlatOptimizer(options: p.optimizer, layout: layout)

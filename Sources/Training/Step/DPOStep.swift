@@ -24,6 +24,8 @@ import Preference
 ///    `tokenGradients` x (loss scale x world size) -> `LlamaModel.backward` accumulating into
 ///    the gradients [P]. On the last micro-batch backward hands each finished layer group to
 ///    `GradientReducer.groupReady`, so its bucketed all-reduce overlaps the rest of backward.
+///    (`--zero 2`: every micro-batch is reduce-scattered so, and its shard of the mean added up
+///    in `PartitionedGradients`; no rank holds the whole gradient vector.)
 /// 3. `GradientReducer.finish` (gradients now the mean over ranks), the norm of the gradients
 ///    unscaled by 1/loss scale (`GradientClipping.globalNorm`) and the clipping factor, agree
 ///    on finiteness (loss and gradients) over ranks.
@@ -43,7 +45,8 @@ public final class DPOStep {
         /// Gradients on the wire (`--allreduce-dtype`).
         public var wireType: GradientReducer.WireType
         /// `--zero`: 0 = every rank holds the whole optimizer state (all-reduce); 1 = ZeRO stage 1,
-        /// each rank owns one shard of it (`ShardedOptimizer`; reduce-scatter and all-gather).
+        /// each rank owns one shard of it (`ShardedOptimizer`; reduce-scatter and all-gather);
+        /// 2 = ZeRO stage 2, the gradients partitioned too (`PartitionedGradients`; on one rank as 1).
         public var zeroStage: Int
 
         public init(loss: PreferenceLossOptions, maxGradNorm: Double = 1, sharePrompt: Bool = false,
@@ -79,8 +82,11 @@ public final class DPOStep {
     public var faults: StepFaults?
 
     /// The flat gradient buffer [P]; `reducer` keeps its address, so it is allocated once and never moves.
+    /// [0] with `--zero 2` on several ranks: backward then writes into `partitioned.window`.
     private let gradientStorage: ScalarBuffer<Float>
-    private var gradients: UnsafeMutableBufferPointer<Float> { gradientStorage.buffer }
+    /// ZeRO-2's gradients (`--zero 2` on 2+ ranks): reduced after every micro-batch into the shard.
+    private let partitioned: PartitionedGradients?
+    private var gradients: UnsafeMutableBufferPointer<Float> { partitioned?.gradients ?? gradientStorage.buffer }
     /// The all-reduce of `--zero 0` (nil with `--zero 1`, which reduce-scatters through `sharded`).
     private let reducer: GradientReducer?
     private let clock = ContinuousClock()
@@ -98,17 +104,27 @@ public final class DPOStep {
         self.policy = policy
         self.reference = reference
         master = masterWeights.withUnsafeBufferPointer {
-            ScalarBuffer(copying: options.zeroStage == 1 ? UnsafeBufferPointer(rebasing: $0[0..<0]) : $0)
+            ScalarBuffer(copying: options.zeroStage != 0 ? UnsafeBufferPointer(rebasing: $0[0..<0]) : $0)
         }
         self.optimizer = optimizer
         self.lossScaler = lossScaler
         self.options = options
         self.communicator = communicator
         self.stepIndex = stepIndex
+        partitioned = options.zeroStage == 2 && communicator.size > 1
+            ? try PartitionedGradients(communicator: communicator, count: masterWeights.count, groupRanges: policy.trainableGroupRanges,
+                                       bucketMegabytes: options.bucketMegabytes, wireType: options.wireType,
+                                       tiedHead: policy.config.tieWordEmbeddings && policy.adapters == nil ? policy.trainableGroupRanges[0] : nil)
+            : nil
         // Zeroed pages from the mapping; `step` zeroes it again before each backward.
-        gradientStorage = ScalarBuffer(count: masterWeights.count)
+        gradientStorage = ScalarBuffer(count: partitioned == nil ? masterWeights.count : 0)
         let buffer = gradientStorage.buffer
-        if options.zeroStage == 1 {
+        if let partitioned {
+            reducer = nil
+            sharded = try masterWeights.withUnsafeBufferPointer {
+                try ShardedOptimizer(communicator: communicator, masterWeights: $0, optimizer: optimizer, reduction: partitioned)
+            }
+        } else if options.zeroStage != 0 {
             reducer = nil
             sharded = try masterWeights.withUnsafeBufferPointer {
                 try ShardedOptimizer(
@@ -164,18 +180,26 @@ public final class DPOStep {
         let counts = stepCounts(microBatches)
         let normalizer = LossNormalizer(globalPairs: counts.pairs, globalChosenTokens: counts.chosenTokens)
         let lossScale = lossScaler.scale
-        gradientStorage.setToZero()
+        if let partitioned { partitioned.beginStep() } else { gradientStorage.setToZero() }
         mark(\.data)
         var sums = PreferenceMetricSums()
         var objective = 0.0
         var logits: CompletionLogitSums?
+        var earlierNonFinite = false  // --zero 2: a micro-batch before the last had an inf or NaN
         for (index, batch) in microBatches.enumerated() {
             let isLast = index == microBatches.count - 1
-            objective += try accumulate(batch, normalizer: normalizer, lossScale: lossScale, reduce: isLast, sums: &sums, mark: mark)
+            // --zero 2 reduces every micro-batch (no whole-vector buffer to accumulate in).
+            objective += try accumulate(batch, normalizer: normalizer, lossScale: lossScale, reduce: isLast || partitioned != nil,
+                                        sums: &sums, mark: mark)
+            if let partitioned, !isLast {
+                earlierNonFinite = partitioned.finish().nonFinite || earlierNonFinite
+                mark(\.allReduceWait)
+            }
             if isLast && completionLogits { logits = CompletionLogitSums(batch, policy: policy) }
         }
         phaseStart = clock.now  // the logged step's logits (above) are in no phase
-        let reduction = sharded?.finish() ?? reducer!.finish()
+        var reduction = sharded?.finish() ?? reducer!.finish()
+        reduction.nonFinite = reduction.nonFinite || earlierNonFinite
         mark(\.allReduceWait)
         let update = try applyUpdate(reduction: reduction, lossScale: lossScale, objective: objective, learningRate: learningRate)
         mark(\.optimizer)
@@ -221,6 +245,7 @@ public final class DPOStep {
         let dTokens = batch.tokenGradients(dChosen: result.dPolicyChosen, dRejected: result.dPolicyRejected, scale: gradientScale)
         let groupReady: (Int) -> Void
         if let sharded { groupReady = { sharded.groupReady($0) } } else { let reducer = reducer!; groupReady = { reducer.groupReady($0) } }
+        partitioned?.beginBackward()
         dTokens.withUnsafeBufferPointer { d in
             policy.backward(dTokenLogps: d, gradients: gradients, groupFinished: reduce ? groupReady : nil)
         }

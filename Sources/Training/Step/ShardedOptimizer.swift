@@ -18,6 +18,9 @@ import Llama
 ///    weights (rounded to fp16 under `--precision fp16`), then an in-place all-gather of the
 ///    working weights (fp32 or fp16 on the wire), so every rank runs the same model.
 ///
+/// ZeRO stage 2 (`--zero 2`) is the same optimizer over `PartitionedGradients`: the gradients
+/// too are kept for the shard only (see there).
+///
 /// Every rank's working weights are the same bytes after each step by construction. The full
 /// fp32 master weights exist only while `gatherMasterWeights` (a collective) is in use:
 /// checkpoints and the final check.
@@ -27,27 +30,35 @@ public final class ShardedOptimizer {
     public let optimizer: FlatOptimizer
     /// fp32 master weights of this rank's shard [shard.count]: one long-lived buffer.
     public let masterShard: ScalarBuffer<Float>
-    private let scatter: GradientReduceScatter
+    /// The gradient reduction: ZeRO-1's `GradientReduceScatter` or ZeRO-2's `PartitionedGradients`.
+    private let scatter: any ShardGradientReduction
 
+    /// ZeRO-1: reduce-scatters `gradients`.
     /// - Parameters:
     ///   - masterWeights: the full fp32 weights [P] (identical on every rank); only the shard is kept.
     ///   - optimizer: an optimizer over `ParameterShards.ranges(total: P, ranks: N)[rank]`.
     ///   - gradients: the flat gradient buffer backward accumulates into [P]; kept, not copied.
+    public convenience init(communicator: Communicator, masterWeights: UnsafeBufferPointer<Float>, optimizer: FlatOptimizer,
+                            gradients: UnsafeMutableBufferPointer<Float>, groupRanges: [Range<Int>], bucketMegabytes: Double,
+                            wireType: GradientReducer.WireType) throws {
+        try self.init(communicator: communicator, masterWeights: masterWeights, optimizer: optimizer, reduction: try GradientReduceScatter(
+            communicator: communicator, gradients: gradients, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes,
+            wireType: wireType))
+    }
+
+    /// Over any shard reduction (ZeRO-2: `PartitionedGradients`); its shards must be `optimizer`'s.
     public init(communicator: Communicator, masterWeights: UnsafeBufferPointer<Float>, optimizer: FlatOptimizer,
-                gradients: UnsafeMutableBufferPointer<Float>, groupRanges: [Range<Int>], bucketMegabytes: Double,
-                wireType: GradientReducer.WireType) throws {
+                reduction: any ShardGradientReduction) throws {
         let shard = ParameterShards.ranges(total: masterWeights.count, ranks: communicator.size)[communicator.rank]
-        guard optimizer.range == shard else {
+        guard optimizer.range == shard, reduction.shards[communicator.rank] == shard else {
             throw TrainingError.checkpoint(
-                "--zero 1: rank \(communicator.rank) of \(communicator.size) owns elements \(shard) of the parameters, "
+                "--zero: rank \(communicator.rank) of \(communicator.size) owns elements \(shard) of the parameters, "
                     + "its optimizer state covers \(optimizer.range)")
         }
         self.communicator = communicator
         self.optimizer = optimizer
         self.masterShard = ScalarBuffer(copying: UnsafeBufferPointer(rebasing: masterWeights[shard]))
-        self.scatter = try GradientReduceScatter(
-            communicator: communicator, gradients: gradients, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes,
-            wireType: wireType)
+        self.scatter = reduction
     }
 
     /// This rank's elements of the flat parameter vector.

@@ -1,0 +1,168 @@
+@testable import Distributed
+import Foundation
+import TestSupport
+import XCTest
+
+/// ZeRO-2's reduction on pretend worlds (`MirroredCommunicator`): the same shard as ZeRO-1's
+/// `GradientReduceScatter` for one micro-batch, the sum of the micro-batches' means for several,
+/// the window's pages handed back, inf/NaN of any micro-batch reported. The 2-rank MPI runs are
+/// `ZeroTwoTrainingTests`.
+final class PartitionedGradientsTests: XCTestCase {
+    /// Five groups over 40 000 floats (160 KB: many 4 KiB pages), buckets of 4 800 fp32 elements.
+    let groupRanges = [0..<9_000, 9_000..<19_000, 19_000..<29_000, 29_000..<39_000, 39_000..<40_000]
+    let total = 40_000
+    let bucketMegabytes = 19_200.0 / 1_048_576
+
+    /// Backward's part: writes `values` into the window (as `+=` from zero) and marks every group final.
+    func backward(_ gradients: PartitionedGradients, _ values: [Float]) {
+        for group in groupRanges.indices.reversed() {
+            for i in groupRanges[group] { gradients.gradients[i] += values[i] }
+            gradients.groupReady(group)
+        }
+    }
+
+    /// Resident pages of the window (mincore).
+    func residentPages(_ window: GradientWindow) -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let bytes = window.buffer.count * 4
+        var flags = [UInt8](repeating: 0, count: (bytes + page - 1) / page)
+        XCTAssertEqual(mincore(UnsafeMutableRawPointer(window.buffer.baseAddress!), bytes, &flags), 0)
+        return flags.filter { $0 & 1 != 0 }.count
+    }
+
+    func testOneMicroBatchGivesZeroOnesShardBitForBitAndReleasesTheWindow() throws {
+        for wireType in GradientReducer.WireType.allCases {
+            do {
+                let world = MirroredCommunicator(size: 2)
+                var random = TestRandom(seed: 5)
+                let original = random.array(total, scale: 3)
+                var local = original
+                let expected: [Float] = try local.withUnsafeMutableBufferPointer { g in
+                    let scatter = try GradientReduceScatter(communicator: world, gradients: g, groupRanges: groupRanges,
+                                                            bucketMegabytes: bucketMegabytes, wireType: wireType)
+                    for group in groupRanges.indices.reversed() { scatter.groupReady(group) }
+                    XCTAssertFalse(scatter.finish().nonFinite)
+                    return Array(scatter.shardGradients)
+                }
+                let partitioned = try PartitionedGradients(communicator: world, count: total, groupRanges: groupRanges,
+                                                           bucketMegabytes: bucketMegabytes, wireType: wireType)
+                XCTAssertGreaterThan(partitioned.buckets.count, 4, "the test needs several buckets")
+                partitioned.beginStep()
+                backward(partitioned, original)
+                let reduction = partitioned.finish()
+                XCTAssertFalse(reduction.nonFinite)
+                XCTAssertEqual(reduction.bucketsStartedEarly, partitioned.buckets.count)
+                XCTAssertEqual(Array(partitioned.shardGradients), expected, "\(wireType)")
+                XCTAssertEqual(residentPages(partitioned.window), 0, "no fp32 gradient page is left after the micro-batch")
+                XCTAssertTrue(partitioned.gradients.allSatisfy { $0 == 0 }, "the window reads as zeros for the next backward")
+            }
+        }
+    }
+
+    /// With fp16 on the wire a bucket's pages go as soon as it is rounded into its slot: after
+    /// the last group but one, only the last group's pages (and the bucket ends) are resident.
+    func testBucketPagesAreReleasedDuringBackward() throws {
+        let world = MirroredCommunicator(size: 2)
+        let partitioned = try PartitionedGradients(communicator: world, count: total, groupRanges: groupRanges,
+                                                   bucketMegabytes: bucketMegabytes / 2, wireType: .fp16)  // 4 800 fp16 elements
+        partitioned.beginStep()
+        let values = [Float](repeating: 0.25, count: total)
+        for group in groupRanges.indices.reversed().dropLast() {
+            for i in groupRanges[group] { partitioned.gradients[i] += values[i] }
+            partitioned.groupReady(group)
+        }
+        let written = (total - groupRanges[0].count) * 4 / 4096
+        let resident = residentPages(partitioned.window)
+        XCTAssertLessThan(resident, written / 2, "\(resident) of \(written) written pages still resident")
+        for i in groupRanges[0] { partitioned.gradients[i] += values[i] }
+        partitioned.groupReady(0)
+        XCTAssertFalse(partitioned.finish().nonFinite)
+        XCTAssertTrue(partitioned.shardGradients.allSatisfy { $0 == 0.25 }, "the mean of two mirrored ranks")
+    }
+
+    /// Three micro-batches: the shard is the sum of their means (fp32 exactly here: each mean is
+    /// exact on mirrored ranks, and the sums of these binary fractions are exact), and the
+    /// window is zero between them, so nothing is counted twice.
+    func testMicroBatchesAddTheirMeansInTheShard() throws {
+        for wireType in GradientReducer.WireType.allCases {
+            let world = MirroredCommunicator(size: 2)
+            let partitioned = try PartitionedGradients(communicator: world, count: total, groupRanges: groupRanges,
+                                                       bucketMegabytes: bucketMegabytes, wireType: wireType)
+            var random = TestRandom(seed: 9)
+            let batches = (0..<3).map { _ in random.array(total, scale: 1).map { ($0 * 256).rounded() / 256 } }
+            for _ in 0..<2 {  // two steps: the second starts from a fresh shard
+                partitioned.beginStep()
+                for batch in batches {
+                    backward(partitioned, batch)
+                    XCTAssertFalse(partitioned.finish().nonFinite)
+                }
+                let shard = partitioned.shard
+                for (k, i) in shard.enumerated() {
+                    XCTAssertEqual(partitioned.shardGradients[k], batches[0][i] + batches[1][i] + batches[2][i], "\(wireType) element \(i)")
+                }
+            }
+        }
+    }
+
+    /// A tied head (group 0's range, written before any other group): reduced when the head's
+    /// group (the last) is ready, its elements zero again before the embedding writes them, and
+    /// reduced again with the embedding's buckets (one of which crosses group 0's end and is
+    /// split there); the shard is the sum of both parts' means (exact here: binary fractions).
+    func testTiedHeadIsReducedEarlyAndTheEmbeddingPassAdded() throws {
+        for wireType in GradientReducer.WireType.allCases {
+            let world = MirroredCommunicator(size: 2)
+            let partitioned = try PartitionedGradients(communicator: world, count: total, groupRanges: groupRanges,
+                                                       bucketMegabytes: bucketMegabytes, wireType: wireType, tiedHead: groupRanges[0])
+            var random = TestRandom(seed: 13)
+            let head = random.array(total, scale: 1).map { ($0 * 256).rounded() / 256 }
+            let rest = random.array(total, scale: 1).map { ($0 * 256).rounded() / 256 }
+            for _ in 0..<2 {  // a second step starts over
+                partitioned.beginStep()
+                for i in groupRanges[0] { partitioned.gradients[i] += head[i] }
+                for group in groupRanges.indices.reversed().dropLast() {
+                    for i in groupRanges[group] { partitioned.gradients[i] += rest[i] }
+                    partitioned.groupReady(group)
+                }
+                XCTAssertTrue(groupRanges[0].allSatisfy { partitioned.gradients[$0] == 0 }, "\(wireType): the head pass has gone")
+                for i in groupRanges[0] { partitioned.gradients[i] += rest[i] }
+                partitioned.groupReady(0)
+                XCTAssertFalse(partitioned.finish().nonFinite)
+                XCTAssertEqual(partitioned.shard, 0..<20_000)
+                for (k, i) in partitioned.shard.enumerated() {
+                    XCTAssertEqual(partitioned.shardGradients[k], groupRanges[0].contains(i) ? head[i] + rest[i] : rest[i], "\(wireType) element \(i)")
+                }
+            }
+        }
+    }
+
+    /// The tied plan: the head's own buckets first (ready with the head group), then the plan
+    /// with the bucket that crossed the head's end split there.
+    func testTiedPlanSplitsTheBucketCrossingTheHeadsEnd() throws {
+        let plan = try GradientBucket.plan(groupRanges: groupRanges, maxElements: 4_800)
+        XCTAssertTrue(plan.contains { $0.range.contains(8_999) && $0.range.contains(9_000) }, "the test needs a crossing bucket")
+        let (head, split) = try PartitionedGradients.tiedPlan(plan, head: groupRanges[0], headGroup: 4)
+        XCTAssertEqual(head.map(\.range), [4_200..<9_000, 0..<4_200])
+        XCTAssertTrue(head.allSatisfy { $0.groups == [4] })
+        XCTAssertEqual(split.count, plan.count + 1)
+        XCTAssertFalse(split.contains { $0.range.contains(8_999) && $0.range.contains(9_000) })
+        XCTAssertEqual(split.map(\.range.count).reduce(0, +), total, "the split plan still covers every element once")
+    }
+
+    /// An inf in the second micro-batch is reported: fp32 finds it before sending (here on
+    /// elements rank 1 owns), fp16 in the sum this rank receives (the owner's check; the ranks
+    /// then agree in `finish`).
+    func testNonFiniteMicroBatchIsReported() throws {
+        for wireType in GradientReducer.WireType.allCases {
+            let world = MirroredCommunicator(size: 2)
+            let partitioned = try PartitionedGradients(communicator: world, count: total, groupRanges: groupRanges,
+                                                       bucketMegabytes: bucketMegabytes, wireType: wireType)
+            partitioned.beginStep()
+            var values = [Float](repeating: 0.5, count: total)
+            backward(partitioned, values)
+            XCTAssertFalse(partitioned.finish().nonFinite)
+            values[wireType == .fp32 ? 35_000 : 5_000] = .infinity
+            backward(partitioned, values)
+            XCTAssertTrue(partitioned.finish().nonFinite, "\(wireType)")
+        }
+    }
+}
