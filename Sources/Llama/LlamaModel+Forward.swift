@@ -172,24 +172,26 @@ extension LlamaModel {
 
         let shape = Attention.Shape(rows: batch.rows, seqLen: batch.seqLen, heads: c.numAttentionHeads,
                                     kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
-        let attention = saved.buffer(.attention, layer), scratch = arena.attentionScratch!.pointer
-        // The softmax weights live only in the scratch: backward recomputes them (no [rows, heads, T, T] tensor).
+        // Neither the softmax weights (they live only in the scratch) nor the output is kept:
+        // backward recomputes both (no [rows, heads, T, T] tensor, no saved [N, Q]).
+        let attention = arena.attention, scratch = arena.attentionScratch!.pointer
+        let workers = arena.attentionWorkers(batch)
         switch batch.structure {
         case .paddedRows(let lengths):
             lengths.withUnsafeBufferPointer { l in
                 Attention.forwardDiscardingProbs(q: query, k: key, v: value, lengths: l.baseAddress!, output: attention,
-                                                 scratch: scratch, shape: shape)
+                                                 scratch: scratch, shape: shape, maxWorkers: workers)
             }
         case .sharedPrompt(let segments):
             segments.withUnsafeBufferPointer { s in
                 SharedPromptAttention.forward(q: query, k: key, v: value, segments: s.baseAddress!, output: attention,
-                                              scratch: scratch, shape: shape)
+                                              scratch: scratch, shape: shape, maxWorkers: workers)
             }
         }
-        saved.commit(.attention, layer)
 
+        // In place when the middle stream shares the input's memory (see `SavedActivations`).
         let middle = saved.buffer(.middle, layer)
-        middle.update(from: input, count: n * h)
+        if middle != input { middle.update(from: input, count: n * h) }
         Linear.forward(x: attention, weight: matrix(o.output, count: h * qw), y: middle,
                        tokens: n, inFeatures: qw, outFeatures: h, beta: 1)
         addAdapter(layer, .oProj, x: attention, y: middle, ldy: h, tokens: n)
@@ -206,7 +208,7 @@ extension LlamaModel {
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
 
         let next = saved.buffer(.layerInput, layer + 1)
-        next.update(from: middle, count: n * h)
+        if next != middle { next.update(from: middle, count: n * h) }
         Linear.forward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), y: next,
                        tokens: n, inFeatures: f, outFeatures: h, beta: 1)
         addAdapter(layer, .downProj, x: arena.mlpHidden.pointer, y: next, ldy: h, tokens: n)
