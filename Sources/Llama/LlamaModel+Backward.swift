@@ -20,14 +20,14 @@ extension LlamaModel {
         precondition(adapters?.enabled ?? true, "backward with the LoRA adapters switched off")
         let grad = gradients.baseAddress!
         let saved = arena.saved
-        let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!.pointer
+        let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!
 
         // LM head and final norm (group L + 1; a tied head's gradient lands in the embedding, group 0).
         let final = saved.restore(.layerInput, L)
         let finalNorm = normWeight(finalNormOffset)
-        RMSNorm.apply(x: final, weight: finalNorm, rstd: arena.rstd(2 * L), output: arena.normed.pointer, tokens: n, hidden: h)
+        RMSNorm.apply(x: final, weight: finalNorm, rstd: arena.rstd(2 * L), output: arena.normed, tokens: n, hidden: h)
         let indices = batch.labelledIndices
-        gatherRows(arena.normed.pointer, indices, into: arena.labelledHidden.pointer, width: h)
+        gatherRows(arena.normed, indices, into: arena.labelledHidden.pointer, width: h)
         let dLabelLogps = arena.dLabelLogps!.pointer
         for (m, p) in batch.outputIndices.enumerated() { dLabelLogps[m] = dTokenLogps[p] }
         batch.labelledTargets.withUnsafeBufferPointer { t in
@@ -70,9 +70,9 @@ extension LlamaModel {
     func layerBackward(_ layer: Int, _ batch: StackInput, arena: ActivationArena, gradients grad: UnsafeMutablePointer<Float>) {
         let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
-        let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
-        let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!.pointer
-        let dMLPHidden = arena.dMLPHidden!.pointer  // shares memory with dAttention and dQKV (dead before they live)
+        let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed
+        let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!
+        let dMLPHidden = arena.dMLPHidden!.pointer  // shares memory with dNormed, dAttention and dQKV (see ActivationArena)
 
         // MLP block.
         let gateUp = saved.restore(.gateUp, layer)

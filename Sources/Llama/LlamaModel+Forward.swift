@@ -36,7 +36,7 @@ extension LlamaModel {
         // LM head + log-softmax only at the labelled positions.
         let c = config, h = c.hiddenSize
         let indices = input.labelledIndices
-        gatherRows(arena.normed.pointer, indices, into: arena.labelledHidden.pointer, width: h)
+        gatherRows(arena.normed, indices, into: arena.labelledHidden.pointer, width: h)
         labelLogProbs(arena: arena, targets: input.labelledTargets)
         var result = [Float](repeating: 0, count: input.outputCount)
         for (m, p) in input.outputIndices.enumerated() { result[p] = arena.labelLogps.pointer[m] }
@@ -62,7 +62,7 @@ extension LlamaModel {
         var out = [Float](repeating: 0, count: whole.tokens * c.vocabSize)
         forEachRowChunk(whole) { start, input, arena in
             out.withUnsafeMutableBufferPointer { o in
-                lmHeadForward(x: arena.normed.pointer, y: o.baseAddress! + start * whole.seqLen * c.vocabSize, tokens: input.tokens)
+                lmHeadForward(x: arena.normed, y: o.baseAddress! + start * whole.seqLen * c.vocabSize, tokens: input.tokens)
             }
         }
         return out
@@ -86,7 +86,7 @@ extension LlamaModel {
                 panelLogits.withUnsafeMutableBufferPointer { y in
                     // The same product `lmHeadForward` computes (m, n, k and operands), stored at ldc = width.
                     Matmul.gemm(transposeA: false, transposeB: true, m: n, n: width, k: h,
-                                a: arena.normed.pointer, lda: h, b: headPanel(panel), ldb: h, beta: 0, c: y.baseAddress!, ldc: width)
+                                a: arena.normed, lda: h, b: headPanel(panel), ldb: h, beta: 0, c: y.baseAddress!, ldc: width)
                     for t in 0..<n {
                         var sum = sums[first + t]
                         for v in 0..<width { sum += y[t * width + v] }
@@ -136,7 +136,7 @@ extension LlamaModel {
         }
         let final = saved.buffer(.layerInput, c.numHiddenLayers)
         saved.commit(.layerInput, c.numHiddenLayers)
-        RMSNorm.forward(x: final, weight: normWeight(finalNormOffset), output: arena.normed.pointer,
+        RMSNorm.forward(x: final, weight: normWeight(finalNormOffset), output: arena.normed,
                         rstd: arena.rstd(2 * c.numHiddenLayers), tokens: n, hidden: h, eps: c.rmsNormEps)
     }
 
@@ -145,7 +145,7 @@ extension LlamaModel {
     func layerForward(_ layer: Int, _ batch: StackInput, arena: ActivationArena, untilSaved: Bool = false) {
         let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
-        let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
+        let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed
 
         // Attention block: x_mid = x + o_proj(attention(rope(q), rope(k), v)) on rmsnorm(x).
         let input = saved.buffer(.layerInput, layer)

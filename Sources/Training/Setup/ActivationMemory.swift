@@ -22,11 +22,12 @@ extension MemoryGeometry {
 
     private var queryKeyNormWidth: Int { config.hasQueryKeyNorm ? config.qDim + config.kvDim : 0 }
 
-    /// Float32 forward scratch per token: normed states, the SwiGLU (and attention) output, the
-    /// 2L + 1 rows of 1/rms, the labelled positions' final states (at most one per token).
+    /// Float32 forward scratch per token: one block for the normed states, the attention output
+    /// and the SwiGLU output, the 2L + 1 rows of 1/rms, the labelled positions' final states (at
+    /// most one per token).
     private var forwardScratchWidth: Int {
         let c = config
-        return 2 * c.hiddenSize + max(c.intermediateSize, c.qDim) + 2 * c.numHiddenLayers + 1
+        return c.hiddenSize + max(c.intermediateSize, c.qDim, c.hiddenSize) + 2 * c.numHiddenLayers + 1
     }
 
     /// The policy's arena for `tokens`: saved activations, forward and backward scratch, attention scratch.
@@ -40,9 +41,11 @@ extension MemoryGeometry {
         } else {
             saved = precision == .fp32 ? 4 * n * perLayerSlots : 2 * n * perLayerSlots + 4 * n * workWidth
         }
-        // Backward: dStream, dNormed, the labelled positions' gradients, the SwiGLU output's gradient
-        // (holding the attention output's and q|k|v's after it), and fp32's gate|up gradient.
-        let backward = 3 * h + max(c.intermediateSize, 2 * c.qDim + 2 * c.kvDim) + (precision == .fp32 ? 2 * c.intermediateSize : 0)
+        // Backward: dStream, the labelled positions' gradients, one block for the gradients of the
+        // SwiGLU output, the normed states and the attention output (q|k|v's beside the last two),
+        // and fp32's gate|up gradient.
+        let block = max(c.intermediateSize, max(c.qDim, h) + c.qDim + 2 * c.kvDim)
+        let backward = 2 * h + block + (precision == .fp32 ? 2 * c.intermediateSize : 0)
         return saved + 4 * n * (forwardScratchWidth + backward) + attentionScratchBytes(rows: 2 * batchPairs)
     }
 
