@@ -181,26 +181,36 @@ public enum Attention {
 
     // MARK: - Without saved probs
 
-    /// Floats of scratch `forwardDiscardingProbs` and `backwardRecomputingProbs` need: per
-    /// (row, kv head) job, one head's softmax weights `[T, T]`, a throwaway output `[T, headDim]`
-    /// and the score gradients `[queryBlock, T]`.
+    /// Floats of scratch `forwardDiscardingProbs` and `backwardRecomputingProbs` need at any
+    /// thread count: a slot per (row, kv head) job (see `recomputeScratchCount(_:workers:)`).
     public static func recomputeScratchCount(_ s: Shape) -> Int { s.rows * s.kvHeads * recomputeScratchPerJob(s) }
 
-    static func recomputeScratchPerJob(_ s: Shape) -> Int { s.seqLen * s.seqLen + s.seqLen * s.headDim + queryBlock * s.seqLen }
+    /// Scratch for at most `workers` threads: one slot per thread (a job uses its thread's slot),
+    /// each one head's softmax weights `[T, T]`, a throwaway output `[T, headDim]` and the score
+    /// gradients `[queryBlock, T]`. smollm2-135m, 8 rows x 256 tokens, 3 kv heads, 2 threads:
+    /// 2 slots (0.8 MB) instead of 24 (9.4 MB).
+    public static func recomputeScratchCount(_ s: Shape, workers: Int) -> Int {
+        min(s.rows * s.kvHeads, max(1, workers)) * recomputeScratchPerJob(s)
+    }
+
+    /// Floats of one scratch slot.
+    public static func recomputeScratchPerJob(_ s: Shape) -> Int { s.seqLen * s.seqLen + s.seqLen * s.headDim + queryBlock * s.seqLen }
 
     /// `forward` without keeping the softmax weights (each head's live only in the scratch):
     /// the training forward, whose backward recomputes them. No `[rows, heads, T, T]` tensor.
+    /// scratch: `recomputeScratchCount(shape, workers: maxWorkers ?? BLAS.threads)` floats; at most
+    /// `maxWorkers` threads run (the slots the scratch has).
     public static func forwardDiscardingProbs(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
-        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, shape s: Shape
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, shape s: Shape, maxWorkers: Int? = nil
     ) {
         BLAS.ensureBestCore()
         let group = s.heads / s.kvHeads, T = s.seqLen, hd = s.headDim
-        Parallel.withSingleThreadedBLAS { workers in
-            Parallel.forEach(s.rows * s.kvHeads, workers: workers) { job in
+        Parallel.withSingleThreadedBLAS { threads in
+            Parallel.forEach(s.rows * s.kvHeads, workers: min(threads, maxWorkers ?? threads)) { job, worker in
                 let r = job / s.kvHeads, g = job % s.kvHeads
                 let length = max(0, min(lengths[r], T))
-                let probs = scratch + job * recomputeScratchPerJob(s)
+                let probs = scratch + worker * recomputeScratchPerJob(s)
                 for h in (g * group)..<((g + 1) * group) {
                     attendHead(
                         q: q + r * T * s.queryStride + h * hd, queryStride: s.queryStride, queries: T, queryStart: 0,
@@ -214,16 +224,19 @@ public enum Attention {
 
     /// `backward` that recomputes each head's softmax weights from q and k (one more QK^T and PV
     /// product per head, about 1% of a training step) instead of reading saved ones.
+    /// With `output`, the recomputed attention output lands there (the layout and the very bits
+    /// of `forwardDiscardingProbs`' output: the same `attendHead` calls), so a caller need not
+    /// keep the forward's; without it, it is thrown away. scratch: as `forwardDiscardingProbs`.
     public static func backwardRecomputingProbs(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
         dOutput: UnsafePointer<Float>,
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-        scratch: UnsafeMutablePointer<Float>, shape s: Shape
+        scratch: UnsafeMutablePointer<Float>, shape s: Shape, output: UnsafeMutablePointer<Float>? = nil, maxWorkers: Int? = nil
     ) {
         BLAS.ensureBestCore()
         let group = s.heads / s.kvHeads, T = s.seqLen, hd = s.headDim
-        Parallel.withSingleThreadedBLAS { workers in
-            Parallel.forEach(s.rows * s.kvHeads, workers: workers) { job in
+        Parallel.withSingleThreadedBLAS { threads in
+            Parallel.forEach(s.rows * s.kvHeads, workers: min(threads, maxWorkers ?? threads)) { job, worker in
                 let r = job / s.kvHeads, g = job % s.kvHeads
                 let length = max(0, min(lengths[r], T))
                 let ks = s.keyStride, qs = s.queryStride
@@ -233,11 +246,12 @@ public enum Attention {
                     (dkg + t * ks).update(repeating: 0, count: hd)
                     (dvg + t * ks).update(repeating: 0, count: hd)
                 }
-                let probs = scratch + job * recomputeScratchPerJob(s), discarded = probs + T * T, dScores = discarded + T * hd
+                let probs = scratch + worker * recomputeScratchPerJob(s), discarded = probs + T * T, dScores = discarded + T * hd
                 for h in (g * group)..<((g + 1) * group) {
                     let qh = q + r * T * qs + h * hd
+                    let out = output.map { ($0 + r * T * s.queryWidth + h * hd, s.queryWidth) } ?? (discarded, hd)
                     attendHead(q: qh, queryStride: qs, queries: T, queryStart: 0, k: kg, v: vg, keyStride: ks, keys: length,
-                               headDim: hd, scale: s.scale, probs: probs, probsStride: T, output: discarded, outputStride: hd)
+                               headDim: hd, scale: s.scale, probs: probs, probsStride: T, output: out.0, outputStride: out.1)
                     backwardHead(
                         q: qh, queryStride: qs, queries: T, queryStart: 0,
                         k: kg, v: vg, keyStride: ks, keys: length, headDim: hd, scale: s.scale,

@@ -177,6 +177,37 @@ extension LoRALinear {
         dAStack: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, du: UnsafeMutablePointer<Float>,
         tokens: Int, inFeatures: Int, rank: Int, scale: Float
     ) {
+        backwardStackedInput(aStack: aStack, branches: branches, dx: dx, du: du, tokens: tokens, inFeatures: inFeatures,
+                             rank: rank, scale: scale)
+        backwardStackedWeights(x: x, aStack: aStack, branches: branches, dAStack: dAStack, u: u, du: du, tokens: tokens,
+                               inFeatures: inFeatures, rank: rank, scale: scale)
+    }
+
+    /// The part of `backwardStacked` that needs no `x`: `du_j = scale dy_j B_j` into `du`, then
+    /// `dx += du A`. `backwardStackedWeights` with the same `du` finishes it: a caller can
+    /// produce `x` in between (the attention output, recomputed by the attention backward).
+    public static func backwardStackedInput(
+        aStack: UnsafePointer<Float>, branches: [Branch], dx: UnsafeMutablePointer<Float>?, du: UnsafeMutablePointer<Float>,
+        tokens: Int, inFeatures: Int, rank: Int, scale: Float
+    ) {
+        BLAS.ensureBestCore()
+        let width = branches.count * rank
+        for (j, branch) in branches.enumerated() {
+            Matmul.gemm(transposeA: false, transposeB: false, m: tokens, n: rank, k: branch.outFeatures, alpha: scale,
+                        a: branch.y, lda: branch.ldy, b: branch.b, ldb: rank, beta: 0, c: du + j * rank, ldc: width)
+        }
+        if let dx {
+            Matmul.gemm(transposeA: false, transposeB: false, m: tokens, n: inFeatures, k: width,
+                        a: du, lda: width, b: aStack, ldb: inFeatures, beta: 1, c: dx, ldc: inFeatures)
+        }
+    }
+
+    /// The rest of `backwardStacked` (`du` as `backwardStackedInput` left it): `u = x A^T`
+    /// (scratch), each branch's `dB += scale dy_j^T u_j`, and `dA += du^T x`.
+    public static func backwardStackedWeights(
+        x: UnsafePointer<Float>, aStack: UnsafePointer<Float>, branches: [Branch], dAStack: UnsafeMutablePointer<Float>,
+        u: UnsafeMutablePointer<Float>, du: UnsafePointer<Float>, tokens: Int, inFeatures: Int, rank: Int, scale: Float
+    ) {
         BLAS.ensureBestCore()
         let width = branches.count * rank
         Matmul.gemm(transposeA: false, transposeB: true, m: tokens, n: width, k: inFeatures,
@@ -186,14 +217,8 @@ extension LoRALinear {
                 Matmul.gemm(transposeA: true, transposeB: false, m: branch.outFeatures, n: rank, k: tokens, alpha: scale,
                             a: branch.y, lda: branch.ldy, b: u + j * rank, ldb: width, beta: 1, c: dB, ldc: rank)
             }
-            Matmul.gemm(transposeA: false, transposeB: false, m: tokens, n: rank, k: branch.outFeatures, alpha: scale,
-                        a: branch.y, lda: branch.ldy, b: branch.b, ldb: rank, beta: 0, c: du + j * rank, ldc: width)
         }
         Matmul.gemm(transposeA: true, transposeB: false, m: width, n: inFeatures, k: tokens,
                     a: du, lda: width, b: x, ldb: inFeatures, beta: 1, c: dAStack, ldc: inFeatures)
-        if let dx {
-            Matmul.gemm(transposeA: false, transposeB: false, m: tokens, n: inFeatures, k: width,
-                        a: du, lda: width, b: aStack, ldb: inFeatures, beta: 1, c: dx, ldc: inFeatures)
-        }
     }
 }

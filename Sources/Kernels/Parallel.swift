@@ -24,18 +24,25 @@ public enum Parallel {
     /// time (a shared counter), which balances uneven jobs (attention rows of different
     /// lengths). `body` must only write memory that no other index writes.
     public static func forEach(_ count: Int, workers: Int? = nil, _ body: (Int) -> Void) {
+        forEach(count, workers: workers) { i, _ in body(i) }
+    }
+
+    /// `forEach` that also hands `body` the index of the thread running it, in
+    /// `0..<min(count, workers)`: no two indices run at once on one thread, so a job can use
+    /// its thread's slot of a scratch buffer (slots for the threads, not for every job).
+    public static func forEach(_ count: Int, workers: Int? = nil, _ body: (_ index: Int, _ worker: Int) -> Void) {
         if count <= 0 { return }
         let threads = min(count, workers ?? BLAS.threads)
         if threads <= 1 {
-            for i in 0..<count { body(i) }
+            for i in 0..<count { body(i, 0) }
             return
         }
         let next = Counter()
-        run(threads) { _ in
+        run(threads) { w in
             while true {
                 let i = next.value.wrappingAdd(1, ordering: .relaxed).oldValue
                 if i >= count { return }
-                body(i)
+                body(i, w)
             }
         }
     }

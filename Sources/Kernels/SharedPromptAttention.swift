@@ -43,34 +43,41 @@ public struct SharedPromptSegments: Sendable, Equatable {
 /// copy of its keys and values (prefix + own, `[Lr, headDim]` per kv head) in the scratch; their
 /// gradients are scattered back, so the prefix's dk/dv receive both rows' contributions.
 public enum SharedPromptAttention {
-    /// Floats of scratch `forward` and `backward` need.
+    /// Floats of scratch `forward` and `backward` need at any thread count (a slot per job).
     public static func scratchCount(pairs: Int, seqLen: Int, kvHeads: Int, headDim: Int) -> Int {
         pairs * kvHeads * scratchPerJob(seqLen: seqLen, headDim: headDim)
     }
 
+    /// Scratch for at most `workers` threads: one slot per thread (a job uses its thread's slot).
+    public static func scratchCount(pairs: Int, seqLen: Int, kvHeads: Int, headDim: Int, workers: Int) -> Int {
+        min(pairs * kvHeads, max(1, workers)) * scratchPerJob(seqLen: seqLen, headDim: headDim)
+    }
+
     @inline(__always)
-    /// Gathered k, v, dk, dv `[S, headDim]` each, score gradients `[queryBlock, S]`, one head's
-    /// softmax weights `[S, S]` (never kept: backward recomputes them) and a throwaway output `[S, headDim]`.
-    static func scratchPerJob(seqLen: Int, headDim: Int) -> Int {
+    /// Floats of one slot: gathered k, v, dk, dv `[S, headDim]` each, score gradients `[queryBlock, S]`,
+    /// one head's softmax weights `[S, S]` (never kept: backward recomputes them) and a throwaway output `[S, headDim]`.
+    public static func scratchPerJob(seqLen: Int, headDim: Int) -> Int {
         5 * seqLen * headDim + Attention.queryBlock * seqLen + seqLen * seqLen
     }
 
     // MARK: - Forward
 
+    /// scratch: `scratchCount(..., workers: maxWorkers ?? BLAS.threads)` floats; at most `maxWorkers`
+    /// threads run (the slots the scratch has).
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, segments: UnsafePointer<SharedPromptSegments>,
-        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, shape s: Attention.Shape
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, shape s: Attention.Shape, maxWorkers: Int? = nil
     ) {
         BLAS.ensureBestCore()
         let group = s.heads / s.kvHeads, S = s.seqLen, hd = s.headDim
         let qs = s.queryStride, ks = s.keyStride, ow = s.queryWidth
-        Parallel.withSingleThreadedBLAS { workers in
+        Parallel.withSingleThreadedBLAS { threads in
             // One job per (pair, kv head): its query heads share one gathered copy of the keys.
-            Parallel.forEach(s.rows * s.kvHeads, workers: workers) { job in
+            Parallel.forEach(s.rows * s.kvHeads, workers: min(threads, maxWorkers ?? threads)) { job, worker in
                 let pair = job / s.kvHeads, g = job % s.kvHeads, seg = segments[pair]
                 let base = pair * S, lc = seg.chosenLength, lr = seg.rejectedLength, p = seg.promptLength
                 let kg = k + base * ks + g * hd, vg = v + base * ks + g * hd
-                let gathered = scratch + job * scratchPerJob(seqLen: S, headDim: hd)
+                let gathered = scratch + worker * scratchPerJob(seqLen: S, headDim: hd)
                 let gk = gathered, gv = gathered + S * hd, probs = gathered + 5 * S * hd + Attention.queryBlock * S
                 gatherRejected(kg, vg, stride: ks, segments: seg, headDim: hd, into: gk, gv)
                 for h in (g * group)..<((g + 1) * group) {
@@ -92,18 +99,20 @@ public enum SharedPromptAttention {
     // MARK: - Backward
 
     /// Overwrites dq, dk, dv with the gradients from dOutput, recomputing each head's softmax weights.
+    /// With `output`, the recomputed attention output lands there (the same `attendHead` calls,
+    /// so the bits of `forward`'s output, padded positions zero). scratch: as `forward`.
     public static func backward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, segments: UnsafePointer<SharedPromptSegments>,
         dOutput: UnsafePointer<Float>,
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-        scratch: UnsafeMutablePointer<Float>, shape s: Attention.Shape
+        scratch: UnsafeMutablePointer<Float>, shape s: Attention.Shape, output: UnsafeMutablePointer<Float>? = nil, maxWorkers: Int? = nil
     ) {
         BLAS.ensureBestCore()
         let group = s.heads / s.kvHeads, S = s.seqLen, hd = s.headDim
         let qs = s.queryStride, ks = s.keyStride, ow = s.queryWidth
-        Parallel.withSingleThreadedBLAS { workers in
+        Parallel.withSingleThreadedBLAS { threads in
             // One job per (pair, kv head): it alone writes that key/value head's gradients of the pair.
-            Parallel.forEach(s.rows * s.kvHeads, workers: workers) { job in
+            Parallel.forEach(s.rows * s.kvHeads, workers: min(threads, maxWorkers ?? threads)) { job, worker in
                 let pair = job / s.kvHeads, g = job % s.kvHeads, seg = segments[pair]
                 let base = pair * S, lc = seg.chosenLength, lr = seg.rejectedLength, p = seg.promptLength
                 let kg = k + base * ks + g * hd, vg = v + base * ks + g * hd
@@ -112,7 +121,7 @@ public enum SharedPromptAttention {
                     (dkg + t * ks).update(repeating: 0, count: hd)
                     (dvg + t * ks).update(repeating: 0, count: hd)
                 }
-                let gathered = scratch + job * scratchPerJob(seqLen: S, headDim: hd)
+                let gathered = scratch + worker * scratchPerJob(seqLen: S, headDim: hd)
                 let gk = gathered, gv = gathered + S * hd, gdk = gathered + 2 * S * hd, gdv = gathered + 3 * S * hd
                 let discarded = gathered + 4 * S * hd, dScores = discarded + S * hd, probs = dScores + Attention.queryBlock * S
                 gatherRejected(kg, vg, stride: ks, segments: seg, headDim: hd, into: gk, gv)
@@ -121,9 +130,11 @@ public enum SharedPromptAttention {
                 for h in (g * group)..<((g + 1) * group) {
                     let qh = q + base * qs + h * hd, dqh = dq + base * qs + h * hd
                     let dOh = dOutput + base * ow + h * hd
+                    // Where the recomputed output goes: the caller's rows, or a throwaway [S, headDim].
+                    let outh = output.map { $0 + base * ow + h * hd } ?? discarded, os = output == nil ? hd : ow
                     Attention.attendHead(q: qh, queryStride: qs, queries: lc, queryStart: 0,
                                          k: kg, v: vg, keyStride: ks, keys: lc, headDim: hd, scale: s.scale,
-                                         probs: probs, probsStride: lc, output: discarded, outputStride: hd)
+                                         probs: probs, probsStride: lc, output: outh, outputStride: os)
                     Attention.backwardHead(q: qh, queryStride: qs, queries: lc, queryStart: 0,
                                            k: kg, v: vg, keyStride: ks, keys: lc, headDim: hd, scale: s.scale,
                                            probs: probs, probsStride: lc, dOutput: dOh, dOutputStride: ow,
@@ -131,13 +142,15 @@ public enum SharedPromptAttention {
                     if lr > p {
                         Attention.attendHead(q: qh + lc * qs, queryStride: qs, queries: lr - p, queryStart: p,
                                              k: gk, v: gv, keyStride: hd, keys: lr, headDim: hd, scale: s.scale,
-                                             probs: probs, probsStride: lr, output: discarded, outputStride: hd)
+                                             probs: probs, probsStride: lr, output: output == nil ? discarded : outh + lc * ow,
+                                             outputStride: os)
                         Attention.backwardHead(q: qh + lc * qs, queryStride: qs, queries: lr - p, queryStart: p,
                                                k: gk, v: gv, keyStride: hd, keys: lr, headDim: hd, scale: s.scale,
                                                probs: probs, probsStride: lr, dOutput: dOh + lc * ow, dOutputStride: ow,
                                                dq: dqh + lc * qs, dk: gdk, dv: gdv, dScores: dScores)
                     }
                     for t in seg.packedLength..<S { (dqh + t * qs).update(repeating: 0, count: hd) }
+                    if output != nil { for t in seg.packedLength..<S { (outh + t * ow).update(repeating: 0, count: hd) } }
                 }
                 // The rejected part's key/value gradients back to their packed rows (the prefix's add up).
                 for t in 0..<lr {

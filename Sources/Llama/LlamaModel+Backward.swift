@@ -20,14 +20,14 @@ extension LlamaModel {
         precondition(adapters?.enabled ?? true, "backward with the LoRA adapters switched off")
         let grad = gradients.baseAddress!
         let saved = arena.saved
-        let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!.pointer
+        let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!
 
         // LM head and final norm (group L + 1; a tied head's gradient lands in the embedding, group 0).
         let final = saved.restore(.layerInput, L)
         let finalNorm = normWeight(finalNormOffset)
-        RMSNorm.apply(x: final, weight: finalNorm, rstd: arena.rstd(2 * L), output: arena.normed.pointer, tokens: n, hidden: h)
+        RMSNorm.apply(x: final, weight: finalNorm, rstd: arena.rstd(2 * L), output: arena.normed, tokens: n, hidden: h)
         let indices = batch.labelledIndices
-        gatherRows(arena.normed.pointer, indices, into: arena.labelledHidden.pointer, width: h)
+        gatherRows(arena.normed, indices, into: arena.labelledHidden.pointer, width: h)
         let dLabelLogps = arena.dLabelLogps!.pointer
         for (m, p) in batch.outputIndices.enumerated() { dLabelLogps[m] = dTokenLogps[p] }
         batch.labelledTargets.withUnsafeBufferPointer { t in
@@ -70,9 +70,9 @@ extension LlamaModel {
     func layerBackward(_ layer: Int, _ batch: StackInput, arena: ActivationArena, gradients grad: UnsafeMutablePointer<Float>) {
         let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
-        let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
-        let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!.pointer
-        let dMLPHidden = arena.dMLPHidden!.pointer
+        let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed
+        let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!
+        let dMLPHidden = arena.dMLPHidden!.pointer  // shares memory with dNormed, dAttention and dQKV (see ActivationArena)
 
         // MLP block.
         let gateUp = saved.restore(.gateUp, layer)
@@ -96,29 +96,37 @@ extension LlamaModel {
         RMSNorm.backward(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), dOutput: dNormed,
                          dx: dStream, dWeight: baseGradientOrSink(grad, o.postNorm), tokens: n, hidden: h, accumulate: true)
 
-        // Attention block (dStream is now dLoss/d(middle)).
-        let attention = saved.restore(.attention, layer)
-        let dAttention = arena.dAttention!.pointer
-        Linear.backward(x: attention, weight: matrix(o.output, count: h * qw), dy: dStream, dx: dAttention,
-                        dWeight: baseGradient(grad, o.output), tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
-        adapterBackward(layer, .oProj, x: attention, dy: dStream, ldy: h, dx: dAttention, gradients: grad, tokens: n)
+        // Attention block (dStream is now dLoss/d(middle)). The attention output (o_proj's input)
+        // was not saved: the attention backward recomputes it along with the softmax weights, so
+        // o_proj's input gradient comes first and its weight gradients after (the same products).
+        let attention = arena.attention, dAttention = arena.dAttention!
+        let outputWeight = matrix(o.output, count: h * qw)
+        Linear.backward(x: attention, weight: outputWeight, dy: dStream, dx: dAttention, dWeight: nil,
+                        tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
+        adapterBackward(layer, .oProj, x: attention, dy: dStream, ldy: h, dx: dAttention, gradients: grad, tokens: n, part: .input)
         let qkvWidth = qw + 2 * kw
         let qkv = saved.restore(.qkv, layer)
         let shape = Attention.Shape(rows: batch.rows, seqLen: batch.seqLen, heads: c.numAttentionHeads,
                                     kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
-        let dQKV = arena.dQKV!.pointer, scratch = arena.attentionScratch!.pointer
+        let dQKV = arena.dQKV!, scratch = arena.attentionScratch!.pointer
+        let workers = arena.attentionWorkers(batch)
         switch batch.structure {
         case .paddedRows(let lengths):
             lengths.withUnsafeBufferPointer { l in
                 Attention.backwardRecomputingProbs(q: qkv, k: qkv + qw, v: qkv + qw + kw, lengths: l.baseAddress!, dOutput: dAttention,
-                                                   dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: scratch, shape: shape)
+                                                   dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: scratch, shape: shape,
+                                                   output: attention, maxWorkers: workers)
             }
         case .sharedPrompt(let segments):
             segments.withUnsafeBufferPointer { s in
                 SharedPromptAttention.backward(q: qkv, k: qkv + qw, v: qkv + qw + kw, segments: s.baseAddress!, dOutput: dAttention,
-                                               dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: scratch, shape: shape)
+                                               dq: dQKV, dk: dQKV + qw, dv: dQKV + qw + kw, scratch: scratch, shape: shape,
+                                               output: attention, maxWorkers: workers)
             }
         }
+        Linear.backward(x: attention, weight: outputWeight, dy: dStream, dx: nil, dWeight: baseGradient(grad, o.output),
+                        tokens: n, inFeatures: qw, outFeatures: h)
+        adapterBackward(layer, .oProj, x: attention, dy: dStream, ldy: h, dx: dAttention, gradients: grad, tokens: n, part: .weights)
         rotate(dQKV, batch, heads: c.numAttentionHeads, stride: qkvWidth, backward: true)
         rotate(dQKV + qw, batch, heads: c.numKeyValueHeads, stride: qkvWidth, backward: true)
         if let norm = o.queryKeyNorm {

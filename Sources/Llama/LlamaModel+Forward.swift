@@ -36,7 +36,7 @@ extension LlamaModel {
         // LM head + log-softmax only at the labelled positions.
         let c = config, h = c.hiddenSize
         let indices = input.labelledIndices
-        gatherRows(arena.normed.pointer, indices, into: arena.labelledHidden.pointer, width: h)
+        gatherRows(arena.normed, indices, into: arena.labelledHidden.pointer, width: h)
         labelLogProbs(arena: arena, targets: input.labelledTargets)
         var result = [Float](repeating: 0, count: input.outputCount)
         for (m, p) in input.outputIndices.enumerated() { result[p] = arena.labelLogps.pointer[m] }
@@ -62,7 +62,7 @@ extension LlamaModel {
         var out = [Float](repeating: 0, count: whole.tokens * c.vocabSize)
         forEachRowChunk(whole) { start, input, arena in
             out.withUnsafeMutableBufferPointer { o in
-                lmHeadForward(x: arena.normed.pointer, y: o.baseAddress! + start * whole.seqLen * c.vocabSize, tokens: input.tokens)
+                lmHeadForward(x: arena.normed, y: o.baseAddress! + start * whole.seqLen * c.vocabSize, tokens: input.tokens)
             }
         }
         return out
@@ -86,7 +86,7 @@ extension LlamaModel {
                 panelLogits.withUnsafeMutableBufferPointer { y in
                     // The same product `lmHeadForward` computes (m, n, k and operands), stored at ldc = width.
                     Matmul.gemm(transposeA: false, transposeB: true, m: n, n: width, k: h,
-                                a: arena.normed.pointer, lda: h, b: headPanel(panel), ldb: h, beta: 0, c: y.baseAddress!, ldc: width)
+                                a: arena.normed, lda: h, b: headPanel(panel), ldb: h, beta: 0, c: y.baseAddress!, ldc: width)
                     for t in 0..<n {
                         var sum = sums[first + t]
                         for v in 0..<width { sum += y[t * width + v] }
@@ -136,7 +136,7 @@ extension LlamaModel {
         }
         let final = saved.buffer(.layerInput, c.numHiddenLayers)
         saved.commit(.layerInput, c.numHiddenLayers)
-        RMSNorm.forward(x: final, weight: normWeight(finalNormOffset), output: arena.normed.pointer,
+        RMSNorm.forward(x: final, weight: normWeight(finalNormOffset), output: arena.normed,
                         rstd: arena.rstd(2 * c.numHiddenLayers), tokens: n, hidden: h, eps: c.rmsNormEps)
     }
 
@@ -145,7 +145,7 @@ extension LlamaModel {
     func layerForward(_ layer: Int, _ batch: StackInput, arena: ActivationArena, untilSaved: Bool = false) {
         let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
-        let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed.pointer
+        let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed
 
         // Attention block: x_mid = x + o_proj(attention(rope(q), rope(k), v)) on rmsnorm(x).
         let input = saved.buffer(.layerInput, layer)
@@ -172,24 +172,26 @@ extension LlamaModel {
 
         let shape = Attention.Shape(rows: batch.rows, seqLen: batch.seqLen, heads: c.numAttentionHeads,
                                     kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
-        let attention = saved.buffer(.attention, layer), scratch = arena.attentionScratch!.pointer
-        // The softmax weights live only in the scratch: backward recomputes them (no [rows, heads, T, T] tensor).
+        // Neither the softmax weights (they live only in the scratch) nor the output is kept:
+        // backward recomputes both (no [rows, heads, T, T] tensor, no saved [N, Q]).
+        let attention = arena.attention, scratch = arena.attentionScratch!.pointer
+        let workers = arena.attentionWorkers(batch)
         switch batch.structure {
         case .paddedRows(let lengths):
             lengths.withUnsafeBufferPointer { l in
                 Attention.forwardDiscardingProbs(q: query, k: key, v: value, lengths: l.baseAddress!, output: attention,
-                                                 scratch: scratch, shape: shape)
+                                                 scratch: scratch, shape: shape, maxWorkers: workers)
             }
         case .sharedPrompt(let segments):
             segments.withUnsafeBufferPointer { s in
                 SharedPromptAttention.forward(q: query, k: key, v: value, segments: s.baseAddress!, output: attention,
-                                              scratch: scratch, shape: shape)
+                                              scratch: scratch, shape: shape, maxWorkers: workers)
             }
         }
-        saved.commit(.attention, layer)
 
+        // In place when the middle stream shares the input's memory (see `SavedActivations`).
         let middle = saved.buffer(.middle, layer)
-        middle.update(from: input, count: n * h)
+        if middle != input { middle.update(from: input, count: n * h) }
         Linear.forward(x: attention, weight: matrix(o.output, count: h * qw), y: middle,
                        tokens: n, inFeatures: qw, outFeatures: h, beta: 1)
         addAdapter(layer, .oProj, x: attention, y: middle, ldy: h, tokens: n)
@@ -206,7 +208,7 @@ extension LlamaModel {
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
 
         let next = saved.buffer(.layerInput, layer + 1)
-        next.update(from: middle, count: n * h)
+        if next != middle { next.update(from: middle, count: n * h) }
         Linear.forward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), y: next,
                        tokens: n, inFeatures: f, outFeatures: h, beta: 1)
         addAdapter(layer, .downProj, x: arena.mlpHidden.pointer, y: next, ldy: h, tokens: n)

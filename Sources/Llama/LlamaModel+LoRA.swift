@@ -84,16 +84,22 @@ extension LlamaModel {
                                   rank: adapters.config.rank, scale: adapters.config.scale)
     }
 
+    /// Which part of an adapter's backward to run: `.input` (`dx +=`, needs no `x`) and
+    /// `.weights` (dA, dB; reads the `du` scratch `.input` left) may run apart, with `x`
+    /// produced in between (o_proj's input, the attention output, which backward recomputes).
+    enum AdapterBackwardPart { case all, input, weights }
+
     /// Backward of `addAdapter`: dA, dB into `gradients` (adapter layout), `dx +=` the input gradient.
     @inline(__always)
     func adapterBackward(_ layer: Int, _ module: LoRAModule, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, ldy: Int,
-                         dx: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, tokens: Int) {
-        adaptersBackward(layer, [module], x: x, dx: dx, gradients: gradients, tokens: tokens) { _ in (dy, ldy) }
+                         dx: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, tokens: Int,
+                         part: AdapterBackwardPart = .all) {
+        adaptersBackward(layer, [module], x: x, dx: dx, gradients: gradients, tokens: tokens, part: part) { _ in (dy, ldy) }
     }
 
     /// Backward of `addAdapters`: `dOutput(module)` is that module's output gradient and row stride.
     func adaptersBackward(_ layer: Int, _ modules: [LoRAModule], x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
-                          gradients: UnsafeMutablePointer<Float>, tokens: Int,
+                          gradients: UnsafeMutablePointer<Float>, tokens: Int, part: AdapterBackwardPart = .all,
                           dOutput: (LoRAModule) -> (UnsafePointer<Float>, Int)) {
         guard let adapters else { return }
         let targeted = modules.filter { adapters.layout.pair(layer: layer, module: $0) != nil }
@@ -105,9 +111,15 @@ extension LlamaModel {
                                      ldy: ldy, dB: gradients + pair.b)
         }
         let a = adapters.layout.pair(layer: layer, module: first)!.a, scratch = adapters.scratch(tokens: tokens)
-        LoRALinear.backwardStacked(x: x, aStack: w + a, branches: branches, dx: dx, dAStack: gradients + a, u: scratch.u,
-                                   du: scratch.du, tokens: tokens, inFeatures: first.features(config).in,
-                                   rank: adapters.config.rank, scale: adapters.config.scale)
+        let inFeatures = first.features(config).in, rank = adapters.config.rank, scale = adapters.config.scale
+        if part != .weights {
+            LoRALinear.backwardStackedInput(aStack: w + a, branches: branches, dx: dx, du: scratch.du, tokens: tokens,
+                                            inFeatures: inFeatures, rank: rank, scale: scale)
+        }
+        if part != .input {
+            LoRALinear.backwardStackedWeights(x: x, aStack: w + a, branches: branches, dAStack: gradients + a, u: scratch.u,
+                                              du: scratch.du, tokens: tokens, inFeatures: inFeatures, rank: rank, scale: scale)
+        }
     }
 
     /// Where backward writes the gradient of the base parameter at `offset`: the flat gradient

@@ -46,13 +46,25 @@ struct StackInput {
     }
 
     /// Floats of attention scratch a forward and a backward need.
-    func attentionScratchCount(_ c: LlamaConfig) -> Int {
+    func attentionScratchCount(_ c: LlamaConfig, workers: Int = BLAS.threads) -> Int {
         switch structure {
         case .paddedRows:
             return Attention.recomputeScratchCount(Attention.Shape(rows: rows, seqLen: seqLen, heads: c.numAttentionHeads,
-                                                                   kvHeads: c.numKeyValueHeads, headDim: c.headDim))
+                                                                   kvHeads: c.numKeyValueHeads, headDim: c.headDim), workers: workers)
         case .sharedPrompt:
-            return SharedPromptAttention.scratchCount(pairs: rows, seqLen: seqLen, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+            return SharedPromptAttention.scratchCount(pairs: rows, seqLen: seqLen, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
+                                                      workers: workers)
+        }
+    }
+
+    /// Floats of one attention scratch slot (a thread's) for this batch's structure.
+    func attentionScratchSlot(_ c: LlamaConfig) -> Int {
+        switch structure {
+        case .paddedRows:
+            return Attention.recomputeScratchPerJob(Attention.Shape(rows: rows, seqLen: seqLen, heads: c.numAttentionHeads,
+                                                                    kvHeads: c.numKeyValueHeads, headDim: c.headDim))
+        case .sharedPrompt:
+            return SharedPromptAttention.scratchPerJob(seqLen: seqLen, headDim: c.headDim)
         }
     }
 

@@ -16,8 +16,8 @@ final class FitCheckTests: XCTestCase {
         return p
     }
 
-    func total(_ p: TrainingParameters, _ config: LlamaConfig, ranksOnHost: Int = 1) -> Int {
-        FitCheck.geometry(p, config: config, ranksOnHost: ranksOnHost).estimate().totalBytes
+    func total(_ p: TrainingParameters, _ config: LlamaConfig, ranksOnHost: Int = 1, worldSize: Int = 1) -> Int {
+        FitCheck.geometry(p, config: config, ranksOnHost: ranksOnHost, worldSize: worldSize).estimate().totalBytes
     }
 
     /// The integer after `flag ` in `text`.
@@ -59,10 +59,10 @@ final class FitCheckTests: XCTestCase {
             set(&q, offered + 1)
             XCTAssertGreaterThan(total(q, config, ranksOnHost: 2), budget, flag)
         }
-        // fp16 is offered exactly when it fits.
+        // fp16 is offered exactly when it fits (on the refusal's 2 ranks: fp16 stages gradients between them).
         var half = p
         half.precision = .fp16
-        XCTAssertEqual(text.contains("--precision fp16"), total(half, config, ranksOnHost: 2) <= budget, text)
+        XCTAssertEqual(text.contains("--precision fp16"), total(half, config, ranksOnHost: 2, worldSize: 2) <= budget, text)
     }
 
     /// Nothing but a combination fits: the switches are offered together, with a shorter --max-length.

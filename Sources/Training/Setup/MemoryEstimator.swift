@@ -39,6 +39,10 @@ struct MemoryGeometry {
     /// The gradient reduction's own buffers: fp16 staging between ranks (`WireStaging`: a few
     /// buckets) and, `--zero 1` with fp32 on the wire, the shard's mean gradients.
     var reductionBytes = 0
+    /// BLAS threads per rank (attention scratch is per thread).
+    var threads = BLAS.threads
+    /// Tokens a frozen model's forward runs at once (`LlamaModel.forwardChunkTokens`).
+    var forwardChunkTokens = 1024
 
     var parameterCount: Int { ParameterLayout(config: config).totalCount }
     var tokens: Int { 2 * batchPairs * longestRow }
@@ -54,25 +58,17 @@ struct MemoryGeometry {
         // Gradients (fp32, of what is trained) + optimizer state + the reduction's buffers (the
         // optimizer's weight-decay choice is a short list of ranges, no per-parameter mask).
         let optimizer = (gradientCount ?? trained) * 4 + optimizerStateCount * 4 + reductionBytes
-        let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
-        // Saved for backward per layer and token: layer input, q/k/v, attention output, middle stream, gate/up.
-        let perLayer = h + q + 2 * k + q + h + 2 * f
-        // Checkpointing: L + 1 float32 layer inputs, one layer of the rest (with float32 work buffers under fp16).
-        let savedPerToken = gradientCheckpointing
-            ? (L + 1) * h * 4 + perLayer * (workingBytes + (precision == .fp16 ? 4 : 0))
-            : L * perLayer * workingBytes
-        // Float32 scratch per token: forward (normed, SwiGLU, rstd) and backward (streams, MLP, q/k/v, attention).
-        let scratchPerToken = 4 * (h + f + 2 * L + 1 + 2 * h + 3 * f + q + 2 * k + q)
+        // The policy's activations (see ActivationMemory.swift) and, under fp16, its conversion scratch.
         // The LM head runs one vocabulary panel at a time: a logged step's `logits/*` sums hold
         // [tokens, panel] logits (never the full [tokens, vocab]); the loss's chunk is smaller.
         let logits = tokens * min(c.vocabSize, LabelLogProbs.panelRows) * 4
-        let activations = tokens * (savedPerToken + scratchPerToken) + logits
+        let activations = policyArenaBytes + conversionScratchBytes + logits
         let referenceBytes: Int
         switch reference {
         case .none: referenceBytes = 0
-        case .model: referenceBytes = parameters * workingBytes / max(1, referenceSharedBy) + tokens * 4 * (2 * h + f)
+        case .model: referenceBytes = parameters * workingBytes / max(1, referenceSharedBy) + forwardArenaBytes + conversionScratchBytes
         case .cached(let pairs): referenceBytes = 2 * pairs * 4
-        case .baseModel: referenceBytes = tokens * 4 * (2 * h + f)
+        case .baseModel: referenceBytes = forwardArenaBytes
         }
         return .init(weightsBytes: weights, optimizerBytes: optimizer, activationsBytes: activations, referenceBytes: referenceBytes,
                      runtimeBytes: runtimeBytes)
