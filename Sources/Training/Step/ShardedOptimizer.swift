@@ -28,6 +28,9 @@ public final class ShardedOptimizer {
     /// fp32 master weights of this rank's shard [shard.count]: one long-lived buffer.
     public let masterShard: ScalarBuffer<Float>
     private let scatter: GradientReduceScatter
+    /// Wall seconds of the last `update`'s all-gather of the working weights (the bench's
+    /// `weight_gather` phase).
+    public private(set) var lastGatherSeconds = 0.0
 
     /// - Parameters:
     ///   - masterWeights: the full fp32 weights [P] (identical on every rank); only the shard is kept.
@@ -96,6 +99,8 @@ public final class ShardedOptimizer {
             copy.withUnsafeBufferPointer { masterShard.update(from: $0) }
             masterShard.withUnsafeBufferPointer { policy.loadWeights($0, at: offset) }
         }
+        let gatherStart = ContinuousClock.now
+        defer { lastGatherSeconds = DPOStep.seconds(ContinuousClock.now - gatherStart) }
         policy.withWorkingWeights { weights in
             switch weights {
             case .fp32(let buffer): communicator.allGatherInPlace(buffer, counts: counts)
