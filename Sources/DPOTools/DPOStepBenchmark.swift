@@ -160,7 +160,7 @@ public enum DPOStepBenchmark {
         func median(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.sorted()[values.count / 2] }
         let timedPhases = Array(phases[window])
         var phaseMedians = StepPhaseSeconds()
-        for key in [\StepPhaseSeconds.data, \.referenceForward, \.policyForward, \.backward, \.allReduceWait, \.optimizer] {
+        for key in [\StepPhaseSeconds.data, \.referenceForward, \.policyForward, \.backward, \.allReduceWait, \.optimizer, \.weightGather] {
             phaseMedians[keyPath: key] = median(timedPhases.map { $0[keyPath: key] })
         }
         let medianCPU = median(Array(cpuSeconds[window]))

@@ -149,7 +149,8 @@ struct BenchDPOCommand: ParsableCommand {
                 ("setup_rss_mb", f(result.setupRSSMB, 1)), ("setup_pss_mb", f(result.setupPSSMB, 1)),
                 ("phases_s", "{\"data\": \(f(phases.data)), \"reference_forward\": \(f(phases.referenceForward)), "
                     + "\"policy_forward\": \(f(phases.policyForward)), \"backward\": \(f(phases.backward)), "
-                    + "\"allreduce_wait\": \(f(phases.allReduceWait)), \"optimizer\": \(f(phases.optimizer))}"),
+                    + "\"allreduce_wait\": \(f(phases.allReduceWait)), \"optimizer\": \(f(phases.optimizer)), "
+                    + "\"weight_gather\": \(f(phases.weightGather, 6))}"),  // a small model's gather takes microseconds
                 ("timed_steps", "\(result.timedSteps)"), ("blas_core", "\"\(core)\""), ("load_average", load),
             ] + ioFields(result, f)
             print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")

@@ -203,6 +203,10 @@ public final class DPOStep {
         mark(\.allReduceWait)
         let update = try applyUpdate(reduction: reduction, lossScale: lossScale, objective: objective, learningRate: learningRate)
         mark(\.optimizer)
+        if update.applied, let sharded {  // the update's all-gather, counted apart
+            phases.optimizer -= sharded.lastGatherSeconds
+            phases.weightGather = sharded.lastGatherSeconds
+        }
         stepIndex += 1
         return StepResult(
             applied: update.applied, objective: update.globalObjective, gradNorm: update.gradNorm, lossScale: lossScale,

@@ -32,6 +32,9 @@ public final class ShardedOptimizer {
     public let masterShard: ScalarBuffer<Float>
     /// The gradient reduction: ZeRO-1's `GradientReduceScatter` or ZeRO-2's `PartitionedGradients`.
     private let scatter: any ShardGradientReduction
+    /// Wall seconds of the last `update`'s all-gather of the working weights (the bench's
+    /// `weight_gather` phase).
+    public private(set) var lastGatherSeconds = 0.0
 
     /// ZeRO-1: reduce-scatters `gradients`.
     /// - Parameters:
@@ -107,6 +110,8 @@ public final class ShardedOptimizer {
             copy.withUnsafeBufferPointer { masterShard.update(from: $0) }
             masterShard.withUnsafeBufferPointer { policy.loadWeights($0, at: offset) }
         }
+        let gatherStart = ContinuousClock.now
+        defer { lastGatherSeconds = DPOStep.seconds(ContinuousClock.now - gatherStart) }
         policy.withWorkingWeights { weights in
             switch weights {
             case .fp32(let buffer): communicator.allGatherInPlace(buffer, counts: counts)

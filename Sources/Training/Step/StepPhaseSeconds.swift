@@ -12,8 +12,11 @@ public struct StepPhaseSeconds: Sendable, Equatable {
     public var allReduceWait = 0.0
     /// Unscaling, clipping, the finite check across ranks, the optimizer and loading the new weights.
     public var optimizer = 0.0
+    /// `--zero 1`: the blocking all-gather of the updated working weights after the optimizer
+    /// (`ShardedOptimizer.update`), waiting for the other ranks included; 0 with `--zero 0`.
+    public var weightGather = 0.0
 
     public init() {}
 
-    public var total: Double { data + referenceForward + policyForward + backward + allReduceWait + optimizer }
+    public var total: Double { data + referenceForward + policyForward + backward + allReduceWait + optimizer + weightGather }
 }
