@@ -12,7 +12,7 @@ import Kernels
 /// every GEMM and norm sees the same float32 values as before, bit for bit.
 ///
 /// Under fp32 the views point into the working weights. Valid until the next `layerWeights`
-/// or `matrix` call (they share the scratch).
+/// call (a `matrix` call in between writes its values where they already are).
 struct LayerWeights {
     /// Float32 values of the layout range `range`.
     let base: UnsafeMutablePointer<Float>

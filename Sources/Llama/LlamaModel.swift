@@ -176,9 +176,11 @@ public final class LlamaModel {
     /// Bytes held by the working weights.
     public var weightBytes: Int { layout.totalCount * (precision == .fp32 ? 4 : 2) }
 
-    /// Float32 view of the matrix at `offset` (a conversion into the layer scratch under fp16;
-    /// valid until the next `matrix` or `layerWeights` call). A decoding step's prefill uses it;
-    /// training passes convert a whole layer at once (`layerWeights`).
+    /// Float32 view of the layer matrix at `offset` (a conversion into the layer scratch under
+    /// fp16, valid until the next `layerWeights` call). A decoding step's prefill uses it;
+    /// training passes convert a whole layer at once (`layerWeights`). The matrix lands where
+    /// `layerWeights` puts it, so converting one during a pass over its layer rewrites the same
+    /// values in place and leaves the layer's other views intact.
     ///
     /// Whole, not by panels: splitting a training GEMM into sgemm calls over cache-sized weight
     /// panels makes each call re-pack the whole activation operand (`tokens x in`), measured
@@ -187,8 +189,12 @@ public final class LlamaModel {
     @inline(__always)
     func matrix(_ offset: Int, count: Int) -> UnsafeMutablePointer<Float> {
         if let weights32 { return weights32.pointer + offset }
-        precondition(count <= layerScratch!.count, "matrix of \(count) values exceeds the conversion scratch")
-        let scratch = layerScratch!.pointer
+        guard let layer = (0..<config.numHiddenLayers).first(where: { layout.groupRanges[1 + $0].contains(offset) }) else {
+            preconditionFailure("matrix at \(offset) is not inside a decoder layer")
+        }
+        let start = offset - layout.groupRanges[1 + layer].lowerBound
+        precondition(start + count <= layerScratch!.count, "matrix of \(count) values exceeds the conversion scratch")
+        let scratch = layerScratch!.pointer + start
         Parallel.forChunks(count, minimumChunk: 1 << 16) { range in
             Half.toFloat(weights16!.pointer + offset + range.lowerBound, scratch + range.lowerBound, count: range.count)
         }

@@ -33,6 +33,22 @@ final class ModelLayerWeightsTests: XCTestCase {
         }
     }
 
+    /// `matrix` (one matrix, for decoding) converts into the place `layerWeights` uses, so a call
+    /// during a pass over a layer leaves that layer's other views as they were.
+    func testMatrixDuringALayerPassKeepsTheLayerViews() throws {
+        let c = Self.config("qwen2")
+        let weights = ModelTestSupport.weights(ParameterLayout(config: c), seed: 6)
+        let model = try ModelTestSupport.model(c, precision: .fp16, weights: weights)
+        let o = model.layerOffsets[1]
+        let view = model.layerWeights(1)
+        let before = Array(UnsafeBufferPointer(start: view.base, count: view.range.count))
+        let output = model.matrix(o.output, count: c.hiddenSize * c.qDim)
+        XCTAssertEqual(output, view[o.output])
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: view.base, count: view.range.count)).map(\.bitPattern), before.map(\.bitPattern))
+        // A matrix of another layer lands at the same place within its own layer.
+        XCTAssertEqual(model.matrix(model.layerOffsets[0].gate, count: 2 * c.intermediateSize * c.hiddenSize), view[o.gate])
+    }
+
     /// fp16 storage with float32 compute: with saved activations or not, the forward is the fp32
     /// forward of the rounded weights (the binary16 slots are only read back by backward).
     func testFP16ForwardIsFP32ForwardOnRoundedWeights() throws {
