@@ -73,6 +73,7 @@ extension LlamaModel {
         let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed
         let dStream = arena.dStream!.pointer, dNormed = arena.dNormed!
         let dMLPHidden = arena.dMLPHidden!.pointer  // shares memory with dNormed, dAttention and dQKV (see ActivationArena)
+        let w = layerWeights(layer)
 
         // MLP block.
         let gateUp = saved.restore(.gateUp, layer)
@@ -80,15 +81,15 @@ extension LlamaModel {
         // [N, 2F] buffer); fp32 restores the slot itself, which must survive a repeated backward.
         let dGateUp = arena.dGateUp?.pointer ?? gateUp
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
-        Linear.backward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), dy: dStream,
+        Linear.backward(x: arena.mlpHidden.pointer, weight: w[o.down], dy: dStream,
                         dx: dMLPHidden, dWeight: baseGradient(grad, o.down), tokens: n, inFeatures: f, outFeatures: h, overwriteInput: true)
         adapterBackward(layer, .downProj, x: arena.mlpHidden.pointer, dy: dStream, ldy: h, dx: dMLPHidden, gradients: grad, tokens: n)
         SwiGLU.backward(gateUp: gateUp, dOutput: dMLPHidden, dGateUp: dGateUp, rows: n, width: f)
         let middle = saved.restore(.middle, layer)
-        let postNorm = normWeight(o.postNorm)
+        let postNorm = w[o.postNorm]
         RMSNorm.apply(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), output: normed, tokens: n, hidden: h)
         // gate_proj and up_proj as one stacked [2F, H] weight (adjacent in the layout).
-        Linear.backward(x: normed, weight: matrix(o.gate, count: 2 * f * h), dy: dGateUp, dx: dNormed, dWeight: baseGradient(grad, o.gate),
+        Linear.backward(x: normed, weight: w[o.gate], dy: dGateUp, dx: dNormed, dWeight: baseGradient(grad, o.gate),
                         tokens: n, inFeatures: h, outFeatures: 2 * f, overwriteInput: true)
         adaptersBackward(layer, [.gateProj, .upProj], x: normed, dx: dNormed, gradients: grad, tokens: n) { module in
             (UnsafePointer(module == .gateProj ? dGateUp : dGateUp + f), 2 * f)
@@ -100,7 +101,7 @@ extension LlamaModel {
         // was not saved: the attention backward recomputes it along with the softmax weights, so
         // o_proj's input gradient comes first and its weight gradients after (the same products).
         let attention = arena.attention, dAttention = arena.dAttention!
-        let outputWeight = matrix(o.output, count: h * qw)
+        let outputWeight = w[o.output]
         Linear.backward(x: attention, weight: outputWeight, dy: dStream, dx: dAttention, dWeight: nil,
                         tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
         adapterBackward(layer, .oProj, x: attention, dy: dStream, ldy: h, dx: dAttention, gradients: grad, tokens: n, part: .input)
@@ -131,15 +132,15 @@ extension LlamaModel {
         rotate(dQKV + qw, batch, heads: c.numKeyValueHeads, stride: qkvWidth, backward: true)
         if let norm = o.queryKeyNorm {
             queryKeyNormBackward(dQKV, stride: qkvWidth, preNorm: saved.restore(.qkPreNorm, layer), tokens: n,
-                                 weights: vector(norm, count: 2 * c.headDim), dWeights: baseGradientOrSink(grad, norm))
+                                 weights: w[norm], dWeights: baseGradientOrSink(grad, norm))
         }
         if let bias = o.qkvBias, adapters == nil { biasBackward(dQKV, dBias: grad + bias, tokens: n, width: qkvWidth) }
 
         let input = saved.restore(.layerInput, layer)
-        let inputNorm = normWeight(o.inputNorm)
+        let inputNorm = w[o.inputNorm]
         RMSNorm.apply(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), output: normed, tokens: n, hidden: h)
         // q_proj, k_proj, v_proj as one stacked [Q + 2K, H] weight.
-        Linear.backward(x: normed, weight: matrix(o.query, count: qkvWidth * h), dy: dQKV, dx: dNormed, dWeight: baseGradient(grad, o.query),
+        Linear.backward(x: normed, weight: w[o.query], dy: dQKV, dx: dNormed, dWeight: baseGradient(grad, o.query),
                         tokens: n, inFeatures: h, outFeatures: qkvWidth, overwriteInput: true)
         adaptersBackward(layer, [.qProj, .kProj, .vProj], x: normed, dx: dNormed, gradients: grad, tokens: n) { module in
             (UnsafePointer(module == .qProj ? dQKV : module == .kProj ? dQKV + qw : dQKV + qw + kw), qkvWidth)

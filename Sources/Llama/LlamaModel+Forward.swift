@@ -146,24 +146,25 @@ extension LlamaModel {
         let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
         let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed
+        let w = layerWeights(layer)
 
         // Attention block: x_mid = x + o_proj(attention(rope(q), rope(k), v)) on rmsnorm(x).
         let input = saved.buffer(.layerInput, layer)
         saved.commit(.layerInput, layer)
-        RMSNorm.forward(x: input, weight: normWeight(o.inputNorm), output: normed, rstd: arena.rstd(2 * layer),
+        RMSNorm.forward(x: input, weight: w[o.inputNorm], output: normed, rstd: arena.rstd(2 * layer),
                         tokens: n, hidden: h, eps: c.rmsNormEps)
         // q | k | v per token from the stacked [q_proj; k_proj; v_proj] (adjacent in the layout).
         let qkvWidth = qw + 2 * kw
         let qkv = saved.buffer(.qkv, layer)
-        Linear.forward(x: normed, weight: matrix(o.query, count: qkvWidth * h), y: qkv, tokens: n, inFeatures: h, outFeatures: qkvWidth)
+        Linear.forward(x: normed, weight: w[o.query], y: qkv, tokens: n, inFeatures: h, outFeatures: qkvWidth)
         addAdapters(layer, [.qProj, .kProj, .vProj], x: normed, tokens: n) { module in
             (module == .qProj ? qkv : module == .kProj ? qkv + qw : qkv + qw + kw, qkvWidth)
         }
         let query = qkv, key = qkv + qw, value = qkv + qw + kw
-        if let bias = o.qkvBias { addBias(qkv, vector(bias, count: qkvWidth), tokens: n, width: qkvWidth) }
+        if let bias = o.qkvBias { addBias(qkv, w[bias], tokens: n, width: qkvWidth) }
         if let norm = o.queryKeyNorm {
             queryKeyNormForward(qkv, stride: qkvWidth, preNorm: saved.buffer(.qkPreNorm, layer), tokens: n,
-                                weights: vector(norm, count: 2 * c.headDim))
+                                weights: w[norm])
             saved.commit(.qkPreNorm, layer)
         }
         rotate(query, batch, heads: c.numAttentionHeads, stride: qkvWidth, backward: false)
@@ -192,16 +193,16 @@ extension LlamaModel {
         // In place when the middle stream shares the input's memory (see `SavedActivations`).
         let middle = saved.buffer(.middle, layer)
         if middle != input { middle.update(from: input, count: n * h) }
-        Linear.forward(x: attention, weight: matrix(o.output, count: h * qw), y: middle,
+        Linear.forward(x: attention, weight: w[o.output], y: middle,
                        tokens: n, inFeatures: qw, outFeatures: h, beta: 1)
         addAdapter(layer, .oProj, x: attention, y: middle, ldy: h, tokens: n)
         saved.commit(.middle, layer)
 
         // MLP block: x_out = x_mid + down(silu(gate(rmsnorm(x_mid))) * up(rmsnorm(x_mid))).
-        RMSNorm.forward(x: middle, weight: normWeight(o.postNorm), output: normed, rstd: arena.rstd(2 * layer + 1),
+        RMSNorm.forward(x: middle, weight: w[o.postNorm], output: normed, rstd: arena.rstd(2 * layer + 1),
                         tokens: n, hidden: h, eps: c.rmsNormEps)
         let gateUp = saved.buffer(.gateUp, layer)
-        Linear.forward(x: normed, weight: matrix(o.gate, count: 2 * f * h), y: gateUp, tokens: n, inFeatures: h, outFeatures: 2 * f)
+        Linear.forward(x: normed, weight: w[o.gate], y: gateUp, tokens: n, inFeatures: h, outFeatures: 2 * f)
         addAdapters(layer, [.gateProj, .upProj], x: normed, tokens: n) { module in (module == .gateProj ? gateUp : gateUp + f, 2 * f) }
         saved.commit(.gateUp, layer)
         if untilSaved { return }
@@ -209,7 +210,7 @@ extension LlamaModel {
 
         let next = saved.buffer(.layerInput, layer + 1)
         if next != middle { next.update(from: middle, count: n * h) }
-        Linear.forward(x: arena.mlpHidden.pointer, weight: matrix(o.down, count: h * f), y: next,
+        Linear.forward(x: arena.mlpHidden.pointer, weight: w[o.down], y: next,
                        tokens: n, inFeatures: f, outFeatures: h, beta: 1)
         addAdapter(layer, .downProj, x: arena.mlpHidden.pointer, y: next, ldy: h, tokens: n)
     }

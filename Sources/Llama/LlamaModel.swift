@@ -24,9 +24,10 @@ public final class LlamaModel {
     /// Working weights, layout order: exactly one of the two is non-nil.
     let weights32: FloatBuffer?
     let weights16: HalfBuffer?
-    /// Float32 copy of one layer matrix at a time under fp16 (the largest, [gate; up] or [q; k; v]),
-    /// of one LM-head panel (`LabelLogProbs.panelRows` vocabulary rows), and of norm weights.
-    let matrixScratch: FloatBuffer?
+    /// Float32 copy of one decoder layer's weights under fp16 (its whole layout group, see
+    /// `layerWeights`; a decoding step's `matrix` uses its start), of one LM-head panel
+    /// (`LabelLogProbs.panelRows` vocabulary rows), and of norm weights.
+    let layerScratch: FloatBuffer?
     let headPanelScratch: FloatBuffer?
     let normScratch: FloatBuffer?
     /// Float32 copy of a q/k/v bias or the q|k norm weights under fp16.
@@ -95,14 +96,14 @@ public final class LlamaModel {
         self.sharedWeights = sharedWeights
         if precision == .fp32 {
             weights32 = sharedWeights?.float32 ?? FloatBuffer(count: total); weights16 = nil
-            matrixScratch = nil; headPanelScratch = nil; normScratch = nil; vectorScratch = nil
+            layerScratch = nil; headPanelScratch = nil; normScratch = nil; vectorScratch = nil
         } else {
             weights32 = nil; weights16 = sharedWeights?.float16 ?? HalfBuffer(count: total)
-            // The largest layer matrix used at once: the stacked [gate_proj; up_proj] or [q; k; v], or
-            // down/o_proj. The embedding and LM head never need a whole float32 copy (lookups read
+            // The largest decoder layer (every layer's group is its norms, q/k/v, o, gate/up, down
+            // and biases). The embedding and LM head never need a whole float32 copy (lookups read
             // binary16 rows, the head runs in panels).
-            matrixScratch = FloatBuffer(count: max(2 * c.intermediateSize * c.hiddenSize, (c.qDim + 2 * c.kvDim) * c.hiddenSize,
-                                                   c.qDim * c.hiddenSize))
+            let groups = layout.groupRanges
+            layerScratch = FloatBuffer(count: (1...c.numHiddenLayers).map { groups[$0].count }.max()!)
             headPanelScratch = FloatBuffer(count: min(LabelLogProbs.panelRows, c.vocabSize) * c.hiddenSize)
             normScratch = FloatBuffer(count: c.hiddenSize)
             vectorScratch = FloatBuffer(count: max(c.qDim + 2 * c.kvDim, 2 * c.headDim))
@@ -175,8 +176,11 @@ public final class LlamaModel {
     /// Bytes held by the working weights.
     public var weightBytes: Int { layout.totalCount * (precision == .fp32 ? 4 : 2) }
 
-    /// Float32 view of the matrix at `offset` (a conversion into scratch under fp16;
-    /// valid until the next `matrix` call).
+    /// Float32 view of the layer matrix at `offset` (a conversion into the layer scratch under
+    /// fp16, valid until the next `layerWeights` call). A decoding step's prefill uses it;
+    /// training passes convert a whole layer at once (`layerWeights`). The matrix lands where
+    /// `layerWeights` puts it, so converting one during a pass over its layer rewrites the same
+    /// values in place and leaves the layer's other views intact.
     ///
     /// Whole, not by panels: splitting a training GEMM into sgemm calls over cache-sized weight
     /// panels makes each call re-pack the whole activation operand (`tokens x in`), measured
@@ -185,8 +189,12 @@ public final class LlamaModel {
     @inline(__always)
     func matrix(_ offset: Int, count: Int) -> UnsafeMutablePointer<Float> {
         if let weights32 { return weights32.pointer + offset }
-        precondition(count <= matrixScratch!.count, "matrix of \(count) values exceeds the conversion scratch")
-        let scratch = matrixScratch!.pointer
+        guard let layer = (0..<config.numHiddenLayers).first(where: { layout.groupRanges[1 + $0].contains(offset) }) else {
+            preconditionFailure("matrix at \(offset) is not inside a decoder layer")
+        }
+        let start = offset - layout.groupRanges[1 + layer].lowerBound
+        precondition(start + count <= layerScratch!.count, "matrix of \(count) values exceeds the conversion scratch")
+        let scratch = layerScratch!.pointer + start
         Parallel.forChunks(count, minimumChunk: 1 << 16) { range in
             Half.toFloat(weights16!.pointer + offset + range.lowerBound, scratch + range.lowerBound, count: range.count)
         }
@@ -209,13 +217,20 @@ public final class LlamaModel {
 
     /// Float32 rows `range` of the LM head (a conversion into the panel scratch under fp16; valid
     /// until the next `headPanel` call).
+    ///
+    /// Split over the threads: done on one, the other thread spun idle through it, 96 panels of
+    /// 295K values per pass on smollm2-135m; the worker is awake from the previous GEMM, so the
+    /// hand-off is cheap.
     @inline(__always)
     func headPanel(_ range: Range<Int>) -> UnsafePointer<Float> {
         let h = config.hiddenSize
         if let weights32 { return UnsafePointer(weights32.pointer + lmHeadOffset + range.lowerBound * h) }
         precondition(range.count <= LabelLogProbs.panelRows, "LM-head panel of \(range.count) rows exceeds the panel scratch")
-        Half.toFloat(weights16!.pointer + lmHeadOffset + range.lowerBound * h, headPanelScratch!.pointer, count: range.count * h)
-        return UnsafePointer(headPanelScratch!.pointer)
+        let source = weights16!.pointer + lmHeadOffset + range.lowerBound * h, scratch = headPanelScratch!.pointer
+        Parallel.forChunks(range.count * h, minimumChunk: 1 << 16) { part in
+            Half.toFloat(source + part.lowerBound, scratch + part.lowerBound, count: part.count)
+        }
+        return UnsafePointer(scratch)
     }
 
     /// Full logits `y[tokens, vocab] = x[tokens, H] head^T`, one vocabulary panel at a time.
