@@ -35,6 +35,15 @@ public enum ShutdownSignal {
     /// checkpoint and waiting for the first step would only delay the exit.
     public static func setImmediate(_ immediate: Bool) { dpo_stop_signals_set_immediate(immediate ? 1 : 0) }
 
+    /// What the process writes to stderr when a stop signal ends it at once (while immediate):
+    /// `stopped by SIGINT (Ctrl-C)` followed by `note` (e.g. " during start-up ...: nothing
+    /// was written"); nil writes nothing (ranks other than 0). The shell's status (130, 143)
+    /// alone does not say what was cut short.
+    public static func setImmediateNote(_ note: String?) {
+        guard let note else { return dpo_stop_signals_set_immediate_note(nil) }
+        note.withCString { dpo_stop_signals_set_immediate_note($0) }
+    }
+
     /// Forgets a received signal (tests).
     public static func reset() { dpo_stop_signal_reset() }
 }

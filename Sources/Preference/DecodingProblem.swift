@@ -4,10 +4,13 @@ extension FileProblem {
     /// A `Decodable` failure in one line by JSON key (`key 'files': expected an object, found a
     /// number`, `key 'format_version' is missing`, `not valid JSON: ...`), instead of Swift's dump
     /// (`DecodingError.keyNotFound: ... CodingKeys(stringValue: ...)`).
-    public static func decoding(_ error: DecodingError) -> String {
+    /// With the `bytes` decoded, text that is not JSON is placed: `not valid JSON at line 3,
+    /// column 3 (invalid value)` (JSONDecoder itself says only "not valid JSON").
+    public static func decoding(_ error: DecodingError, in bytes: [UInt8]? = nil) -> String {
         switch error {
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty {
+                if let bytes, let syntax = jsonSyntax(of: bytes) { return syntax }
                 return "not valid JSON" + ((context.underlyingError).map { ": " + cause(of: $0) } ?? "")
             }
             return "key '\(keyPath(context.codingPath))': invalid value (\(context.debugDescription))"
@@ -19,6 +22,35 @@ extension FileProblem {
             return place(context) + "expected \(jsonKind(type)), found null"
         @unknown default:
             return "\(error)"
+        }
+    }
+
+    /// Where and why `bytes` are not JSON: `not valid JSON at line L, column C (what is wrong)`,
+    /// lines and columns counted from 1 (columns in characters); nil when they parse.
+    public static func jsonSyntax(of bytes: [UInt8]) -> String? {
+        guard !bytes.isEmpty else { return "not valid JSON (the file is empty)" }
+        do {
+            _ = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+            return nil
+        } catch {
+            // Foundation: "Invalid value around character 17.", "Unexpected end of file during JSON parse."
+            var text = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? ""
+            var offset: Int?
+            if let range = text.range(of: #" around character \d+"#, options: .regularExpression) {
+                offset = Int(text[range].dropFirst(" around character ".count))
+                text.removeSubrange(range)
+            }
+            if text.hasPrefix("Unexpected end of file") {
+                offset = bytes.count
+                text = "the file ends in the middle of a value"
+            }
+            text = text.trimmingCharacters(in: CharacterSet(charactersIn: ". "))
+            let what = text.isEmpty ? "" : " (" + text.prefix(1).lowercased() + text.dropFirst() + ")"
+            guard let offset, offset <= bytes.count else { return "not valid JSON" + what }
+            let lineStart = bytes[..<offset].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+            let line = bytes[..<offset].reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }
+            let column = String(decoding: bytes[lineStart..<offset], as: UTF8.self).count + 1
+            return "not valid JSON at line \(line), column \(column)" + what
         }
     }
 

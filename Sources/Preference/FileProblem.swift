@@ -65,7 +65,7 @@ public enum FileProblem {
     /// line 2, column 0.") or POSIX cause rather than "The operation could not be completed".
     /// With the `bytes` parsed, "around character N" also names N's line.
     public static func cause(of error: Error, in bytes: [UInt8]? = nil) -> String {
-        if let decodingError = error as? DecodingError { return decoding(decodingError) }
+        if let decodingError = error as? DecodingError { return decoding(decodingError, in: bytes) }
         let ns = error as NSError
         if var debug = ns.userInfo[NSDebugDescriptionErrorKey] as? String, !debug.isEmpty {
             if let bytes, let range = debug.range(of: #"character \d+"#, options: .regularExpression),

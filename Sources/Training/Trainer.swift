@@ -54,9 +54,14 @@ public struct DPOTrainer {
     /// Trains; `onEvent` (rank 0) gets messages, the start-up summary and progress, and may ask for a stop.
     public func run(onEvent: ((TrainingEvent) -> TrainingDisposition)? = nil) throws -> TrainingSummary {
         try parameters.validate()
-        // Start-up: a stop signal ends the process at once (see ShutdownSignal.setImmediate).
+        // Start-up: a stop signal ends the process at once (see ShutdownSignal.setImmediate),
+        // rank 0 saying so on stderr (TrainingSetup changes the note once OUT is taken).
         ShutdownSignal.setImmediate(true)
-        defer { ShutdownSignal.setImmediate(false) }
+        if communicator.rank == 0 { ShutdownSignal.setImmediateNote(StartupStopNote.beforeOutput) }
+        defer {
+            ShutdownSignal.setImmediate(false)
+            ShutdownSignal.setImmediateNote(nil)
+        }
         BLAS.ensureBestCore()
         let runtimeBytes = ProcessMemory.residentBytes()
         let hooks = ActiveTestHooks(faults: try testHooks.resolvedFaults(), gradients: testHooks.gradients, rank: communicator.rank)
@@ -67,10 +72,22 @@ public struct DPOTrainer {
         }
         defer { BLAS.threads = previousThreads }
         let events = TrainingEvents(isPrimary: communicator.rank == 0, handler: onEvent)
+        try hooks.beforeStartup(events)
         let prepared = try TrainingSetup.prepare(parameters, communicator: communicator, events: events, makeMetricsSink: makeMetricsSink)
         defer { try? prepared.sink?.close(); prepared.runLock?.release() }
         events.send(.startup(StartupFacts.summary(of: prepared, runtimeBytes: runtimeBytes)))
         events.message(StartupFacts.planLine(of: prepared))
         return try TrainingLoop(run: prepared, events: events, hooks: hooks).train()
     }
+}
+
+/// What a stop signal that ends start-up at once says on rank 0's stderr, after
+/// `stopped by SIGINT (Ctrl-C)`: what was cut short and what is left in OUT.
+enum StartupStopNote {
+    /// Until OUT is taken (inputs loaded and checked): OUT is not touched yet.
+    static let beforeOutput = " during start-up (loading the model and data, before the first step): "
+        + "nothing was written; run the same command to start again"
+    /// From OUT's lock on (resume, train_config.json, building the models): no step, no checkpoint.
+    static let afterOutput = " during start-up (preparing OUT and the models, before the first step): "
+        + "no checkpoint was written; run the same command to start again"
 }

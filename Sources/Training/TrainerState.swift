@@ -62,7 +62,11 @@ public struct TrainerState: Codable, Equatable, Sendable {
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         do { return try decoder.decode(TrainerState.self, from: data) } catch {
-            throw TrainingError.checkpoint("\(source) is not a valid trainer state: \(FileProblem.cause(of: error))")
+            // It matched its manifest (verified before reading), so it was saved so or edited with it: not skipped, said.
+            let checkpoint = (source as NSString).deletingLastPathComponent
+            throw TrainingError.checkpoint(
+                "\(source) is not a valid trainer state: \(FileProblem.cause(of: error, in: [UInt8](data))); the checkpoint cannot be resumed: "
+                    + "move \(checkpoint) away and run again with --resume auto to continue from the checkpoint before it")
         }
     }
 }

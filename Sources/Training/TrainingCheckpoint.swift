@@ -53,19 +53,8 @@ public enum TrainingCheckpoint {
             try OptimizerShards.collect(from: optimizerShards.staging, into: directory, worldSize: optimizerShards.worldSize)
             return
         }
-        let metadata = ["format": "pt", "optimizer": optimizer.options.kind.rawValue, "step": String(optimizer.stepCount)]
         try masterWeights.withUnsafeBufferPointer { master in
-            try optimizer.firstMoment.withUnsafeBufferPointer { m in
-                try optimizer.secondMoment.withUnsafeBufferPointer { v in
-                    var tensors = [SafetensorsTensorSource(name: "master_weights", shape: [master.count], values: master)]
-                    if optimizer.options.kind == .adamw {
-                        tensors.append(SafetensorsTensorSource(name: "exp_avg", shape: [m.count], values: m))
-                        tensors.append(SafetensorsTensorSource(name: "exp_avg_sq", shape: [v.count], values: v))
-                    }
-                    try SafetensorsWriter.write(
-                        tensors, dtype: .F32, metadata: metadata, to: directory.appendingPathComponent(optimizerFileName), observer: digests)
-                }
-            }
+            try OptimizerStateFile.write(master: master, optimizer: optimizer, to: directory.appendingPathComponent(optimizerFileName), observer: digests)
         }
     }
 
@@ -86,12 +75,8 @@ public enum TrainingCheckpoint {
                 return Contents(config: config, masterWeights: master, optimizerStep: step, firstMoment: first,
                                 secondMoment: second, state: state)
             }
-            let file = try SafetensorsFile(contentsOf: optimizerURL)
-            guard file.metadata["optimizer"] == optimizerKind.rawValue else {
-                throw TrainingError.checkpoint(
-                    "\(path) was written by --optimizer \(file.metadata["optimizer"] ?? "?"), this run uses \(optimizerKind.rawValue)")
-            }
-            let step = Int(file.metadata["step"] ?? "") ?? -1
+            let file = try OptimizerStateFile.open(optimizerURL, optimizerKind: optimizerKind)
+            let step = OptimizerStateFile.step(of: file)
             let master = try file.floats("master_weights")
             var first = optimizerKind == .adamw ? try file.floats("exp_avg") : []
             var second = optimizerKind == .adamw ? try file.floats("exp_avg_sq") : []

@@ -34,15 +34,16 @@ extension TrainingParameters {
         }
     }
 
+    /// The LoRA rows of the option table (TrainingParameters+Options.swift), parsed by its value parsers.
     static let loraOptions: [Option] = [
         // Stored as nil when given the default (0, 0, all seven): one spelling per setting.
         Option(name: "lora-r", valueName: "N", defaultValue: "0",
                help: "LoRA rank: train rank-N adapters on the frozen base (the reference is the base with adapters off); 0 = full fine-tuning")
-            { let r = try loraInt("lora-r", $1); $0.loraRank = r == 0 ? nil : r },
+            { let r = try int("lora-r", $1); $0.loraRank = r == 0 ? nil : r },
         Option(name: "lora-alpha", valueName: "A", defaultValue: "the rank doubled (2 x --lora-r)", help: "LoRA alpha (the adapter path is scaled by alpha/r)")
-            { $0.loraAlpha = try loraDouble("lora-alpha", $1) },
+            { $0.loraAlpha = try double("lora-alpha", $1) },
         Option(name: "lora-dropout", valueName: "P", defaultValue: "0", help: "LoRA dropout (only 0 is supported)")
-            { let p = try loraDouble("lora-dropout", $1); $0.loraDropout = p == 0 ? nil : p },
+            { let p = try double("lora-dropout", $1); $0.loraDropout = p == 0 ? nil : p },
         Option(name: "lora-targets", valueName: "LIST", defaultValue: LoRAModule.allCases.map(\.rawValue).joined(separator: ","),
                help: "Comma list of the projections that get adapters")
             { parameters, value in
@@ -57,18 +58,4 @@ extension TrainingParameters {
                help: "Continue training this PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) on --model")
             { $0.adapterDirectory = $1 },
     ]
-
-    private static func loraInt(_ name: String, _ value: String) throws -> Int {
-        guard let v = Int(value.trimmingCharacters(in: .whitespaces)) else {
-            throw TrainingError.invalidOption("--\(name) takes an integer, got '\(value)'")
-        }
-        return v
-    }
-
-    private static func loraDouble(_ name: String, _ value: String) throws -> Double {
-        guard let v = Double(value.trimmingCharacters(in: .whitespaces)), v.isFinite else {
-            throw TrainingError.invalidOption("--\(name) takes a number, got '\(value)'")
-        }
-        return v
-    }
 }

@@ -56,8 +56,9 @@ final class CollectiveWatchdogTests: XCTestCase {
         let outcome = try MPIJob.mpirunTwoRanks(["mpi-check", "--skip-checks", "--steps", "5", "--step-ms", "50",
                                                  "--stall-on-rank", "1", "--collective-timeout", "2"])
         XCTAssertFalse(outcome.timedOut, "the job hung:\n\(outcome.output)")
+        // Rank 1 sleeps for an hour: status 76 can only come from the watchdog (no duration is
+        // asserted; the job's wall time under load says nothing about the watchdog).
         XCTAssertEqual(outcome.status, CollectiveWatchdog.exitCode, outcome.output)
-        XCTAssertLessThan(outcome.seconds, 20)
         XCTAssertTrue(outcome.output.contains("step 1 done"), outcome.output)
         XCTAssertFalse(outcome.output.contains("step 2 done"), outcome.output)
         XCTAssertTrue(outcome.output.contains("rank 0 (host "), outcome.output)

@@ -4,7 +4,9 @@ import XCTest
 
 /// Two-rank jobs of the built `dpo` binary under `mpirun`: every collective with known
 /// answers, a killed rank, a throwing rank, and a clean stop on SIGTERM to the launcher.
-/// Each job must end within 30 seconds; a job that does not is killed and the test fails.
+/// A job must end by itself (mpi-check runs no collective watchdog: a fault that is not
+/// noticed leaves the job waiting forever); one still running after `MPIJob.hangLimit` is
+/// killed and the test fails.
 /// (The process helpers live in TestSupport/MPIJob.swift, shared with the trainer's multi-rank tests.)
 final class MPIJobTests: XCTestCase {
     typealias Outcome = MPIJob.Outcome
@@ -14,7 +16,7 @@ final class MPIJobTests: XCTestCase {
     func dpoBinary() throws -> String { try MPIJob.dpoBinary() }
     var environment: [String: String] { MPIJob.environment }
 
-    func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: Double = 30,
+    func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: Double = MPIJob.hangLimit,
              whileRunning: ((String, Process) -> Void)? = nil) throws -> Outcome {
         try MPIJob.run(executable, arguments, environment: environment, timeout: timeout, whileRunning: whileRunning)
     }
@@ -52,7 +54,6 @@ final class MPIJobTests: XCTestCase {
         let outcome = try mpirunTwoRanks(["mpi-check", "--skip-checks", "--die-on-rank", "1"])
         XCTAssertFalse(outcome.timedOut, "job hung after rank 1 was killed:\n\(outcome.output)")
         XCTAssertNotEqual(outcome.status, 0, outcome.output)
-        XCTAssertLessThan(outcome.seconds, 30)
         XCTAssertTrue(outcome.output.contains("rank 1"), "the dead rank is not named:\n\(outcome.output)")
     }
 
@@ -60,7 +61,6 @@ final class MPIJobTests: XCTestCase {
         let outcome = try mpirunTwoRanks(["mpi-check", "--skip-checks", "--throw-on-rank", "1"])
         XCTAssertFalse(outcome.timedOut, "job hung after rank 1 threw:\n\(outcome.output)")
         XCTAssertNotEqual(outcome.status, 0, outcome.output)
-        XCTAssertLessThan(outcome.seconds, 30)
         XCTAssertTrue(outcome.output.contains("rank 1: mpi-check fault injection failed: error thrown on purpose"), outcome.output)
     }
 

@@ -6,18 +6,15 @@ import XCTest
 /// `WireStaging.defaultSlotCount` buckets are in flight (the oldest is waited for before one
 /// more starts), their slots are reused, and the means are those of the unlimited schedule.
 final class WireStagingTests: XCTestCase {
-    let groupRanges = [0..<300, 300..<1_300, 1_300..<2_300, 2_300..<3_300, 3_300..<3_557]
-    let total = 3_557
+    let groupRanges = ReductionFixture.groupRanges
+    let total = ReductionFixture.total
     /// 600 fp16 elements per bucket: 8 buckets (groups split and not shared across gaps).
     let bucketMegabytes = 1_200.0 / 1_048_576
 
     func testAllReduceStagesTwoBucketsAndReusesTheirSlots() throws {
         let world = MirroredCommunicator(size: 2)
         world.testsToComplete = 1_000  // nothing completes by MPI_Test: only the in-flight limit frees a slot
-        var random = TestRandom(seed: 21)
-        let original = random.array(total, scale: 3)
-        var gradients = original
-        try gradients.withUnsafeMutableBufferPointer { g in
+        let (original, gradients) = try ReductionFixture.gradients(seed: 21, scale: 3) { g in
             let reducer = try GradientReducer(communicator: world, gradients: g, groupRanges: groupRanges,
                                               bucketMegabytes: bucketMegabytes, wireType: .fp16)
             let largest = try XCTUnwrap(reducer.buckets.map(\.range.count).max())
@@ -37,10 +34,8 @@ final class WireStagingTests: XCTestCase {
     /// The reduce-scatter's slots hold a bucket to send and this rank's part of it to receive.
     func testReduceScatterStagesTwoBucketsWithTheirShardParts() throws {
         let world = MirroredCommunicator(size: 4)
-        var random = TestRandom(seed: 22)
-        let original = random.array(total, scale: 2)
-        var local = original
-        try local.withUnsafeMutableBufferPointer { g in
+        _ = try ReductionFixture.gradients(seed: 22, scale: 2) { g in
+            let original = Array(g)
             let scatter = try GradientReduceScatter(communicator: world, gradients: g, groupRanges: groupRanges,
                                                     bucketMegabytes: bucketMegabytes, wireType: .fp16)
             let largest = try XCTUnwrap(scatter.buckets.map(\.range.count).max())

@@ -64,9 +64,17 @@ public enum MPIJob {
         return environment
     }
 
+    /// Seconds after which a test kills a job as hung. Only a hung job reaches it: the test jobs
+    /// take 2-6 s (2 ranks, at load 8 on the 2-core host), and every fault they inject ends the
+    /// job by its own path (mpirun, MPI_Abort, the collective watchdog of `--collective-timeout`)
+    /// or by a fallback that is slower than this limit (the watchdog's default, 300 s). It is
+    /// not a speed requirement: a wall-clock limit near the jobs' own time flakes on a loaded
+    /// host, so tests assert what ended the job (status, messages), not how long it took.
+    public static let hangLimit: Double = 120
+
     /// Runs a process to completion (or kills it after `timeout` seconds), output merged.
     /// `whileRunning` is called every 50 ms with the output so far and the process.
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: Double = 30,
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: Double = hangLimit,
                            whileRunning: ((String, Process) -> Void)? = nil) throws -> Outcome {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("mpijob-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -114,7 +122,7 @@ public enum MPIJob {
 
     /// `dpo <arguments>` on `ranks` ranks under mpirun (1 rank: the binary alone, no MPI),
     /// with `extraEnvironment` set in the ranks.
-    public static func dpo(ranks: Int, _ arguments: [String], extraEnvironment: [String: String] = [:], timeout: Double = 30,
+    public static func dpo(ranks: Int, _ arguments: [String], extraEnvironment: [String: String] = [:], timeout: Double = hangLimit,
                            whileRunning: ((String, Process) -> Void)? = nil) throws -> Outcome {
         var environment = self.environment
         for (key, value) in extraEnvironment { environment[key] = value }

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Preference
 import TestSupport
@@ -9,12 +10,17 @@ import XCTest
 /// that throws, a stop signal to the launcher, NaN on one rank, weights that drift apart,
 /// a different configuration on one rank, an unwritable or full output directory.
 /// Faults are injected through DPO_FAULT_INJECT (see FaultInjection.swift). Every job must
-/// end within 30 seconds; one that does not is killed and the test fails.
+/// end by itself, by the fault's own path (mpirun noticing a death, MPI_Abort, a refusal):
+/// the only slower path, the collective watchdog, waits 300 s (`--collective-timeout`'s
+/// default), beyond `MPIJob.hangLimit` (120 s), where the test kills the job and fails.
+/// No duration is asserted: the jobs take 2-6 s, and a wall-clock limit flakes under load.
 final class FaultToleranceTests: XCTestCase {
-    /// A failed job: ended in time, non-zero status, every `expected` text in its output.
+    /// A failed job: ended by itself, not by the collective watchdog, non-zero status, every
+    /// `expected` text in its output.
     func assertFailed(_ outcome: MPIJob.Outcome, saying expected: [String], file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertFalse(outcome.timedOut, "the job hung:\n\(outcome.output)", file: file, line: line)
-        XCTAssertLessThan(outcome.seconds, 30, file: file, line: line)
+        XCTAssertNotEqual(outcome.status, CollectiveWatchdog.exitCode, "ended by the watchdog, not by the fault's own path:\n\(outcome.output)",
+                          file: file, line: line)
         XCTAssertNotEqual(outcome.status, 0, "the job should have failed:\n\(outcome.output)", file: file, line: line)
         for text in expected {
             XCTAssertTrue(outcome.output.contains(text), "missing '\(text)' in:\n\(outcome.output)", file: file, line: line)
@@ -284,7 +290,7 @@ final class FaultToleranceTests: XCTestCase {
                          "--threads", "1", "--batch-pairs", "2", "--epochs", "2", "--log-every", "1"]
         let rank0: [String] = Array(try MPIJob.mpirunArguments(ranks: 1).dropLast()) + ["-wdir", job.root.appendingPathComponent("hostA").path, binary]
         let rank1: [String] = ["-np", "1", "-wdir", job.root.appendingPathComponent("hostB").path, binary]
-        let outcome = try MPIJob.run(try MPIJob.mpirun(), rank0 + arguments + [":"] + rank1 + arguments, timeout: 20)
+        let outcome = try MPIJob.run(try MPIJob.mpirun(), rank0 + arguments + [":"] + rank1 + arguments)
         assertFailed(outcome, saying: ["rank(s) 1 run a different training data (--data as encoded) than rank 0"])
         XCTAssertFalse(outcome.output.contains("step 1/"), "no step may run:\n\(outcome.output)")
     }

@@ -32,7 +32,7 @@ final class TrainingJobSandbox {
     }
 
     /// Runs `dpo train` on `ranks` ranks; `faults` goes into DPO_FAULT_INJECT of every rank.
-    func train(ranks: Int, out: String, _ extra: [String], faults: String? = nil, timeout: Double = 30) throws -> MPIJob.Outcome {
+    func train(ranks: Int, out: String, _ extra: [String], faults: String? = nil, timeout: Double = MPIJob.hangLimit) throws -> MPIJob.Outcome {
         try MPIJob.dpo(ranks: ranks, trainArguments(out: out, extra),
                        extraEnvironment: faults.map { [FaultInjection.environmentVariable: $0] } ?? [:], timeout: timeout)
     }

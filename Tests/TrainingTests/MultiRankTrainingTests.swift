@@ -127,8 +127,8 @@ final class MultiRankTrainingTests: XCTestCase {
     /// every rank must reach) and the job exits 0.
     func testUnevenShardsFinishWithEveryRankAtTheSameStep() throws {
         let job = try TrainingJobSandbox(pairs: Array(TrainingJobSandbox.eightPairs.prefix(7)))
+        // A rank left waiting would hang in the collective (status 0 and no time-out are asserted).
         let outcome = try job.trainSucceeding(ranks: 2, out: "uneven", ["--batch-pairs", "2", "--epochs", "2", "--lr", "1e-3"])
-        XCTAssertLessThan(outcome.seconds, 30)
         XCTAssertTrue(outcome.output.contains("training 4 step(s)"), outcome.output)
         XCTAssertEqual(try job.metrics("uneven").map { Int($0["step"]!) }, [1, 2, 3, 4])
         let manifest = try CheckpointStore.verify(job.out("uneven").appendingPathComponent("final"))

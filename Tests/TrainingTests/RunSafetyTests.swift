@@ -273,6 +273,25 @@ final class RunSafetyTests: XCTestCase {
         XCTAssertEqual(CheckpointStore(outputDirectory: URL(fileURLWithPath: p.outputDirectory)).checkpointSteps(), [])
     }
 
+    /// The real binary, Ctrl-C (SIGINT) or SIGTERM while it loads (held there by a start-up
+    /// delay fault): it ends at once by the signal (shell status 130 / 143), as before, and now
+    /// says so in one line on standard error (before: nothing, the shell's status alone), and
+    /// OUT was not even created.
+    func testAStopSignalDuringStartUpSaysWhatWasInterruptedAndThatNothingWasWritten() throws {
+        let job = try TrainingJobSandbox()
+        for (signal, name) in [(SIGINT, "SIGINT (Ctrl-C)"), (SIGTERM, "SIGTERM")] {
+            let out = "startup-\(signal)"
+            let run = try DPORun.run(job.trainArguments(out: out, ["--max-steps", "2"]),
+                                     extraEnvironment: [FaultInjection.environmentVariable: "delay:step=0:ms=60000"],
+                                     sending: signal, whenStandardErrorContains: "start-up held for 60000 ms")
+            XCTAssertEqual(run.signal, signal, "\(name): ended by the signal (shell status \(128 + signal)):\n\(run.standardError)")
+            let lines = run.standardError.split(separator: "\n").filter { $0.hasPrefix("stopped by ") }
+            XCTAssertEqual(lines, ["stopped by \(name) during start-up (loading the model and data, before the first step): "
+                                   + "nothing was written; run the same command to start again"], run.standardError)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: job.out(out).path), "\(name): OUT was created")
+        }
+    }
+
     /// Every step skipped (non-finite gradients, under --max-skipped-steps): an error, no final/
     /// (before: exit 0 with a final/ identical to the starting model).
     func testARunThatSkippedEveryStepWritesNoFinal() throws {

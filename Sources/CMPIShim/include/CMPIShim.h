@@ -124,6 +124,9 @@ int dpo_stop_signal_received(void);
 void dpo_stop_signal_reset(void);
 /// While nonzero, a stop signal ends the process at once (its default action) instead of being recorded.
 void dpo_stop_signals_set_immediate(int immediate);
+/// The line written to stderr when a stop signal ends the process at once: "stopped by <SIGNAL>"
+/// followed by `note` (copied, at most 511 bytes) and a newline. NULL: no line.
+void dpo_stop_signals_set_immediate_note(const char *note);
 
 #ifdef __cplusplus
 }

@@ -167,7 +167,10 @@ public struct CheckpointStore: Sendable {
         }
         let manifest: CheckpointManifest
         do { manifest = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
-            throw TrainingError.checkpoint("\(manifestURL.path) is not a valid manifest: \(FileProblem.cause(of: error))")
+            // The manifest is written last: one that does not read means a save that did not finish, or damage.
+            throw TrainingError.checkpoint(
+                "\(manifestURL.path) is not a valid manifest: \(FileProblem.cause(of: error, in: [UInt8](data))); "
+                    + "the checkpoint is incomplete or corrupted; --resume auto skips it, or remove \(directory.path) (or restore it from a copy)")
         }
         // Every save lists at least its weights: an empty list is an edited or foreign manifest.
         guard !manifest.files.isEmpty else {

@@ -3,7 +3,7 @@ import Foundation
 import Llama
 
 /// The optimizer files of a ZeRO-1 checkpoint (`--zero 1`): instead of one
-/// `optimizer.safetensors`, one file per rank,
+/// `optimizer.safetensors`, one `OptimizerStateFile` per rank,
 ///
 ///     optimizer-shard-00000-of-00002.safetensors   master_weights, exp_avg, exp_avg_sq of rank 0's shard (fp32)
 ///     optimizer-shard-00001-of-00002.safetensors   ... of rank 1's shard
@@ -56,24 +56,11 @@ public enum OptimizerShards {
 
     /// Writes this rank's shard file into `directory`.
     static func write(into directory: URL, rank: Int, worldSize: Int, parameters: Int, sharded: ShardedOptimizer) throws {
-        let optimizer = sharded.optimizer
-        let metadata = [
-            "format": "pt", "optimizer": optimizer.options.kind.rawValue, "step": String(optimizer.stepCount),
-            "offset": String(sharded.shard.lowerBound), "parameters": String(parameters), "world_size": String(worldSize),
-        ]
+        let shardMetadata = ["offset": String(sharded.shard.lowerBound), "parameters": String(parameters), "world_size": String(worldSize)]
         try sharded.masterShard.withUnsafeBufferPointer { master in
-            try optimizer.firstMoment.withUnsafeBufferPointer { m in
-                try optimizer.secondMoment.withUnsafeBufferPointer { v in
-                    var tensors = [SafetensorsTensorSource(name: "master_weights", shape: [master.count], values: master)]
-                    if optimizer.options.kind == .adamw {
-                        tensors.append(SafetensorsTensorSource(name: "exp_avg", shape: [m.count], values: m))
-                        tensors.append(SafetensorsTensorSource(name: "exp_avg_sq", shape: [v.count], values: v))
-                    }
-                    try SafetensorsWriter.write(
-                        tensors, dtype: .F32, metadata: metadata,
-                        to: directory.appendingPathComponent(fileName(rank: rank, worldSize: worldSize)))
-                }
-            }
+            try OptimizerStateFile.write(
+                master: master, optimizer: sharded.optimizer, extraMetadata: shardMetadata,
+                to: directory.appendingPathComponent(fileName(rank: rank, worldSize: worldSize)))
         }
     }
 
@@ -102,11 +89,7 @@ public enum OptimizerShards {
         var pieces: [(file: SafetensorsFile, offset: Int, count: Int)] = []
         var step = -1, parameters = -1
         for url in files {
-            let file = try SafetensorsFile(contentsOf: url)
-            guard file.metadata["optimizer"] == optimizerKind.rawValue else {
-                throw TrainingError.checkpoint(
-                    "\(url.path) was written by --optimizer \(file.metadata["optimizer"] ?? "?"), this run uses \(optimizerKind.rawValue)")
-            }
+            let file = try OptimizerStateFile.open(url, optimizerKind: optimizerKind)
             guard let offset = Int(file.metadata["offset"] ?? ""), let total = Int(file.metadata["parameters"] ?? ""),
                   let fileStep = Int(file.metadata["step"] ?? "")
             else { throw TrainingError.checkpoint("\(url.path) lacks the offset/parameters/step metadata of an optimizer shard") }

@@ -6,7 +6,9 @@ import Foundation
 /// Read from the environment variable `DPO_FAULT_INJECT` (never from a flag: users should
 /// not meet it in `--help`). The value is a `;`-separated list of faults, each
 /// `kind[:rank=R][:step=S][:ms=N]`; without `rank` a fault applies on every rank, without
-/// `step` at every step. Steps count from 1, as the trainer's messages do ("step 3").
+/// `step` at every step. Steps count from 1, as the trainer's messages do ("step 3"); `step=0`
+/// is start-up, before anything is loaded or written (`delay`, `kill`, `throw` only; a fault
+/// without `step` does not apply there).
 ///
 /// | kind    | what happens on the chosen rank(s) at the chosen step(s)                              |
 /// |---------|----------------------------------------------------------------------------------------|

@@ -37,6 +37,19 @@ struct ActiveTestHooks {
         }
     }
 
+    /// `delay`, `kill` and `throw` faults given `step=0`: at start-up, before anything is loaded
+    /// or written (a fault without a step does not apply here). A delay says so on rank 0, so a
+    /// test knows when its signal lands in start-up.
+    func beforeStartup(_ events: TrainingEvents) throws {
+        let startup = FaultInjection(faults: faults.faults.filter { $0.step == 0 })
+        for fault in startup.matching(.delay, rank: rank, step: 0) {
+            events.message("\(FaultInjection.environmentVariable): start-up held for \(fault.milliseconds) ms")
+            usleep(UInt32(fault.milliseconds) * 1000)
+        }
+        if startup.contains(.kill, rank: rank, step: 0) { kill(getpid(), SIGKILL) }
+        if startup.contains(.throwError, rank: rank, step: 0) { throw TrainingError.injectedFault("rank \(rank) throws at start-up") }
+    }
+
     /// `stop` after 1-based `step`.
     func stopsAfter(_ step: Int) -> Bool { faults.contains(.stop, rank: rank, step: step) }
 

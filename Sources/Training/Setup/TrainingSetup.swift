@@ -30,6 +30,7 @@ enum TrainingSetup {
         inputs.lora = try LoRASetup.resolve(&p, model: inputs.config, events: events)
         // One run per OUT (rank 0 writes it; taken once the inputs are known good): a second
         // trainer would overwrite this one's checkpoints, metrics and train_config.json.
+        if communicator.rank == 0 { ShutdownSignal.setImmediateNote(StartupStopNote.afterOutput) }
         let runLock = communicator.rank == 0 ? try RunLock.acquire(outputDirectory: URL(fileURLWithPath: p.outputDirectory)) : nil
         if let warning = runLock?.warning { events.message(warning) }
         let restored = try ResumePoint.resolve(&p, inputs: inputs, worldSize: communicator.size, rank: communicator.rank, events: events)
