@@ -30,7 +30,7 @@ static const char *signal_name(int signal_number) {
     case SIGINT: return "SIGINT (Ctrl-C)";
     case SIGTERM: return "SIGTERM";
     case SIGHUP: return "SIGHUP";
-    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR1: return "SIGUSR1 (launch/local.sh passes Ctrl-C and SIGTERM on as it)";
     case SIGUSR2: return "SIGUSR2";
     default: return "a signal";
     }
