@@ -76,4 +76,28 @@ final class FitCheckDataGeometryTests: XCTestCase {
         XCTAssertFalse(text.contains("(~-"), text)
         XCTAssertFalse(text.contains("--zero 1 ("), text)
     }
+
+    /// A `--zero 1` run on 2 ranks with room for `--zero 2` but not for itself: the refusal
+    /// offers `--zero 2` with its own estimate, which is the gradient shard smaller.
+    func testZeroTwoIsOfferedWhenZeroOneDoesNotFit() throws {
+        let config = LlamaPreset.smollm2135m.config
+        var p = TrainingParameters()
+        p.batchPairs = 4
+        p.maxLength = 256
+        p.zero = 1
+        p.precision = .fp16
+        p.gradientCheckpointing = true  // so that checkpointing is not the remedy
+        let data = FitCheck.DataRows(longestRow: 256, pairsPerRank: 10)
+        let one = FitCheck.geometry(p, config: config, ranksOnHost: 2, worldSize: 2, data: data).estimate()
+        var q = p
+        q.zero = 2
+        let two = FitCheck.geometry(q, config: config, ranksOnHost: 2, worldSize: 2, data: data).estimate()
+        XCTAssertLessThan(two.totalBytes, one.totalBytes - (100 << 20), "the gradient shard saves more than 100 MiB")
+        let budget = (one.totalBytes + two.totalBytes) / 2
+        let verdict = FitCheck.Verdict(estimate: one, available: AvailableMemory(bytes: 2 * budget, source: "MemAvailable"),
+                                       ranksOnHost: 2, data: data)
+        XCTAssertFalse(verdict.fits)
+        let text = FitCheck.refusal(verdict, p, config: config, worldSize: 2)
+        XCTAssertTrue(text.contains("--zero 2 (~\(ProgressStartupSummary.bytes(two.totalBytes)))"), text)
+    }
 }
