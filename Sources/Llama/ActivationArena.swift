@@ -127,6 +127,13 @@ final class ActivationArena {
         return slots
     }
 
+    /// Bytes held (the saved activations and every scratch buffer; for memory estimates and tests).
+    var byteCount: Int {
+        let buffers: [FloatBuffer?] = [mlpHidden, rstd, labelledHidden, logSumExp, labelLogps, logitsChunk, attentionScratch,
+                                       dStream, dMLPHidden, dGateUp, dLabelledHidden, dLabelLogps]
+        return saved.byteCount + buffers.reduce(0) { $0 + 4 * ($1?.count ?? 0) }
+    }
+
     /// `rstd` row of norm `index` (see `rstd`).
     func rstd(_ index: Int) -> UnsafeMutablePointer<Float> { rstd.pointer + index * capacity.tokens }
 }

@@ -23,11 +23,16 @@ extension MemoryGeometry {
     private var queryKeyNormWidth: Int { config.hasQueryKeyNorm ? config.qDim + config.kvDim : 0 }
 
     /// Float32 forward scratch per token: one block for the normed states, the attention output
-    /// and the SwiGLU output, the 2L + 1 rows of 1/rms, the labelled positions' final states (at
-    /// most one per token).
+    /// and the SwiGLU output, the 2L + 1 rows of 1/rms, the labelled positions' final states,
+    /// log-sum-exp and log-prob (at most one labelled position per token).
     private var forwardScratchWidth: Int {
         let c = config
-        return c.hiddenSize + max(c.intermediateSize, c.qDim, c.hiddenSize) + 2 * c.numHiddenLayers + 1
+        return c.hiddenSize + 2 + max(c.intermediateSize, c.qDim, c.hiddenSize) + 2 * c.numHiddenLayers + 1
+    }
+
+    /// One LM-head panel of logits for `tokens` positions.
+    private func logitsPanelBytes(tokens: Int) -> Int {
+        4 * min(LabelLogProbs.panelPositions, max(1, tokens)) * min(LabelLogProbs.panelRows, config.vocabSize)
     }
 
     /// The policy's arena for `tokens`: saved activations, forward and backward scratch, attention scratch.
@@ -45,15 +50,16 @@ extension MemoryGeometry {
         // SwiGLU output, the normed states and the attention output (q|k|v's beside the last two),
         // and fp32's gate|up gradient.
         let block = max(c.intermediateSize, max(c.qDim, h) + c.qDim + 2 * c.kvDim)
-        let backward = 2 * h + block + (precision == .fp32 ? 2 * c.intermediateSize : 0)
-        return saved + 4 * n * (forwardScratchWidth + backward) + attentionScratchBytes(rows: 2 * batchPairs)
+        let backward = 2 * h + 1 + block + (precision == .fp32 ? 2 * c.intermediateSize : 0)
+        return saved + 4 * n * (forwardScratchWidth + backward) + logitsPanelBytes(tokens: n) + attentionScratchBytes(rows: 2 * batchPairs)
     }
 
     /// A frozen model's forward arena: whole rows of at most `forwardChunkTokens` tokens at once.
     var forwardArenaBytes: Int {
         let rows = 2 * batchPairs
         let chunkRows = tokens <= forwardChunkTokens ? rows : min(rows, max(1, forwardChunkTokens / max(1, longestRow)))
-        return 4 * chunkRows * longestRow * (workWidth + forwardScratchWidth) + attentionScratchBytes(rows: chunkRows)
+        let n = chunkRows * longestRow
+        return 4 * n * (workWidth + forwardScratchWidth) + logitsPanelBytes(tokens: n) + attentionScratchBytes(rows: chunkRows)
     }
 
     /// One slot per BLAS thread (at most one per row and kv head) of one head's softmax weights
