@@ -7,8 +7,8 @@ import Kernels
 /// the layer scratch, instead of one pass per matrix, norm and bias. Why: each threaded pass
 /// is a fork/join hand-off to OpenBLAS's worker, and a worker that is not running right then
 /// (it went to sleep, or a busy host descheduled it) keeps the caller spinning in
-/// sched_yield; the per-matrix passes were four hand-offs per layer per pass (three forward
-/// passes a step, with the reference's two row chunks, and backward). Converting is exact, so
+/// sched_yield; the per-matrix passes were four hand-offs per layer per pass (passes: the
+/// policy forward, the reference's two row chunks, backward). Converting is exact, so
 /// every GEMM and norm sees the same float32 values as before, bit for bit.
 ///
 /// Under fp32 the views point into the working weights. Valid until the next `layerWeights`
