@@ -98,16 +98,10 @@ public final class GradientReduceScatter {
 
     // MARK: - Buckets
 
-    /// Elements of bucket `range` each rank receives, by rank.
-    private func counts(_ range: Range<Int>) -> [Int] {
-        shards.map { $0.clamped(to: range).count }
-    }
+    private func counts(_ range: Range<Int>) -> [Int] { ParameterShards.counts(of: range, shards: shards) }
 
     /// Where this rank's part of bucket `range` lands in `shardGradients`.
-    private func shardSlice(_ range: Range<Int>) -> Range<Int> {
-        let mine = shard.clamped(to: range)
-        return (mine.lowerBound - shard.lowerBound)..<(mine.upperBound - shard.lowerBound)
-    }
+    private func shardSlice(_ range: Range<Int>) -> Range<Int> { ParameterShards.slice(of: range, in: shard) }
 
     private func start(_ index: Int) -> BucketSchedule.Started {
         let range = buckets[index].range
@@ -158,5 +152,17 @@ public enum ParameterShards {
             defer { lower += count }
             return lower..<(lower + count)
         }
+    }
+
+    /// Elements of bucket `range` each rank receives, by rank (the reduce-scatter's counts).
+    public static func counts(of range: Range<Int>, shards: [Range<Int>]) -> [Int] {
+        shards.map { $0.clamped(to: range).count }
+    }
+
+    /// Where the part of bucket `range` inside `shard` lands in that shard's own buffer
+    /// (indices relative to `shard.lowerBound`).
+    public static func slice(of range: Range<Int>, in shard: Range<Int>) -> Range<Int> {
+        let mine = shard.clamped(to: range)
+        return (mine.lowerBound - shard.lowerBound)..<(mine.upperBound - shard.lowerBound)
     }
 }

@@ -163,13 +163,10 @@ public final class PartitionedGradients: ShardGradientReduction {
 
     // MARK: - Buckets
 
-    private func counts(_ range: Range<Int>) -> [Int] { shards.map { $0.clamped(to: range).count } }
+    private func counts(_ range: Range<Int>) -> [Int] { ParameterShards.counts(of: range, shards: shards) }
 
     /// Where this rank's part of bucket `range` lands in `shardGradients`.
-    private func shardSlice(_ range: Range<Int>) -> Range<Int> {
-        let mine = shard.clamped(to: range)
-        return (mine.lowerBound - shard.lowerBound)..<(mine.upperBound - shard.lowerBound)
-    }
+    private func shardSlice(_ range: Range<Int>) -> Range<Int> { ParameterShards.slice(of: range, in: shard) }
 
     private func start(_ index: Int) -> BucketSchedule.Started {
         let range = buckets[index].range
