@@ -79,6 +79,22 @@ final class TrainingJobSandbox {
         try TrainerSandbox.masterWeights(self.out(out).appendingPathComponent(checkpoint))
     }
 
+    /// The fp32 master weights of a checkpoint under OUT, whichever way its AdamW state was saved
+    /// (one optimizer file, or `--zero 1|2`'s per-rank shards).
+    func adamwMasterWeights(_ out: String, _ checkpoint: String = "final") throws -> [Float] {
+        try TrainingCheckpoint.read(self.out(out).appendingPathComponent(checkpoint), optimizerKind: .adamw).masterWeights
+    }
+
+    /// Fails unless the run into OUT moved the weights (so a comparison of two runs is not
+    /// vacuous): the first tensor by name of its final model differs from the initial one by
+    /// more than 1e-4 somewhere.
+    func assertTrained(_ out: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let initial = try SafetensorsFile(contentsOf: sandbox.modelDirectory.appendingPathComponent("model.safetensors"))
+        let name = initial.tensors.map(\.name).sorted().first!
+        XCTAssertGreaterThan(maxAbsDifference(try initial.floats(name), try tensors(out)[name]!), 1e-4, "\(name) did not train",
+                             file: file, line: line)
+    }
+
     /// The tensors of a checkpoint's model.safetensors, by name.
     func tensors(_ out: String, _ checkpoint: String = "final") throws -> [String: [Float]] {
         let file = try SafetensorsFile(contentsOf: self.out(out).appendingPathComponent(checkpoint).appendingPathComponent("model.safetensors"))

@@ -9,11 +9,6 @@ import XCTest
 /// `--zero 0`, exact resume from a sharded checkpoint, resharding onto another world size, and
 /// a checkpoint missing one rank's optimizer shard treated as incomplete.
 final class ZeroTrainingTests: XCTestCase {
-    /// The fp32 master weights of a checkpoint, whichever way its optimizer state was saved.
-    func master(_ job: TrainingJobSandbox, _ out: String, _ checkpoint: String = "final") throws -> [Float] {
-        try TrainingCheckpoint.read(job.out(out).appendingPathComponent(checkpoint), optimizerKind: .adamw).masterWeights
-    }
-
     func shardNames(_ job: TrainingJobSandbox, _ out: String, _ checkpoint: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: job.out(out).appendingPathComponent(checkpoint).path)
             .filter { $0.hasPrefix("optimizer") }.sorted()
@@ -30,16 +25,13 @@ final class ZeroTrainingTests: XCTestCase {
         let sharded = try job.trainSucceeding(ranks: 2, out: "zero", common + ["--zero", "1"])
         XCTAssertTrue(sharded.output.contains("step 10"), sharded.output)
 
-        let plain = try master(job, "plain"), zero = try master(job, "zero")
-        let initial = try SafetensorsFile(contentsOf: job.sandbox.modelDirectory.appendingPathComponent("model.safetensors"))
+        let plain = try job.adamwMasterWeights("plain"), zero = try job.adamwMasterWeights("zero")
         let scale = maxAbs(plain)
         let difference = maxAbsDifference(plain, zero)
         print("zero 1 vs zero 0 after 10 steps: max|difference| / max|weight| = \(difference / scale)")
         XCTAssertLessThanOrEqual(difference, 1e-6 * scale)
         // Not vacuous: training moved the weights by much more than the tolerance.
-        let firstTensor = initial.tensors.map(\.name).sorted().first!
-        let start = try initial.floats(firstTensor), trained = try job.tensors("zero")[firstTensor]!
-        XCTAssertGreaterThan(maxAbsDifference(start, trained), 1e-4, "\(firstTensor) did not train")
+        try job.assertTrained("zero")
         // The model files of final/ are an ordinary HF directory either way.
         for name in ["config.json", "model.safetensors", "manifest.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: job.out("zero").appendingPathComponent("final/\(name)").path), name)
@@ -63,14 +55,12 @@ final class ZeroTrainingTests: XCTestCase {
         let common = ["--lr", "1e-3", "--batch-pairs", "2", "--max-steps", "6", "--precision", "fp16"]
         try job.trainSucceeding(ranks: 2, out: "plain", common + ["--zero", "0"])
         try job.trainSucceeding(ranks: 2, out: "zero", common + ["--zero", "1"])
-        let plain = try master(job, "plain"), zero = try master(job, "zero")
+        let plain = try job.adamwMasterWeights("plain"), zero = try job.adamwMasterWeights("zero")
         let difference = maxAbsDifference(plain, zero)
         print("fp16: zero 1 vs zero 0 after 6 steps: max|difference| / max|weight| = \(difference / maxAbs(plain))")
         XCTAssertLessThanOrEqual(difference, 1e-6 * maxAbs(plain))
         XCTAssertEqual(try job.series("loss", "zero").count, 6)
-        let initial = try SafetensorsFile(contentsOf: job.sandbox.modelDirectory.appendingPathComponent("model.safetensors"))
-        let name = initial.tensors.map(\.name).sorted().first!
-        XCTAssertGreaterThan(maxAbsDifference(try initial.floats(name), try job.tensors("zero")[name]!), 1e-4, "\(name) trained")
+        try job.assertTrained("zero")
     }
 
     /// SGD keeps no moments: the shards hold master weights only, and a stop + `--resume auto`
@@ -105,7 +95,7 @@ final class ZeroTrainingTests: XCTestCase {
         let resumed = try job.trainSucceeding(ranks: 2, out: "auto", common + ["--resume", "auto"])
         XCTAssertTrue(resumed.output.contains("at step 3"), resumed.output)
 
-        XCTAssertEqual(try master(job, "auto"), try master(job, "straight"), "bit-identical master weights")
+        XCTAssertEqual(try job.adamwMasterWeights("auto"), try job.adamwMasterWeights("straight"), "bit-identical master weights")
         for file in ["model.safetensors", "optimizer-shard-00000-of-00002.safetensors", "optimizer-shard-00001-of-00002.safetensors"] {
             XCTAssertEqual(try Data(contentsOf: job.out("auto").appendingPathComponent("final/\(file)")),
                            try Data(contentsOf: job.out("straight").appendingPathComponent("final/\(file)")), file)

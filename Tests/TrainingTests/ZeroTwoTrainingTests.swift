@@ -16,18 +16,6 @@ import XCTest
 final class ZeroTwoTrainingTests: XCTestCase {
     let buckets = ["--bucket-mb", "0.01"]
 
-    func master(_ job: TrainingJobSandbox, _ out: String) throws -> [Float] {
-        try TrainingCheckpoint.read(job.out(out).appendingPathComponent("final"), optimizerKind: .adamw).masterWeights
-    }
-
-    /// Both runs moved the weights (the comparison is not vacuous).
-    func assertTrained(_ job: TrainingJobSandbox, _ out: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let initial = try SafetensorsFile(contentsOf: job.sandbox.modelDirectory.appendingPathComponent("model.safetensors"))
-        let name = initial.tensors.map(\.name).sorted().first!
-        XCTAssertGreaterThan(maxAbsDifference(try initial.floats(name), try job.tensors(out)[name]!), 1e-4, "\(name) did not train",
-                             file: file, line: line)
-    }
-
     var untied: LlamaConfig {
         var config = TrainerSandbox.tinyConfig
         config.tieWordEmbeddings = false
@@ -43,22 +31,22 @@ final class ZeroTwoTrainingTests: XCTestCase {
         let job = try TrainingJobSandbox(config: untied)
         try job.trainSucceeding(ranks: 2, out: "one", common + ["--zero", "1"])
         try job.trainSucceeding(ranks: 2, out: "two", common + ["--zero", "2"])
-        XCTAssertEqual(try master(job, "two"), try master(job, "one"))
+        XCTAssertEqual(try job.adamwMasterWeights("two"), try job.adamwMasterWeights("one"))
         XCTAssertEqual(try job.series("grad_norm", "two"), try job.series("grad_norm", "one"))
         XCTAssertTrue(try job.series("grad_norm", "two").contains { $0 > 0.5 }, "no step was clipped")
         XCTAssertEqual(withoutTiming(try job.metrics("two")), withoutTiming(try job.metrics("one")))
-        try assertTrained(job, "two")
+        try job.assertTrained("two")
 
         let tied = try TrainingJobSandbox()
         XCTAssertTrue(TrainerSandbox.tinyConfig.tieWordEmbeddings)
         try tied.trainSucceeding(ranks: 2, out: "one", common + ["--zero", "1"])
         try tied.trainSucceeding(ranks: 2, out: "two", common + ["--zero", "2"])
-        let one = try master(tied, "one"), two = try master(tied, "two")
+        let one = try tied.adamwMasterWeights("one"), two = try tied.adamwMasterWeights("two")
         print("tied fp32: zero 2 vs zero 1 after 6 steps: max|difference| / max|weight| = \(maxAbsDifference(one, two) / maxAbs(one))")
         XCTAssertLessThanOrEqual(maxAbsDifference(one, two), 1e-6 * maxAbs(one))
         XCTAssertTrue(try tied.series("grad_norm", "two").contains { $0 > 0.5 }, "no step was clipped")
         for (a, b) in zip(try tied.series("grad_norm", "one"), try tied.series("grad_norm", "two")) { XCTAssertEqual(a, b, accuracy: 1e-5 * a) }
-        try assertTrained(tied, "two")
+        try tied.assertTrained("two")
     }
 
     /// fp16 working weights, fp16 on the wire, loss scaling, 4 steps. Untied: bit-identical to
@@ -71,17 +59,17 @@ final class ZeroTwoTrainingTests: XCTestCase {
         let job = try TrainingJobSandbox(config: untied)
         try job.trainSucceeding(ranks: 2, out: "one", common + ["--zero", "1"])
         try job.trainSucceeding(ranks: 2, out: "two", common + ["--zero", "2"])
-        XCTAssertEqual(try master(job, "two"), try master(job, "one"))
+        XCTAssertEqual(try job.adamwMasterWeights("two"), try job.adamwMasterWeights("one"))
         XCTAssertEqual(try job.series("loss", "two"), try job.series("loss", "one"))
-        try assertTrained(job, "two")
+        try job.assertTrained("two")
 
         let tied = try TrainingJobSandbox()
         try tied.trainSucceeding(ranks: 2, out: "one", common + ["--zero", "1"])
         try tied.trainSucceeding(ranks: 2, out: "two", common + ["--zero", "2"])
-        let one = try master(tied, "one"), two = try master(tied, "two")
+        let one = try tied.adamwMasterWeights("one"), two = try tied.adamwMasterWeights("two")
         print("tied fp16: zero 2 vs zero 1 after 4 steps: max|difference| / max|weight| = \(maxAbsDifference(one, two) / maxAbs(one))")
         XCTAssertLessThanOrEqual(maxAbsDifference(one, two), 1e-4 * maxAbs(one))
-        try assertTrained(tied, "two")
+        try tied.assertTrained("two")
     }
 
     /// `--grad-accum 2` (fp32, clipping): each micro-batch reduced on its own, the means added in
@@ -92,12 +80,12 @@ final class ZeroTwoTrainingTests: XCTestCase {
         let common = ["--lr", "1e-3", "--batch-pairs", "1", "--grad-accum", "2", "--max-steps", "4", "--max-grad-norm", "0.5"] + buckets
         try job.trainSucceeding(ranks: 2, out: "one", common + ["--zero", "1"])
         try job.trainSucceeding(ranks: 2, out: "two", common + ["--zero", "2"])
-        let one = try master(job, "one"), two = try master(job, "two")
+        let one = try job.adamwMasterWeights("one"), two = try job.adamwMasterWeights("two")
         let difference = maxAbsDifference(one, two)
         print("--grad-accum 2: zero 2 vs zero 1 after 4 steps: max|difference| / max|weight| = \(difference / maxAbs(one))")
         XCTAssertLessThanOrEqual(difference, 1e-6 * maxAbs(one))
         for (a, b) in zip(try job.series("grad_norm", "one"), try job.series("grad_norm", "two")) { XCTAssertEqual(a, b, accuracy: 1e-5 * a) }
-        try assertTrained(job, "two")
+        try job.assertTrained("two")
     }
 
     /// A NaN in rank 1's shard of the reduced gradients at step 2 (fp16, loss scaling): every
@@ -108,7 +96,7 @@ final class ZeroTwoTrainingTests: XCTestCase {
         let two = try job.trainSucceeding(ranks: 2, out: "two", common + ["--zero", "2"], faults: "nan:rank=1:step=2")
         XCTAssertTrue(two.output.contains("step 2: non-finite loss or gradients, update skipped"), two.output)
         try job.trainSucceeding(ranks: 2, out: "one", common + ["--zero", "1"], faults: "nan:rank=1:step=2")
-        XCTAssertEqual(try master(job, "two"), try master(job, "one"))
+        XCTAssertEqual(try job.adamwMasterWeights("two"), try job.adamwMasterWeights("one"))
         XCTAssertEqual(try job.series("loss_scale", "two"), try job.series("loss_scale", "one"))
     }
 
@@ -126,7 +114,7 @@ final class ZeroTwoTrainingTests: XCTestCase {
             try job.trainStopping(ranks: 2, out: out, common + ["--zero", first], faults: "stop:step=3")
             let resumed = try job.trainSucceeding(ranks: 2, out: out, common + ["--zero", then, "--resume", "auto"])
             XCTAssertTrue(resumed.output.contains("at step 3"), resumed.output)
-            XCTAssertEqual(try master(job, out), try master(job, "straight"), out)
+            XCTAssertEqual(try job.adamwMasterWeights(out), try job.adamwMasterWeights("straight"), out)
             for file in ["model.safetensors", "optimizer-shard-00000-of-00002.safetensors", "optimizer-shard-00001-of-00002.safetensors"] {
                 XCTAssertEqual(try Data(contentsOf: job.out(out).appendingPathComponent("final/\(file)")),
                                try Data(contentsOf: job.out("straight").appendingPathComponent("final/\(file)")), "\(out): \(file)")
@@ -136,7 +124,7 @@ final class ZeroTwoTrainingTests: XCTestCase {
         try tied.trainSucceeding(ranks: 2, out: "straight", common + ["--zero", "2"])
         try tied.trainStopping(ranks: 2, out: "resumed", common + ["--zero", "2"], faults: "stop:step=3")
         try tied.trainSucceeding(ranks: 2, out: "resumed", common + ["--zero", "2", "--resume", "auto"])
-        XCTAssertEqual(try master(tied, "resumed"), try master(tied, "straight"), "tied, --zero 2")
+        XCTAssertEqual(try tied.adamwMasterWeights("resumed"), try tied.adamwMasterWeights("straight"), "tied, --zero 2")
     }
 
     /// LoRA trains a few MB of adapters: `--zero 2` is refused like `--zero 1`, naming the stage.
