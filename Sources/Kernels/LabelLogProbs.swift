@@ -89,16 +89,21 @@ public enum LabelLogProbs {
     /// (a conversion from binary16 storage, or a pointer into a float32 weight), so no float32 copy
     /// of the whole head is needed. The log-sum-exp is combined across panels (log-add-exp).
     /// scratch: `panelScratchCount` floats.
+    ///
+    /// `segments` (ascending, covering `0..<positions`; nil: one) split the positions into runs
+    /// whose chunks of `panelPositions` start at the run's first position: several batches' positions
+    /// side by side, each multiplied in the chunks it would be alone (the same GEMM shapes, so the
+    /// same log-probs), every panel fetched once for all of them.
     public static func forwardPanelled(
         hidden: UnsafePointer<Float>, weightPanel: (Range<Int>) -> UnsafePointer<Float>, targets: UnsafePointer<Int32>,
         logps: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
-        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>
+        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>, segments: [Range<Int>]? = nil
     ) {
         if positions == 0 { return }
         logSumExp.update(repeating: -.infinity, count: positions)
         logps.update(repeating: 0, count: positions)  // the target's logit until the end
         forEachLogitPanel(hidden: hidden, weightPanel: weightPanel, positions: positions, hiddenSize: hiddenSize,
-                          vocab: vocab, scratch: scratch) { panel, row, position in
+                          vocab: vocab, scratch: scratch, segments: segments) { panel, row, position in
             logSumExp[position] = logAddExp(logSumExp[position], dpo_logsumexp(row, panel.count))
             let target = Int(targets[position])
             if panel.contains(target) { logps[position] = row[target - panel.lowerBound] }
@@ -130,29 +135,36 @@ public enum LabelLogProbs {
     }
 
     /// The walk both panelled kernels share: for every vocabulary panel and every chunk of
-    /// `panelPositions` positions, the chunk's logits `[rows, panel.count]` are computed into
-    /// `scratch` (forward computes them, backward recomputes them), `row` runs on each position's
-    /// logits (in parallel over positions; it may overwrite them), then `afterChunk` runs once.
+    /// `panelPositions` positions (counted from each segment's start), the chunk's logits
+    /// `[rows, panel.count]` are computed into `scratch` (forward computes them, backward recomputes
+    /// them), `row` runs on each position's logits (in parallel over positions; it may overwrite
+    /// them), then `afterChunk` runs once.
     private static func forEachLogitPanel(
         hidden: UnsafePointer<Float>, weightPanel: (Range<Int>) -> UnsafePointer<Float>,
-        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>,
+        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>, segments: [Range<Int>]? = nil,
         row body: (_ panel: Range<Int>, _ row: UnsafeMutablePointer<Float>, _ position: Int) -> Void,
         afterChunk: ((_ panel: Range<Int>, _ weight: UnsafePointer<Float>, _ start: Int, _ rows: Int) -> Void)? = nil
     ) {
+        let segments = segments ?? [0..<positions]
+        precondition(segments.first?.lowerBound == 0 && segments.last?.upperBound == positions
+                     && zip(segments, segments.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound },
+                     "LabelLogProbs: segments must cover 0..<\(positions) in order")
         var panelStart = 0
         while panelStart < vocab {
             let panel = panelStart..<min(vocab, panelStart + panelRows), width = panel.count
             let weight = weightPanel(panel)
-            var start = 0
-            while start < positions {
-                let rows = min(panelPositions, positions - start)
-                Linear.forward(x: hidden + start * hiddenSize, weight: weight, y: scratch,
-                               tokens: rows, inFeatures: hiddenSize, outFeatures: width)
-                Parallel.forChunks(rows, minimumChunk: 32) { range in
-                    for i in range { body(panel, scratch + i * width, start + i) }
+            for segment in segments {
+                var start = segment.lowerBound
+                while start < segment.upperBound {
+                    let rows = min(panelPositions, segment.upperBound - start)
+                    Linear.forward(x: hidden + start * hiddenSize, weight: weight, y: scratch,
+                                   tokens: rows, inFeatures: hiddenSize, outFeatures: width)
+                    Parallel.forChunks(rows, minimumChunk: 32) { range in
+                        for i in range { body(panel, scratch + i * width, start + i) }
+                    }
+                    afterChunk?(panel, weight, start, rows)
+                    start += rows
                 }
-                afterChunk?(panel, weight, start, rows)
-                start += rows
             }
             panelStart = panel.upperBound
         }

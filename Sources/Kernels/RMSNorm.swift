@@ -2,12 +2,17 @@
 /// `y = w * x * rstd`, `rstd = 1 / sqrt(mean(x^2) + eps)` over the last dimension.
 ///
 /// x, y `[tokens, hidden]`, w `[hidden]`, rstd `[tokens]` (kept for backward).
+///
+/// `beforeRow(n)` / `afterRow(n)` run on the thread that handles token row n, before it reads
+/// the row / once it is done with it: another per-row job rides on the same threaded pass
+/// (under fp16, converting a saved activation row to or from binary16 while the row is in
+/// cache), instead of a fork/join of its own.
 public enum RMSNorm {
     // MARK: - Forward
 
     public static func forward(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-        rstd: UnsafeMutablePointer<Float>, tokens: Int, hidden: Int, eps: Float
+        rstd: UnsafeMutablePointer<Float>, tokens: Int, hidden: Int, eps: Float, afterRow: ((Int) -> Void)? = nil
     ) {
         Parallel.forChunks(tokens, minimumChunk: 32) { range in
             for n in range {
@@ -17,6 +22,7 @@ public enum RMSNorm {
                 let r = 1 / (sumSquares / Float(hidden) + eps).squareRoot()
                 rstd[n] = r
                 for j in 0..<hidden { out[j] = weight[j] * (row[j] * r) }
+                afterRow?(n)
             }
         }
     }
@@ -24,10 +30,11 @@ public enum RMSNorm {
     /// Recomputes `y` from x and the saved rstd (used by backward instead of storing y).
     public static func apply(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
-        output: UnsafeMutablePointer<Float>, tokens: Int, hidden: Int
+        output: UnsafeMutablePointer<Float>, tokens: Int, hidden: Int, beforeRow: ((Int) -> Void)? = nil
     ) {
         Parallel.forChunks(tokens, minimumChunk: 32) { range in
             for n in range {
+                beforeRow?(n)
                 let row = x + n * hidden, out = output + n * hidden, r = rstd[n]
                 for j in 0..<hidden { out[j] = weight[j] * (row[j] * r) }
             }
@@ -41,10 +48,11 @@ public enum RMSNorm {
     public static func backward(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
         dOutput: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
-        tokens: Int, hidden: Int, accumulate: Bool
+        tokens: Int, hidden: Int, accumulate: Bool, beforeRow: ((Int) -> Void)? = nil
     ) {
         Parallel.forChunks(tokens, minimumChunk: 32) { range in
             for n in range {
+                beforeRow?(n)
                 let row = x + n * hidden, g = dOutput + n * hidden, d = dx + n * hidden, r = rstd[n]
                 var dot: Float = 0
                 for j in 0..<hidden { dot += weight[j] * g[j] * row[j] }

@@ -43,8 +43,12 @@ public struct Rotary {
 
     /// Rotates every head of `x` in place. x `[rows * seqLen, heads * headDim]` with rows `stride`
     /// apart (default `heads * headDim`); the token at index `r * seqLen + t` has position `startPosition + t`.
-    public func forward(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int = 0, stride: Int? = nil) {
-        rotate(x, rows: rows, seqLen: seqLen, heads: heads, startPosition: startPosition, stride: stride ?? heads * headDim, sinSign: 1)
+    /// `afterRow(i)` runs on the thread that rotated token i, once its row is done (a per-row job
+    /// riding on this pass, as in `RMSNorm`).
+    public func forward(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int = 0, stride: Int? = nil,
+                        afterRow: ((Int) -> Void)? = nil) {
+        rotate(x, rows: rows, seqLen: seqLen, heads: heads, startPosition: startPosition, stride: stride ?? heads * headDim, sinSign: 1,
+               afterRow: afterRow)
     }
 
     // MARK: - Backward
@@ -58,8 +62,9 @@ public struct Rotary {
 
     /// Rotates every head of `x` in place, token i at position `positions[i]` (packed rows whose
     /// segments restart their positions, as the shared-prompt layout does). x `[tokens, heads * headDim]`, rows `stride` apart.
-    public func forward(_ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, tokens: Int, heads: Int, stride: Int? = nil) {
-        rotate(x, tokens: tokens, heads: heads, stride: stride ?? heads * headDim, sinSign: 1) { Int(positions[$0]) }
+    public func forward(_ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, tokens: Int, heads: Int, stride: Int? = nil,
+                        afterRow: ((Int) -> Void)? = nil) {
+        rotate(x, tokens: tokens, heads: heads, stride: stride ?? heads * headDim, sinSign: 1, afterRow: afterRow) { Int(positions[$0]) }
     }
 
     /// The transpose of `forward(_:positions:...)`, in place on the gradient.
@@ -67,14 +72,15 @@ public struct Rotary {
         rotate(dx, tokens: tokens, heads: heads, stride: stride ?? heads * headDim, sinSign: -1) { Int(positions[$0]) }
     }
 
-    private func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int, stride width: Int, sinSign: Float) {
+    private func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, startPosition: Int, stride width: Int, sinSign: Float,
+                        afterRow: ((Int) -> Void)? = nil) {
         precondition(startPosition + seqLen <= maxPositions, "position past the rotary table")
-        rotate(x, tokens: rows * seqLen, heads: heads, stride: width, sinSign: sinSign) { startPosition + $0 % seqLen }
+        rotate(x, tokens: rows * seqLen, heads: heads, stride: width, sinSign: sinSign, afterRow: afterRow) { startPosition + $0 % seqLen }
     }
 
     @inline(__always)
     private func rotate(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, stride width: Int, sinSign: Float,
-                        position positionOf: (Int) -> Int) {
+                        afterRow: ((Int) -> Void)? = nil, position positionOf: (Int) -> Int) {
         let half = headDim / 2
         cosTable.withUnsafeBufferPointer { cosBuffer in
             sinTable.withUnsafeBufferPointer { sinBuffer in
@@ -93,6 +99,7 @@ public struct Rotary {
                                 v[i + half] = b * c[i] + a * sn
                             }
                         }
+                        afterRow?(token)
                     }
                 }
             }

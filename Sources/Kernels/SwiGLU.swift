@@ -30,11 +30,16 @@ public enum SwiGLU {
 
     /// `output[r, :] = silu(gateUp[r, 0..<width]) * gateUp[r, width..<2width]`: the layout of one
     /// matmul against the stacked `[gate_proj; up_proj]` weight. gateUp `[rows, 2*width]`, output `[rows, width]`.
-    public static func forward(gateUp: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+    /// `beforeRow(r)` / `afterRow(r)` run on the thread that computes row r, before it reads
+    /// `gateUp`'s row r / after (a per-row job riding on this pass, as in `RMSNorm`).
+    public static func forward(gateUp: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int, width: Int,
+                               beforeRow: ((Int) -> Void)? = nil, afterRow: ((Int) -> Void)? = nil) {
         Parallel.forChunks(rows, minimumChunk: max(1, (1 << 15) / max(width, 1))) { range in
             for r in range {
+                beforeRow?(r)
                 let g = gateUp + r * 2 * width
                 dpo_swiglu_forward(g, g + width, output + r * width, width)
+                afterRow?(r)
             }
         }
     }

@@ -19,6 +19,10 @@ final class ActivationArena {
     struct Capacity: Equatable {
         /// rows * seqLen.
         var tokens: Int
+        /// Tokens of the residual stream (`.layerInput`'s work buffer) without saving: more than
+        /// `tokens` for a layer-major forward in row chunks (`LlamaModel.forwardInChunks`), which keeps
+        /// the whole batch's stream and runs one chunk at a time through the rest. `tokens` otherwise.
+        var streamTokens: Int
         /// Floats of attention scratch (each head's softmax weights, never kept; score gradients;
         /// the shared-prompt gathers): a slot per BLAS thread.
         var attentionScratch: Int
@@ -26,8 +30,10 @@ final class ActivationArena {
         var labelled: Int
         var saving: Bool
 
-        init(tokens: Int, attentionScratch: Int, labelled: Int, saving: Bool) {
+        init(tokens: Int, attentionScratch: Int, labelled: Int, saving: Bool, streamTokens: Int? = nil) {
+            precondition(!saving || (streamTokens ?? tokens) == tokens, "a saving arena's stream holds exactly its tokens")
             self.tokens = tokens
+            self.streamTokens = max(tokens, streamTokens ?? tokens)
             self.labelled = labelled
             self.attentionScratch = attentionScratch
             self.saving = saving
@@ -35,16 +41,18 @@ final class ActivationArena {
 
         /// Whether an arena of this capacity can run a batch that needs `other`.
         func holds(_ other: Capacity) -> Bool {
-            other.tokens <= tokens && other.attentionScratch <= attentionScratch
+            other.tokens <= tokens && other.streamTokens <= streamTokens && other.attentionScratch <= attentionScratch
                 && other.labelled <= labelled && (saving || !other.saving)
         }
 
         func union(_ other: Capacity) -> Capacity {
             var c = self
             c.tokens = max(tokens, other.tokens)
+            c.saving = saving || other.saving
+            // A saving arena's stream is its first layer's saved input: exactly its tokens.
+            c.streamTokens = c.saving ? c.tokens : max(streamTokens, other.streamTokens)
             c.attentionScratch = max(attentionScratch, other.attentionScratch)
             c.labelled = max(labelled, other.labelled)
-            c.saving = saving || other.saving
             return c
         }
     }
@@ -52,8 +60,8 @@ final class ActivationArena {
     let capacity: Capacity
     let config: LlamaConfig
     let saved: SavedActivations
-    /// The batch shape being run now (set by `use`).
-    private(set) var rows = 0, seqLen = 0
+    /// The batch shape being run now, and its first token in the residual stream (set by `use`).
+    private(set) var rows = 0, seqLen = 0, firstToken = 0
 
     // MARK: Forward scratch (float32)
     /// SwiGLU output `[N, F]`; its memory also holds `normed` and `attention` (see the type's comment).
@@ -93,7 +101,7 @@ final class ActivationArena {
         let n = capacity.tokens
         let h = c.hiddenSize, f = c.intermediateSize, q = c.qDim, k = c.kvDim, L = c.numHiddenLayers
         saved = SavedActivations(config: c, tokens: n, layers: L, saving: capacity.saving, precision: precision,
-                                 checkpointing: checkpointing)
+                                 checkpointing: checkpointing, streamTokens: capacity.streamTokens)
         mlpHidden = FloatBuffer(count: n * max(f, q, h))
         rstd = FloatBuffer(count: (2 * L + 1) * n)
         let labelled = max(1, capacity.labelled)
@@ -111,13 +119,20 @@ final class ActivationArena {
         dLabelLogps = backwardBuffer(labelled)
     }
 
-    /// Points the arena at a batch shape that fits its capacity.
-    func use(rows: Int, seqLen: Int) {
-        precondition(rows * seqLen <= capacity.tokens)
+    /// Points the arena at a batch shape that fits its capacity, whose residual stream starts at
+    /// token `firstToken` of the stream buffer (a row chunk of a layer-major forward; 0 otherwise).
+    func use(rows: Int, seqLen: Int, firstToken: Int = 0) {
+        precondition(rows * seqLen <= capacity.tokens && firstToken + rows * seqLen <= capacity.streamTokens)
         self.rows = rows
         self.seqLen = seqLen
-        saved.setActive(tokens: rows * seqLen)
+        self.firstToken = firstToken
+        saved.setActive(tokens: rows * seqLen, firstToken: firstToken)
     }
+
+    /// Float32 memory no kind uses once a non-saving forward has run the stack (the gate|up work
+    /// buffer): a layer-major forward gathers its LM-head inputs there. `capacity.tokens` x
+    /// max(2F, Q + 2K) floats.
+    var idleAfterStack: UnsafeMutableBufferPointer<Float> { saved.projectionWork }
 
     /// Threads the attention kernels may run on `batch` with: the slots `attentionScratch` has
     /// (sized for the thread count when the arena was made: one slot per thread, not per job).
@@ -149,6 +164,13 @@ final class ActivationArena {
 /// the next layer's input, and the layer's input only after the middle stream), and `.qkv` is
 /// the front of `.gateUp`'s (q|k|v is consumed by attention before gate|up is computed, and
 /// restored only after gate|up's gradient is consumed).
+///
+/// Without saving, the stream's work buffer may hold more tokens than the batch (a layer-major
+/// forward's whole stream, `streamTokens`), the active batch's rows starting at `firstToken`.
+///
+/// `commit` and `restore` are a threaded pass each; `rowCommit` and `rowRestore` give the same
+/// conversion one token row at a time, for a threaded kernel that reads the rows anyway to run
+/// (one fork/join less per kind and layer: 8 per layer and step under fp16).
 ///
 /// With `checkpointing` (`--gradient-checkpointing`), only `.layerInput` has a slot per layer,
 /// kept in float32 under both precisions (the exact stream the forward ran on, so the layer's
@@ -190,7 +212,9 @@ final class SavedActivations {
     /// Checkpointing: the float32 layer inputs `[layers + 1, N, H]`.
     private var layerInputs: FloatBuffer?
 
-    init(config c: LlamaConfig, tokens n: Int, layers: Int, saving: Bool, precision: Precision, checkpointing: Bool = false) {
+    init(config c: LlamaConfig, tokens n: Int, layers: Int, saving: Bool, precision: Precision, checkpointing: Bool = false,
+         streamTokens: Int? = nil) {
+        precondition(!saving || (streamTokens ?? n) == n, "a saving forward's stream holds exactly its tokens")
         self.saving = saving
         self.precision = precision
         self.checkpointing = saving && checkpointing
@@ -211,7 +235,7 @@ final class SavedActivations {
         }
         if !(saving && precision == .fp32) {
             func count(_ kind: Kind) -> Int { capacityCounts[kind.rawValue] }
-            let stream = FloatBuffer(count: count(.layerInput))
+            let stream = FloatBuffer(count: max(n, streamTokens ?? n) * c.hiddenSize)
             let projections = FloatBuffer(count: max(count(.gateUp), count(.qkv)))
             let preNorm = FloatBuffer(count: count(.qkPreNorm))
             workBuffers = [stream, projections, preNorm]
@@ -225,9 +249,22 @@ final class SavedActivations {
         }
     }
 
-    /// Sets how many values of each slot the current batch uses.
-    func setActive(tokens: Int) {
+    /// Sets how many values of each slot the current batch uses, and where its rows start in the
+    /// stream's work buffer (not saving; 0 otherwise).
+    func setActive(tokens: Int, firstToken: Int = 0) {
         activeCounts = Kind.allCases.map { tokens * widths[$0.rawValue] }
+        guard !workBuffers.isEmpty else { return }
+        precondition(firstToken == 0 || !saving, "a saving forward's stream starts at its first token")
+        let stream = workBuffers[0]
+        precondition((firstToken + tokens) * widths[Kind.layerInput.rawValue] <= stream.count, "rows past the stream's work buffer")
+        work[Kind.layerInput.rawValue] = stream.pointer + firstToken * widths[Kind.layerInput.rawValue]
+        work[Kind.middle.rawValue] = work[Kind.layerInput.rawValue]
+    }
+
+    /// The gate|up (and q|k|v) work buffer, for a non-saving forward to use once the stack has run.
+    var projectionWork: UnsafeMutableBufferPointer<Float> {
+        precondition(!saving, "a saving forward's projections are saved activations")
+        return UnsafeMutableBufferPointer(start: workBuffers[1].pointer, count: workBuffers[1].count)
     }
 
     /// Where forward computes `kind` of `layer` (float32).
@@ -250,6 +287,38 @@ final class SavedActivations {
         Parallel.forChunks(activeCounts[kind.rawValue], minimumChunk: 1 << 16) { range in
             Half.fromFloat(source + range.lowerBound, slot + range.lowerBound, count: range.count)
         }
+    }
+
+    /// `commit` of one token row (`row(n)` converts row n), for a threaded pass over the rows to
+    /// run: nil when `commit` does nothing (fp32, no saving, a kind checkpointing does not keep).
+    func rowCommit(_ kind: Kind, _ layer: Int) -> ((Int) -> Void)? {
+        guard saving, precision == .fp16 else { return nil }
+        if checkpointing && (kind == .layerInput || !recomputing) { return nil }
+        let width = widths[kind.rawValue]
+        let slot = half[kind.rawValue].pointer + (checkpointing ? 0 : layer) * capacityCounts[kind.rawValue]
+        let source = work[kind.rawValue]
+        return { n in Half.fromFloat(source + n * width, slot + n * width, count: width) }
+    }
+
+    /// `restore` of one token row at a time: where the float32 values of `kind`/`layer` are, and
+    /// `row(n)`, which puts row n there (nil: they are there already, fp32), for a threaded pass
+    /// over the rows to run before it reads row n. Every row must be put before the values are read
+    /// as a whole.
+    func rowRestore(_ kind: Kind, _ layer: Int) -> (values: UnsafeMutablePointer<Float>, row: ((Int) -> Void)?) {
+        precondition(saving, "backward needs a forward with saveForBackward: true")
+        let width = widths[kind.rawValue]
+        if precision == .fp32 { return (restore(kind, layer), nil) }
+        let destination = work[kind.rawValue]
+        if checkpointing && kind == .layerInput {
+            // The kept float32 input rounded through binary16, as `roundedThroughHalf`.
+            let source = buffer(kind, layer), slot = half[kind.rawValue].pointer
+            return (destination, { n in
+                Half.fromFloat(source + n * width, slot + n * width, count: width)
+                Half.toFloat(slot + n * width, destination + n * width, count: width)
+            })
+        }
+        let slot = half[kind.rawValue].pointer + (checkpointing ? 0 : layer) * capacityCounts[kind.rawValue]
+        return (destination, { n in Half.toFloat(slot + n * width, destination + n * width, count: width) })
     }
 
     /// The saved value of `kind`/`layer` as float32.

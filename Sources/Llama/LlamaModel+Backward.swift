@@ -67,6 +67,8 @@ extension LlamaModel {
 
     /// Mirror of `layerForward`: on entry `dStream` is dLoss/d(layerInput[layer + 1]),
     /// on exit dLoss/d(layerInput[layer]); parameter gradients accumulate into `gradients`.
+    /// Each saved kind is restored row by row inside a threaded pass that runs anyway (see
+    /// `SavedActivations.rowRestore`), not by a pass of its own.
     func layerBackward(_ layer: Int, _ batch: StackInput, arena: ActivationArena, gradients grad: UnsafeMutablePointer<Float>) {
         let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
@@ -76,26 +78,30 @@ extension LlamaModel {
         let w = layerWeights(layer)
 
         // MLP block.
-        let gateUp = saved.restore(.gateUp, layer)
+        let (gateUp, restoreGateUp) = saved.rowRestore(.gateUp, layer)
         // fp16: gateUp is a float32 copy of the saved slot, so its gradient can overwrite it (no
         // [N, 2F] buffer); fp32 restores the slot itself, which must survive a repeated backward.
         let dGateUp = arena.dGateUp?.pointer ?? gateUp
-        SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
+        SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f, beforeRow: restoreGateUp)
         Linear.backward(x: arena.mlpHidden.pointer, weight: w[o.down], dy: dStream,
                         dx: dMLPHidden, dWeight: baseGradient(grad, o.down), tokens: n, inFeatures: f, outFeatures: h, overwriteInput: true)
         adapterBackward(layer, .downProj, x: arena.mlpHidden.pointer, dy: dStream, ldy: h, dx: dMLPHidden, gradients: grad, tokens: n)
         SwiGLU.backward(gateUp: gateUp, dOutput: dMLPHidden, dGateUp: dGateUp, rows: n, width: f)
-        let middle = saved.restore(.middle, layer)
+        let (middle, restoreMiddle) = saved.rowRestore(.middle, layer)
         let postNorm = w[o.postNorm]
-        RMSNorm.apply(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), output: normed, tokens: n, hidden: h)
+        RMSNorm.apply(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), output: normed, tokens: n, hidden: h,
+                      beforeRow: restoreMiddle)
         // gate_proj and up_proj as one stacked [2F, H] weight (adjacent in the layout).
         Linear.backward(x: normed, weight: w[o.gate], dy: dGateUp, dx: dNormed, dWeight: baseGradient(grad, o.gate),
                         tokens: n, inFeatures: h, outFeatures: 2 * f, overwriteInput: true)
         adaptersBackward(layer, [.gateProj, .upProj], x: normed, dx: dNormed, gradients: grad, tokens: n) { module in
             (UnsafePointer(module == .gateProj ? dGateUp : dGateUp + f), 2 * f)
         }
+        // q|k|v's rows ride on this pass: their work memory held gate|up's gradient (fp16), now consumed.
+        let (qkv, restoreQKV) = saved.rowRestore(.qkv, layer)
         RMSNorm.backward(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), dOutput: dNormed,
-                         dx: dStream, dWeight: baseGradientOrSink(grad, o.postNorm), tokens: n, hidden: h, accumulate: true)
+                         dx: dStream, dWeight: baseGradientOrSink(grad, o.postNorm), tokens: n, hidden: h, accumulate: true,
+                         beforeRow: restoreQKV)
 
         // Attention block (dStream is now dLoss/d(middle)). The attention output (o_proj's input)
         // was not saved: the attention backward recomputes it along with the softmax weights, so
@@ -106,7 +112,6 @@ extension LlamaModel {
                         tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
         adapterBackward(layer, .oProj, x: attention, dy: dStream, ldy: h, dx: dAttention, gradients: grad, tokens: n, part: .input)
         let qkvWidth = qw + 2 * kw
-        let qkv = saved.restore(.qkv, layer)
         let shape = Attention.Shape(rows: batch.rows, seqLen: batch.seqLen, heads: c.numAttentionHeads,
                                     kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
         let dQKV = arena.dQKV!, scratch = arena.attentionScratch!.pointer
@@ -128,17 +133,18 @@ extension LlamaModel {
         Linear.backward(x: attention, weight: outputWeight, dy: dStream, dx: nil, dWeight: baseGradient(grad, o.output),
                         tokens: n, inFeatures: qw, outFeatures: h)
         adapterBackward(layer, .oProj, x: attention, dy: dStream, ldy: h, dx: dAttention, gradients: grad, tokens: n, part: .weights)
-        rotate(dQKV, batch, heads: c.numAttentionHeads, stride: qkvWidth, backward: true)
-        rotate(dQKV + qw, batch, heads: c.numKeyValueHeads, stride: qkvWidth, backward: true)
+        // The key heads follow the query heads in each row: one pass rotates both back.
+        rotate(dQKV, batch, heads: c.numAttentionHeads + c.numKeyValueHeads, stride: qkvWidth, backward: true)
         if let norm = o.queryKeyNorm {
             queryKeyNormBackward(dQKV, stride: qkvWidth, preNorm: saved.restore(.qkPreNorm, layer), tokens: n,
                                  weights: w[norm], dWeights: baseGradientOrSink(grad, norm))
         }
         if let bias = o.qkvBias, adapters == nil { biasBackward(dQKV, dBias: grad + bias, tokens: n, width: qkvWidth) }
 
-        let input = saved.restore(.layerInput, layer)
+        let (input, restoreInput) = saved.rowRestore(.layerInput, layer)
         let inputNorm = w[o.inputNorm]
-        RMSNorm.apply(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), output: normed, tokens: n, hidden: h)
+        RMSNorm.apply(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), output: normed, tokens: n, hidden: h,
+                      beforeRow: restoreInput)
         // q_proj, k_proj, v_proj as one stacked [Q + 2K, H] weight.
         Linear.backward(x: normed, weight: w[o.query], dy: dQKV, dx: dNormed, dWeight: baseGradient(grad, o.query),
                         tokens: n, inFeatures: h, outFeatures: qkvWidth, overwriteInput: true)

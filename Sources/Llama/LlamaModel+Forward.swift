@@ -20,15 +20,20 @@ extension LlamaModel {
     func forward(_ input: StackInput, saveForBackward: Bool) -> [Float] {
         precondition(!saveForBackward || trainable, "forward(saveForBackward:) on a model made with trainable: false")
         if !saveForBackward, input.rows > 1, input.tokens > forwardChunkTokens, !(arena?.capacity.holds(capacity(input, saving: false)) ?? false) {
-            // Rows are independent without backward: run them in chunks through a small arena.
-            var result = [Float](repeating: 0, count: input.outputCount)
+            // Rows are independent without backward: run them in chunks through a small arena
+            // (layer-major, see LlamaModel+ChunkedForward.swift; one chunk after another in a
+            // trainable model's saving arena, which keeps no whole-batch stream).
             let rowsPerChunk = max(1, forwardChunkTokens / input.seqLen)
-            for start in stride(from: 0, to: input.rows, by: rowsPerChunk) {
-                let chunk = input.rows(start..<min(input.rows, start + rowsPerChunk), heads: config.numAttentionHeads)
-                let part = forward(chunk, saveForBackward: false)
-                for p in chunk.outputIndices { result[p] = part[p] }
+            if arena?.capacity.saving ?? false {
+                var result = [Float](repeating: 0, count: input.outputCount)
+                for start in stride(from: 0, to: input.rows, by: rowsPerChunk) {
+                    let chunk = input.rows(start..<min(input.rows, start + rowsPerChunk), heads: config.numAttentionHeads)
+                    let part = forward(chunk, saveForBackward: false)
+                    for p in chunk.outputIndices { result[p] = part[p] }
+                }
+                return result
             }
-            return result
+            return forwardInChunks(input, rowsPerChunk: rowsPerChunk)
         }
         let arena = prepareArena(input, saving: saveForBackward)
         runStack(input, arena: arena)
@@ -123,36 +128,45 @@ extension LlamaModel {
         let c = config, n = batch.rows * batch.seqLen, h = c.hiddenSize
         let saved = arena.saved
         ensureRotary(positions: batch.seqLen)
-        let stream0 = saved.buffer(.layerInput, 0)
-        batch.inputIds.withUnsafeBufferPointer { ids in
-            if let weights32 {
-                Embedding.forward(ids: ids.baseAddress!, table: weights32.pointer + embedOffset, output: stream0, tokens: n, hidden: h)
-            } else {
-                Embedding.forward(ids: ids.baseAddress!, table: weights16!.pointer + embedOffset, output: stream0, tokens: n, hidden: h)
-            }
-        }
+        embed(batch.inputIds, into: saved.buffer(.layerInput, 0))
         for layer in 0..<c.numHiddenLayers {
             layerForward(layer, batch, arena: arena)
         }
         let final = saved.buffer(.layerInput, c.numHiddenLayers)
-        saved.commit(.layerInput, c.numHiddenLayers)
         RMSNorm.forward(x: final, weight: normWeight(finalNormOffset), output: arena.normed,
-                        rstd: arena.rstd(2 * c.numHiddenLayers), tokens: n, hidden: h, eps: c.rmsNormEps)
+                        rstd: arena.rstd(2 * c.numHiddenLayers), tokens: n, hidden: h, eps: c.rmsNormEps,
+                        afterRow: saved.rowCommit(.layerInput, c.numHiddenLayers))
+    }
+
+    /// The embedding rows of `ids` `[N]` into `stream` `[N, H]`.
+    func embed(_ ids: [Int32], into stream: UnsafeMutablePointer<Float>) {
+        let n = ids.count, h = config.hiddenSize
+        ids.withUnsafeBufferPointer { ids in
+            if let weights32 {
+                Embedding.forward(ids: ids.baseAddress!, table: weights32.pointer + embedOffset, output: stream, tokens: n, hidden: h)
+            } else {
+                Embedding.forward(ids: ids.baseAddress!, table: weights16!.pointer + embedOffset, output: stream, tokens: n, hidden: h)
+            }
+        }
     }
 
     /// One decoder layer: reads `layerInput[layer]`, writes `layerInput[layer + 1]`.
     /// `untilSaved` stops once everything backward reads is saved (a checkpointing recompute).
-    func layerForward(_ layer: Int, _ batch: StackInput, arena: ActivationArena, untilSaved: Bool = false) {
+    /// `weights`: the layer's float32 views when the caller already has them (`layerWeights(layer)`).
+    ///
+    /// Each saved kind is committed by the threaded pass that reads it next (a norm, the
+    /// rotation, SwiGLU; see `SavedActivations.rowCommit`), not by a pass of its own.
+    func layerForward(_ layer: Int, _ batch: StackInput, arena: ActivationArena, untilSaved: Bool = false,
+                      weights: LayerWeights? = nil) {
         let c = config, n = batch.tokens, h = c.hiddenSize, f = c.intermediateSize
         let qw = c.qDim, kw = c.kvDim
         let o = layerOffsets[layer], saved = arena.saved, normed = arena.normed
-        let w = layerWeights(layer)
+        let w = weights ?? layerWeights(layer)
 
         // Attention block: x_mid = x + o_proj(attention(rope(q), rope(k), v)) on rmsnorm(x).
         let input = saved.buffer(.layerInput, layer)
-        saved.commit(.layerInput, layer)
         RMSNorm.forward(x: input, weight: w[o.inputNorm], output: normed, rstd: arena.rstd(2 * layer),
-                        tokens: n, hidden: h, eps: c.rmsNormEps)
+                        tokens: n, hidden: h, eps: c.rmsNormEps, afterRow: saved.rowCommit(.layerInput, layer))
         // q | k | v per token from the stacked [q_proj; k_proj; v_proj] (adjacent in the layout).
         let qkvWidth = qw + 2 * kw
         let qkv = saved.buffer(.qkv, layer)
@@ -167,9 +181,9 @@ extension LlamaModel {
                                 weights: w[norm])
             saved.commit(.qkPreNorm, layer)
         }
-        rotate(query, batch, heads: c.numAttentionHeads, stride: qkvWidth, backward: false)
-        rotate(key, batch, heads: c.numKeyValueHeads, stride: qkvWidth, backward: false)
-        saved.commit(.qkv, layer)
+        // The key heads follow the query heads in each row: one pass rotates both.
+        rotate(query, batch, heads: c.numAttentionHeads + c.numKeyValueHeads, stride: qkvWidth, backward: false,
+               afterRow: saved.rowCommit(.qkv, layer))
 
         let shape = Attention.Shape(rows: batch.rows, seqLen: batch.seqLen, heads: c.numAttentionHeads,
                                     kvHeads: c.numKeyValueHeads, headDim: c.headDim, inputStride: qkvWidth)
@@ -196,17 +210,18 @@ extension LlamaModel {
         Linear.forward(x: attention, weight: w[o.output], y: middle,
                        tokens: n, inFeatures: qw, outFeatures: h, beta: 1)
         addAdapter(layer, .oProj, x: attention, y: middle, ldy: h, tokens: n)
-        saved.commit(.middle, layer)
 
         // MLP block: x_out = x_mid + down(silu(gate(rmsnorm(x_mid))) * up(rmsnorm(x_mid))).
         RMSNorm.forward(x: middle, weight: w[o.postNorm], output: normed, rstd: arena.rstd(2 * layer + 1),
-                        tokens: n, hidden: h, eps: c.rmsNormEps)
+                        tokens: n, hidden: h, eps: c.rmsNormEps, afterRow: saved.rowCommit(.middle, layer))
         let gateUp = saved.buffer(.gateUp, layer)
         Linear.forward(x: normed, weight: w[o.gate], y: gateUp, tokens: n, inFeatures: h, outFeatures: 2 * f)
         addAdapters(layer, [.gateProj, .upProj], x: normed, tokens: n) { module in (module == .gateProj ? gateUp : gateUp + f, 2 * f) }
-        saved.commit(.gateUp, layer)
-        if untilSaved { return }
-        SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f)
+        if untilSaved {
+            saved.commit(.gateUp, layer)
+            return
+        }
+        SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f, afterRow: saved.rowCommit(.gateUp, layer))
 
         let next = saved.buffer(.layerInput, layer + 1)
         if next != middle { next.update(from: middle, count: n * h) }
@@ -217,20 +232,23 @@ extension LlamaModel {
 
     // MARK: - Helpers
 
-    /// Rotary embedding (or its transpose) of q or k columns, at the batch's positions.
-    func rotate(_ x: UnsafeMutablePointer<Float>, _ batch: StackInput, heads: Int, stride: Int, backward: Bool) {
+    /// Rotary embedding (or its transpose) of q or k columns, at the batch's positions;
+    /// `afterRow` (forward only) as in `Rotary.forward`.
+    func rotate(_ x: UnsafeMutablePointer<Float>, _ batch: StackInput, heads: Int, stride: Int, backward: Bool,
+                afterRow: ((Int) -> Void)? = nil) {
+        precondition(!backward || afterRow == nil, "rotate: afterRow is for the forward rotation")
         if let positions = batch.positions {
             positions.withUnsafeBufferPointer { p in
                 if backward {
                     rotary.backward(x, positions: p.baseAddress!, tokens: batch.tokens, heads: heads, stride: stride)
                 } else {
-                    rotary.forward(x, positions: p.baseAddress!, tokens: batch.tokens, heads: heads, stride: stride)
+                    rotary.forward(x, positions: p.baseAddress!, tokens: batch.tokens, heads: heads, stride: stride, afterRow: afterRow)
                 }
             }
         } else if backward {
             rotary.backward(x, rows: batch.rows, seqLen: batch.seqLen, heads: heads, stride: stride)
         } else {
-            rotary.forward(x, rows: batch.rows, seqLen: batch.seqLen, heads: heads, stride: stride)
+            rotary.forward(x, rows: batch.rows, seqLen: batch.seqLen, heads: heads, stride: stride, afterRow: afterRow)
         }
     }
 

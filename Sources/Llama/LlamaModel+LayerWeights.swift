@@ -8,7 +8,7 @@ import Kernels
 /// is a fork/join hand-off to OpenBLAS's worker, and a worker that is not running right then
 /// (it went to sleep, or a busy host descheduled it) keeps the caller spinning in
 /// sched_yield; the per-matrix passes were four hand-offs per layer per pass (passes: the
-/// policy forward, the reference's two row chunks, backward). Converting is exact, so
+/// policy forward, the reference's forward, backward). Converting is exact, so
 /// every GEMM and norm sees the same float32 values as before, bit for bit.
 ///
 /// Under fp32 the views point into the working weights. Valid until the next `layerWeights`
@@ -33,6 +33,7 @@ extension LlamaModel {
         if let weights32 { return LayerWeights(base: weights32.pointer + range.lowerBound, range: range) }
         let source = weights16!.pointer + range.lowerBound, scratch = layerScratch!.pointer
         precondition(range.count <= layerScratch!.count, "layer \(layer) of \(range.count) values exceeds the conversion scratch")
+        conversionCounts.layers += 1
         Parallel.forChunks(range.count, minimumChunk: 1 << 16) { part in
             Half.toFloat(source + part.lowerBound, scratch + part.lowerBound, count: part.count)
         }

@@ -65,6 +65,10 @@ public final class LlamaModel {
     /// What backward needs to know about the last forward.
     var lastInput: StackInput?
 
+    /// Float32 conversions of binary16 weights so far (fp16 only): whole decoder layers
+    /// (`layerWeights`) and LM-head panels (`headPanel`). For tests of how often a pass converts.
+    var conversionCounts = (layers: 0, headPanels: 0)
+
     /// The host-shared read-only weights this model runs on (nil: its own); see `SharedWeights`.
     public let sharedWeights: SharedWeights?
 
@@ -227,6 +231,7 @@ public final class LlamaModel {
         if let weights32 { return UnsafePointer(weights32.pointer + lmHeadOffset + range.lowerBound * h) }
         precondition(range.count <= LabelLogProbs.panelRows, "LM-head panel of \(range.count) rows exceeds the panel scratch")
         let source = weights16!.pointer + lmHeadOffset + range.lowerBound * h, scratch = headPanelScratch!.pointer
+        conversionCounts.headPanels += 1
         Parallel.forChunks(range.count * h, minimumChunk: 1 << 16) { part in
             Half.toFloat(source + part.lowerBound, scratch + part.lowerBound, count: part.count)
         }
@@ -268,15 +273,17 @@ public final class LlamaModel {
     /// The arena, grown only when this batch does not fit (a saving arena also runs
     /// non-saving forwards; a later backward then refuses, since `lastInput` is cleared).
     func prepareArena(_ input: StackInput, saving: Bool) -> ActivationArena {
-        let needed = capacity(input, saving: saving)
-        if let arena, arena.capacity.holds(needed) {
-            arena.use(rows: input.rows, seqLen: input.seqLen)
-            return arena
-        }
+        let arena = prepareArena(capacity(input, saving: saving))
+        arena.use(rows: input.rows, seqLen: input.seqLen)
+        return arena
+    }
+
+    /// The arena, grown only when it does not hold `needed` (the caller then points it at a batch with `use`).
+    func prepareArena(_ needed: ActivationArena.Capacity) -> ActivationArena {
+        if let arena, arena.capacity.holds(needed) { return arena }
         let capacity = arena.map { $0.capacity.union(needed) } ?? needed
         arena = nil  // release the old buffers before allocating the larger ones
         let fresh = ActivationArena(config: config, capacity: capacity, precision: precision, checkpointing: gradientCheckpointing)
-        fresh.use(rows: input.rows, seqLen: input.seqLen)
         arena = fresh
         return fresh
     }

@@ -96,3 +96,55 @@ final class LabelLogProbsPanelTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxAbsDifference(dWeight, wholeDWeight), 2e-5 * maxAbs(wholeDWeight))
     }
 }
+
+extension LabelLogProbsPanelTests {
+    /// `segments`: several batches' positions side by side, each multiplied in the position chunks
+    /// it would be alone (the layer-major forward's LM head over its row chunks): log-probs and
+    /// log-sum-exp bit-identical to one call per segment, with every panel requested once in all,
+    /// at 1 and 2 threads, segments longer than a chunk, empty and short ones included.
+    func testSegmentsEqualOneCallPerSegment() {
+        let hiddenSize = 8, vocab = LabelLogProbs.panelRows + 29
+        let segments = [0..<(LabelLogProbs.panelPositions + 30), 286..<286, 286..<297, 297..<600]
+        let positions = segments.last!.upperBound
+        var random = TestRandom(seed: 17)
+        let hidden = random.array(positions * hiddenSize, scale: 2), weight = random.array(vocab * hiddenSize)
+        let targets = (0..<positions).map { Int32(($0 * 131) % vocab) }
+        let stored = UnsafeMutableBufferPointer<Float>.allocate(capacity: weight.count)
+        _ = stored.initialize(from: weight)
+        let previous = BLAS.threads
+        defer { BLAS.threads = previous; stored.deallocate() }
+        for threads in [1, 2] {
+            BLAS.threads = threads
+            var requests = 0
+            let panel: (Range<Int>) -> UnsafePointer<Float> = { range in
+                requests += 1
+                return UnsafePointer(stored.baseAddress! + range.lowerBound * hiddenSize)
+            }
+            var scratch = [Float](repeating: 0, count: LabelLogProbs.panelScratchCount)
+            var logps = [Float](repeating: .nan, count: positions), lse = logps
+            LabelLogProbs.forwardPanelled(hidden: hidden, weightPanel: panel, targets: targets, logps: &logps, logSumExp: &lse,
+                                          positions: positions, hiddenSize: hiddenSize, vocab: vocab, scratch: &scratch,
+                                          segments: segments)
+            XCTAssertEqual(requests, 2, "each panel once for all segments")
+            var aloneLogps = [Float](repeating: .nan, count: positions), aloneLSE = aloneLogps
+            for segment in segments where !segment.isEmpty {
+                let s = segment.lowerBound, n = segment.count
+                hidden.withUnsafeBufferPointer { h in
+                    targets.withUnsafeBufferPointer { t in
+                        aloneLogps.withUnsafeMutableBufferPointer { lp in
+                            aloneLSE.withUnsafeMutableBufferPointer { e in
+                                LabelLogProbs.forwardPanelled(hidden: h.baseAddress! + s * hiddenSize, weightPanel: panel,
+                                                              targets: t.baseAddress! + s, logps: lp.baseAddress! + s,
+                                                              logSumExp: e.baseAddress! + s, positions: n, hiddenSize: hiddenSize,
+                                                              vocab: vocab, scratch: &scratch)
+                            }
+                        }
+                    }
+                }
+            }
+            XCTAssertTrue(aloneLogps.allSatisfy { $0 < 0 })
+            XCTAssertEqual(logps.map(\.bitPattern), aloneLogps.map(\.bitPattern), "\(threads) threads")
+            XCTAssertEqual(lse.map(\.bitPattern), aloneLSE.map(\.bitPattern), "\(threads) threads")
+        }
+    }
+}

@@ -54,12 +54,14 @@ extension MemoryGeometry {
         return saved + 4 * n * (forwardScratchWidth + backward) + logitsPanelBytes(tokens: n) + attentionScratchBytes(rows: 2 * batchPairs)
     }
 
-    /// A frozen model's forward arena: whole rows of at most `forwardChunkTokens` tokens at once.
+    /// A frozen model's forward arena: whole rows of at most `forwardChunkTokens` tokens at once,
+    /// and in row chunks (layer-major) the whole batch's residual stream instead of the chunk's.
     var forwardArenaBytes: Int {
         let rows = 2 * batchPairs
         let chunkRows = tokens <= forwardChunkTokens ? rows : min(rows, max(1, forwardChunkTokens / max(1, longestRow)))
         let n = chunkRows * longestRow
-        return 4 * n * (workWidth + forwardScratchWidth) + logitsPanelBytes(tokens: n) + attentionScratchBytes(rows: chunkRows)
+        let wholeStream = 4 * (rows - chunkRows) * longestRow * config.hiddenSize
+        return 4 * n * (workWidth + forwardScratchWidth) + wholeStream + logitsPanelBytes(tokens: n) + attentionScratchBytes(rows: chunkRows)
     }
 
     /// One slot per BLAS thread (at most one per row and kv head) of one head's softmax weights
