@@ -89,6 +89,10 @@ public enum DPOStepBenchmark {
         public var stepPeakResidentMB = 0.0
         /// Pss and shared pages (smaps_rollup) at the end of the last timed step, largest over ranks, MB.
         public var peakPSSMB = 0.0, sharedMB = 0.0
+        /// The largest PSS sampled inside the timed steps where memory peaks (`StepMemoryProbe`: each
+        /// policy backward's start, each `--zero 2` bucket about to go), largest over ranks, MB; and
+        /// the RSS of that sample. The samples' CPU time is left out of the step's CPU figures.
+        public var stepPeakPSSMB = 0.0, stepPeakPSSSampleRSSMB = 0.0
     }
 
     /// Runs `warmupSteps + timedSteps` steps of a `DPOStep` built from the preset in memory, or
@@ -131,18 +135,21 @@ public enum DPOStepBenchmark {
         // Peak RSS through the timed steps.
         var timedPeakMB = 0.0
         let clock = ContinuousClock()
+        let probe = StepMemoryProbe()
         for index in 0..<steps {
+            if index == o.warmupSteps { step.memoryProbe = probe.sample }
             // Rank r takes pairs r, r+W, ... of this step's global batch, as the trainer's sampler would.
             let mine = Array(stride(from: index * o.batchPairs * communicator.size + communicator.rank,
                                     to: (index + 1) * o.batchPairs * communicator.size, by: communicator.size))
             let start = clock.now, cpuStart = ModelBenchmark.processCPUSeconds(), usageStart = ResourceUsage.now()
+            let probeStart = (cpu: probe.cpuSeconds, system: probe.systemSeconds)
             let batch = PreferenceBatch(pairs: pairs, indices: mine, paddingId: paddingId)
             let result = try step.step(microBatches: [batch], learningRate: 1e-6)
             // The slowest rank's wall time (the all-reduces inside the step keep the ranks together).
             stepSeconds.append(communicator.max(Int64((DPOStep.seconds(clock.now - start) * 1e9).rounded())).asSeconds)
-            cpuSeconds.append(ModelBenchmark.processCPUSeconds() - cpuStart)
+            cpuSeconds.append(ModelBenchmark.processCPUSeconds() - cpuStart - (probe.cpuSeconds - probeStart.cpu))
             let usage = ResourceUsage.now() - usageStart
-            systemSeconds.append(usage.systemSeconds)
+            systemSeconds.append(usage.systemSeconds - (probe.systemSeconds - probeStart.system))
             minorFaults.append(Double(usage.minorFaults))
             phases.append(result.phases)
             if index == steps - 1 { timedPeakMB = ModelBenchmark.peakResidentMB() }
@@ -190,6 +197,11 @@ public enum DPOStepBenchmark {
         result.setupPSSMB = largest(setup.pss)
         result.stepPeakResidentMB = stepPeakKnown ? Double(communicator.max(Int64(timedPeakMB * 1024))) / 1024 : 0
         result.peakPSSMB = largest(end.pss)
+        step.memoryProbe = nil
+        // The rank with the largest sampled PSS reports its sample's RSS beside it.
+        let peakPSS = communicator.max(Int64(probe.peak.pss))
+        result.stepPeakPSSMB = Double(peakPSS) / 1024
+        result.stepPeakPSSSampleRSSMB = Double(communicator.max(Int64(probe.peak.pss) == peakPSS ? Int64(probe.peak.rss) : 0)) / 1024
         result.sharedMB = largest(end.shared)
         return result
     }

@@ -17,6 +17,8 @@ final class BucketSchedule {
     let buckets: [GradientBucket]
     private var states: [State]
     private var groupFinal: [Bool]
+    /// Buckets declared complete before their groups are (`bucketReady`: a tied LM head's rows).
+    private var readyEarly: [Bool]
     private var nextBucket = 0
     private var localNonFinite = false
     private var startedEarly = 0
@@ -29,6 +31,7 @@ final class BucketSchedule {
         self.maxInFlight = maxInFlight
         states = Array(repeating: .waiting, count: buckets.count)
         groupFinal = Array(repeating: false, count: groupCount)
+        readyEarly = Array(repeating: false, count: buckets.count)
     }
 
     deinit { waitForAll() }
@@ -43,7 +46,20 @@ final class BucketSchedule {
     func groupReady(_ group: Int, start: (Int) -> Started, complete: (Int) -> Bool) {
         precondition(group >= 0 && group < groupFinal.count, "groupReady(\(group)) outside 0..<\(groupFinal.count)")
         groupFinal[group] = true
-        while nextBucket < buckets.count, buckets[nextBucket].groups.allSatisfy({ groupFinal[$0] }) {
+        startCompleted(start, complete)
+    }
+
+    /// Bucket `index`'s elements are final although its groups are not all (ZeRO-2: the rows of a
+    /// tied LM head whose vocabulary panels are done): it starts once the buckets before it have.
+    func bucketReady(_ index: Int, start: (Int) -> Started, complete: (Int) -> Bool) {
+        precondition(buckets.indices.contains(index), "bucketReady(\(index)) outside 0..<\(buckets.count)")
+        readyEarly[index] = true
+        startCompleted(start, complete)
+    }
+
+    /// Starts, in plan order, every bucket now complete, then advances the ones in flight.
+    private func startCompleted(_ start: (Int) -> Started, _ complete: (Int) -> Bool) {
+        while nextBucket < buckets.count, readyEarly[nextBucket] || buckets[nextBucket].groups.allSatisfy({ groupFinal[$0] }) {
             begin(nextBucket, start, complete)
             startedEarly += 1
         }
@@ -87,6 +103,7 @@ final class BucketSchedule {
             finishSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
         for index in states.indices { states[index] = .waiting }
         for g in groupFinal.indices { groupFinal[g] = false }
+        for b in readyEarly.indices { readyEarly[b] = false }
         nextBucket = 0
         localNonFinite = false
         startedEarly = 0

@@ -22,11 +22,15 @@ import Foundation
 /// the start of backward and the embedding scatter adds to it at the end, so that range is not
 /// final until backward ends, and holding it would keep V x H x 4 bytes (113 MB for SmolLM2-135M,
 /// 545 MB for Qwen2.5-0.5B) of window pages for the whole backward. Instead it is reduced twice:
-/// once when the head's group is ready (the head's part; its pages released), and again with
-/// the embedding's buckets (the scatter's part, into pages that read as zero: only the rows of
-/// the batch's tokens are touched). Cost: V x H more elements on the wire per micro-batch
-/// (+21% of the bytes for SmolLM2-135M), and the shard's embedding rows are the sum of two
-/// reduced means instead of the mean of one sum (different rounding, see below).
+/// once as the LM head writes it (the head's part; its pages released), and again with the
+/// embedding's buckets (the scatter's part, into pages that read as zero: only the rows of the
+/// batch's tokens are touched). Cost: V x H more elements on the wire per micro-batch (+21% of
+/// the bytes for SmolLM2-135M), and the shard's embedding rows are the sum of two reduced means
+/// instead of the mean of one sum (different rounding, see below). The head's part goes a bucket
+/// at a time (its buckets run up the vocabulary): backward reports each vocabulary panel the
+/// head has finished (`headRowsFinished`), and a head bucket starts, its pages released, as soon
+/// as its rows are done, so the window never holds more of the head than a bucket and a panel.
+/// Without those reports the head's buckets start when the head's group is ready.
 ///
 /// Arithmetic: without a tied head, one micro-batch per step gives bit-identical shard
 /// gradients to `GradientReduceScatter` (same buckets, same sums; the first write is a copy).
@@ -53,8 +57,14 @@ public final class PartitionedGradients: ShardGradientReduction {
     private let schedule: BucketSchedule
     /// False during a step's first micro-batch (its mean is written), true after it (added).
     private var accumulating = false
-    /// The tied head's range and its buckets' indices (the first ones), nil when untied.
+    /// The tied head's range and its buckets' indices (the first ones, ascending), nil when untied.
     private let tiedHead: (range: Range<Int>, buckets: Range<Int>)?
+    /// Called as each bucket is about to go, its fp32 gradients all written (the window's pages
+    /// then at their fullest): the bench's peak-memory probe; nil in training.
+    public var bucketFilled: (() -> Void)?
+    /// This micro-batch's head pass: elements of the tied head's range the head has finished
+    /// (from its lower bound), and how many head buckets have been declared ready.
+    private var headWritten = 0, headBucketsReady = 0
 
     /// Same parameters as `GradientReduceScatter.init` (P = `count`); needs 2 ranks or more (on
     /// one rank stage 2 is stage 1: there is nothing to partition). `tiedHead`: the elements a
@@ -93,12 +103,14 @@ public final class PartitionedGradients: ShardGradientReduction {
     }
 
     /// The tied head's own buckets (`head` cut into pieces no longer than the plan's largest
-    /// bucket, ready with `headGroup`, started first), and the plan with any bucket that crosses
-    /// `head`'s end split there (so each later bucket either adds to the head pass or not).
+    /// bucket, ready with `headGroup` or as the head's rows finish, started first, in ascending
+    /// order: the LM head's backward finishes its vocabulary panels from row 0 up), and the plan
+    /// with any bucket that crosses `head`'s end split there (so each later bucket either adds to
+    /// the head pass or not).
     static func tiedPlan(_ plan: [GradientBucket], head: Range<Int>, headGroup: Int) throws -> ([GradientBucket], [GradientBucket]) {
         let largest = plan.map(\.range.count).max() ?? 1
         let headBuckets = try GradientBucket.plan(groupRanges: [head], maxElements: largest)
-            .map { GradientBucket(range: $0.range, groups: [headGroup]) }
+            .reversed().map { GradientBucket(range: $0.range, groups: [headGroup]) }
         var split: [GradientBucket] = []
         for bucket in plan {
             let r = bucket.range
@@ -132,10 +144,38 @@ public final class PartitionedGradients: ShardGradientReduction {
     // MARK: - During backward (every micro-batch)
 
     /// Backward is about to start: the pages of what it writes first (the head's group; a tied
-    /// head's embedding range) are faulted in by writes (`GradientWindow.prefault`).
+    /// head's first bucket) are faulted in by writes (`GradientWindow.prefault`).
     public func beginBackward() {
         window.prefault(groupRanges[groupRanges.count - 1])
-        if let tiedHead { window.prefault(tiedHead.range) }
+        guard let tiedHead else { return }
+        headWritten = tiedHead.range.lowerBound
+        headBucketsReady = 0
+        prefaultNextHeadBucket()
+    }
+
+    /// Backward's report that the tied LM head's gradient `elements` (a range of `gradients`:
+    /// the rows of a finished vocabulary panel) are written for this micro-batch's head pass;
+    /// reports run up the head's range without gaps. Starts every head bucket now complete
+    /// (fp16: its pages released at once) and faults in the next one's unwritten pages. Ignored
+    /// without a tied head (an untied head's rows go with its group).
+    public func headRowsFinished(_ elements: Range<Int>) {
+        guard let tiedHead, !elements.isEmpty, tiedHead.range.contains(elements.lowerBound) else { return }
+        precondition(elements.lowerBound == headWritten && elements.upperBound <= tiedHead.range.upperBound,
+                     "headRowsFinished(\(elements)): the head's rows must be reported in order from \(headWritten)")
+        headWritten = elements.upperBound
+        while headBucketsReady < tiedHead.buckets.count,
+              buckets[tiedHead.buckets.lowerBound + headBucketsReady].range.upperBound <= headWritten {
+            schedule.bucketReady(tiedHead.buckets.lowerBound + headBucketsReady, start: start, complete: complete)
+            headBucketsReady += 1
+            prefaultNextHeadBucket()
+        }
+    }
+
+    /// Faults in the pages of the next head bucket not written yet (the written ones hold gradients).
+    private func prefaultNextHeadBucket() {
+        guard let tiedHead, headBucketsReady < tiedHead.buckets.count else { return }
+        let next = buckets[tiedHead.buckets.lowerBound + headBucketsReady].range
+        window.prefault(max(next.lowerBound, headWritten)..<next.upperBound)
     }
 
     /// The model's `groupFinished` callback: starts the buckets now complete, and faults in the
@@ -169,6 +209,7 @@ public final class PartitionedGradients: ShardGradientReduction {
     private func shardSlice(_ range: Range<Int>) -> Range<Int> { ParameterShards.slice(of: range, in: shard) }
 
     private func start(_ index: Int) -> BucketSchedule.Started {
+        bucketFilled?()
         let range = buckets[index].range
         let slice = UnsafeMutableBufferPointer(rebasing: gradients[range])
         let part = shardSlice(range)

@@ -113,11 +113,15 @@ public enum LabelLogProbs {
 
     /// The backward of `forwardPanelled`: overwrites `dHidden` and accumulates `dWeight` (layout
     /// of the whole head; `dWeight` may be nil), recomputing each panel's logits.
+    /// `panelFinished(rows)` runs after the last position chunk of each vocabulary panel, in
+    /// ascending order: `dWeight`'s rows `rows` receive nothing more from this call (ZeRO-2 sends
+    /// them then, instead of holding the whole `[vocab, hiddenSize]` gradient).
     public static func backwardPanelled(
         hidden: UnsafePointer<Float>, weightPanel: (Range<Int>) -> UnsafePointer<Float>, targets: UnsafePointer<Int32>,
         logSumExp: UnsafePointer<Float>, dLogps: UnsafePointer<Float>,
         dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
-        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>
+        positions: Int, hiddenSize: Int, vocab: Int, scratch: UnsafeMutablePointer<Float>,
+        panelFinished: ((Range<Int>) -> Void)? = nil
     ) {
         dHidden.update(repeating: 0, count: positions * hiddenSize)
         if positions == 0 { return }
@@ -131,6 +135,7 @@ public enum LabelLogProbs {
             Linear.backward(x: hidden + start * hiddenSize, weight: weight, dy: scratch,
                             dx: dHidden + start * hiddenSize, dWeight: dWeight.map { $0 + panel.lowerBound * hiddenSize },
                             tokens: rows, inFeatures: hiddenSize, outFeatures: panel.count)
+            if start + rows == positions { panelFinished?(panel) }
         }
     }
 

@@ -8,8 +8,12 @@ extension LlamaModel {
     /// Calls `groupFinished(g)` as each parameter group's gradient becomes final: L+1, L, ..., 1, 0.
     /// With LoRA adapters attached, `gradients` is the adapter vector (`trainableCount`), no base
     /// gradient is computed, and the groups are the layers' adapters: L-1, ..., 0.
+    /// `headRowsFinished(elements)` (full fine-tuning only) reports, as each vocabulary panel of
+    /// the LM head's backward ends, the elements of `gradients` holding that panel's rows of the
+    /// head's `[V, H]` gradient, in ascending order without gaps: nothing more is added to them
+    /// until, with tied embeddings, the embedding backward at the very end (ZeRO-2 sends them on).
     public func backward(dTokenLogps: UnsafeBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>,
-                         groupFinished: ((Int) -> Void)?) {
+                         groupFinished: ((Int) -> Void)?, headRowsFinished: ((Range<Int>) -> Void)? = nil) {
         guard let batch = lastInput, let arena, arena.capacity.saving, arena.rows == batch.rows, arena.seqLen == batch.seqLen else {
             preconditionFailure("backward needs a preceding forward(_, saveForBackward: true)")
         }
@@ -30,12 +34,17 @@ extension LlamaModel {
         gatherRows(arena.normed, indices, into: arena.labelledHidden.pointer, width: h)
         let dLabelLogps = arena.dLabelLogps!.pointer
         for (m, p) in batch.outputIndices.enumerated() { dLabelLogps[m] = dTokenLogps[p] }
+        // Vocabulary rows -> their elements of `gradients` (the head's [V, H] at lmHeadOffset).
+        let headOffset = lmHeadOffset
+        let panelFinished = adapters == nil ? headRowsFinished.map { report in
+            { (rows: Range<Int>) in report((headOffset + rows.lowerBound * h)..<(headOffset + rows.upperBound * h)) }
+        } : nil
         batch.labelledTargets.withUnsafeBufferPointer { t in
             LabelLogProbs.backwardPanelled(hidden: arena.labelledHidden.pointer, weightPanel: headPanel, targets: t.baseAddress!,
                                            logSumExp: arena.logSumExp.pointer, dLogps: dLabelLogps,
                                            dHidden: arena.dLabelledHidden!.pointer, dWeight: baseGradient(grad, lmHeadOffset),
                                            positions: indices.count, hiddenSize: h, vocab: c.vocabSize,
-                                           scratch: arena.logitsChunk.pointer)
+                                           scratch: arena.logitsChunk.pointer, panelFinished: panelFinished)
         }
         dNormed.update(repeating: 0, count: n * h)
         // Added, not copied: a shared prefix's last token is labelled once per completion.

@@ -145,7 +145,8 @@ struct BenchDPOCommand: ParsableCommand {
                 ("step_sys_s", f(result.medianStepSystemSeconds)), ("step_minor_faults", f(result.medianStepMinorFaults, 0)),
                 ("shared_reference", "\(sharedReference)"),
                 ("peak_rss_mb", f(result.peakResidentMB, 1)), ("step_peak_rss_mb", f(result.stepPeakResidentMB, 1)),
-                ("peak_pss_mb", f(result.peakPSSMB, 1)), ("shared_mb", f(result.sharedMB, 1)),
+                ("peak_pss_mb", f(result.peakPSSMB, 1)), ("step_peak_pss_mb", f(result.stepPeakPSSMB, 1)),
+                ("step_peak_pss_sample_rss_mb", f(result.stepPeakPSSSampleRSSMB, 1)), ("shared_mb", f(result.sharedMB, 1)),
                 ("setup_rss_mb", f(result.setupRSSMB, 1)), ("setup_pss_mb", f(result.setupPSSMB, 1)),
                 ("phases_s", "{\"data\": \(f(phases.data)), \"reference_forward\": \(f(phases.referenceForward)), "
                     + "\"policy_forward\": \(f(phases.policyForward)), \"backward\": \(f(phases.backward)), "

@@ -135,17 +135,69 @@ final class PartitionedGradientsTests: XCTestCase {
         }
     }
 
-    /// The tied plan: the head's own buckets first (ready with the head group), then the plan
-    /// with the bucket that crossed the head's end split there.
+    /// The tied plan: the head's own buckets first (ready with the head group, ascending: the
+    /// order the LM head's panels finish them), then the plan with the bucket that crossed the
+    /// head's end split there.
     func testTiedPlanSplitsTheBucketCrossingTheHeadsEnd() throws {
         let plan = try GradientBucket.plan(groupRanges: groupRanges, maxElements: 4_800)
         XCTAssertTrue(plan.contains { $0.range.contains(8_999) && $0.range.contains(9_000) }, "the test needs a crossing bucket")
         let (head, split) = try PartitionedGradients.tiedPlan(plan, head: groupRanges[0], headGroup: 4)
-        XCTAssertEqual(head.map(\.range), [4_200..<9_000, 0..<4_200])
+        XCTAssertEqual(head.map(\.range), [0..<4_200, 4_200..<9_000])
         XCTAssertTrue(head.allSatisfy { $0.groups == [4] })
         XCTAssertEqual(split.count, plan.count + 1)
         XCTAssertFalse(split.contains { $0.range.contains(8_999) && $0.range.contains(9_000) })
         XCTAssertEqual(split.map(\.range.count).reduce(0, +), total, "the split plan still covers every element once")
+    }
+
+    /// A tied head of 40 000 floats (39 pages) written in "vocabulary panels" of 1 000 floats and
+    /// reported panel by panel (`headRowsFinished`), as the LM head's backward does: each head
+    /// bucket (4 800 elements) goes as soon as its rows are done, so the window never holds
+    /// more of the head than a bucket and the pages at bucket ends; and the shard is
+    /// bit-identical to the unreported run's (head buckets started with the head's group), with
+    /// values that round (the next bucket's prefault must not touch rows already written).
+    func testTiedHeadReportedByPanelsGoesABucketAtATimeWithTheSameShard() throws {
+        let ranges = [0..<40_000, 40_000..<50_000, 50_000..<60_000, 60_000..<61_000]
+        let count = 61_000, panel = 1_000, pageFloats = Int(sysconf(Int32(_SC_PAGESIZE))) / 4
+        var random = TestRandom(seed: 17)
+        let head = random.array(count, scale: 3), rest = random.array(count, scale: 3)
+        for wireType in GradientReducer.WireType.allCases {
+            var shards: [[Float]] = []
+            for reported in [false, true] {
+                let world = MirroredCommunicator(size: 2)
+                world.testsToComplete = 1
+                let partitioned = try PartitionedGradients(
+                    communicator: world, count: count, groupRanges: ranges,
+                    bucketMegabytes: 4_800.0 * Double(wireType.bytes) / 1_048_576, wireType: wireType, tiedHead: ranges[0])
+                for _ in 0..<2 {  // a second micro-batch adds its means: the head pass must start over
+                    partitioned.beginBackward()
+                    var mostResident = 0
+                    for start in stride(from: 0, to: ranges[0].upperBound, by: panel) {
+                        for i in start..<(start + panel) { partitioned.gradients[i] += head[i] }
+                        if reported { partitioned.headRowsFinished(start..<(start + panel)); partitioned.progress() }
+                        mostResident = max(mostResident, residentPages(partitioned.window))
+                    }
+                    if reported {
+                        // The bucket being written (5 pages, its unwritten rows prefaulted), its two end
+                        // pages, and one page each of the 8 buckets sent before it (shared with a neighbour).
+                        let bound = 4_800 / pageFloats + 1 + 2 + 8
+                        XCTAssertLessThanOrEqual(mostResident, bound, "\(wireType): the head's pages held at once")
+                    } else {
+                        XCTAssertGreaterThanOrEqual(mostResident, 40_000 / pageFloats, "\(wireType): unreported, the whole head is held")
+                    }
+                    for group in ranges.indices.reversed().dropLast() {
+                        for i in ranges[group] { partitioned.gradients[i] += rest[i] }
+                        partitioned.groupReady(group)
+                    }
+                    for i in ranges[0] { partitioned.gradients[i] += rest[i] }
+                    partitioned.groupReady(0)
+                    XCTAssertFalse(partitioned.finish().nonFinite)
+                }
+                shards.append(Array(partitioned.shardGradients))
+                partitioned.beginStep()
+            }
+            XCTAssertEqual(shards[1], shards[0], "\(wireType): reported panel by panel, the shard is bit-identical")
+            XCTAssertNotEqual(shards[0].first, 0)
+        }
     }
 
     /// An inf in the second micro-batch is reported: fp32 finds it before sending (here on

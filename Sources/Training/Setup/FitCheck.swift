@@ -90,17 +90,16 @@ enum FitCheck {
     }
 
     /// `--zero 2`'s fp32 gradients on one rank (`PartitionedGradients`): the shard, plus the
-    /// window pages written and not yet sent at once: the largest of a bucket, a group (backward
-    /// writes a group whole before its buckets go) and a tied LM head's [V, H] (whole at the start
-    /// of backward, sent before the layers' buckets fill), with fp32 on the wire two more buckets
-    /// in flight, and the embedding rows the batch's tokens touch.
+    /// window pages written and not yet sent at once: the larger of a bucket and a group (backward
+    /// writes a group whole before its buckets go; an untied LM head is in the last group; a tied
+    /// one goes a bucket at a time as its vocabulary panels finish), with fp32 on the wire two more
+    /// buckets in flight, and the embedding rows the batch's tokens touch.
     static func partitionedGradientCount(_ p: TrainingParameters, config: LlamaConfig, trained: Int, worldSize: Int, tokens: Int) -> Int {
         let layout = ParameterLayout(config: config)
         let wire = p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32)
         let bucket = min(trained, Int(p.bucketMegabytes * 1024 * 1024) / wire.bytes)
         let largestGroup = layout.groupRanges.dropFirst().map(\.count).max() ?? 0
-        let head = config.tieWordEmbeddings ? config.vocabSize * config.hiddenSize : 0
-        let window = max(bucket, largestGroup, head) + (wire == .fp32 ? 2 * bucket : 0) + min(tokens, config.vocabSize) * config.hiddenSize
+        let window = max(bucket, largestGroup) + (wire == .fp32 ? 2 * bucket : 0) + min(tokens, config.vocabSize) * config.hiddenSize
         return (trained + worldSize - 1) / worldSize + min(trained, window)
     }
 

@@ -80,6 +80,12 @@ public final class DPOStep {
     public var stepIndex: Int
     /// Test-only (fault injection); nil in every product run.
     public var faults: StepFaults?
+    /// The bench's peak-memory probe (nil in training): called where a step's resident memory
+    /// peaks, at the start of each policy backward (every activation saved) and, with `--zero 2`,
+    /// as each gradient bucket is about to go (its window pages all written).
+    public var memoryProbe: (() -> Void)? {
+        didSet { partitioned?.bucketFilled = memoryProbe }
+    }
 
     /// The flat gradient buffer [P]; `reducer` keeps its address, so it is allocated once and never moves.
     /// [0] with `--zero 2` on several ranks: backward then writes into `partitioned.window`.
@@ -250,8 +256,12 @@ public final class DPOStep {
         let groupReady: (Int) -> Void
         if let sharded { groupReady = { sharded.groupReady($0) } } else { let reducer = reducer!; groupReady = { reducer.groupReady($0) } }
         partitioned?.beginBackward()
+        memoryProbe?()
+        // --zero 2: a tied head's rows are sent a bucket at a time as its vocabulary panels finish.
+        let headRows = partitioned.map { partitioned in { (rows: Range<Int>) in partitioned.headRowsFinished(rows) } }
         dTokens.withUnsafeBufferPointer { d in
-            policy.backward(dTokenLogps: d, gradients: gradients, groupFinished: reduce ? groupReady : nil)
+            policy.backward(dTokenLogps: d, gradients: gradients, groupFinished: reduce ? groupReady : nil,
+                            headRowsFinished: reduce ? headRows : nil)
         }
         mark(\.backward)
         return result.objective

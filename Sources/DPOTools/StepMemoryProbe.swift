@@ -1,0 +1,39 @@
+import Foundation
+import Llama
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The bench's sample of PSS at a step's peak (`DPOStep.memoryProbe`: the start of each policy
+/// backward, and with `--zero 2` each gradient bucket about to go). PSS sampled after the step
+/// misses `--zero 2`'s peak (its gradient window pages are gone by then); VmHWM catches it but
+/// counts the host's shared reference in full in each rank.
+///
+/// A sample reads `/proc/self/smaps_rollup` (about 2 ms of CPU for a 2.5 GB process, a walk of
+/// its page tables); the probe counts the CPU seconds it spent so the bench can leave them out
+/// of the step's CPU time.
+final class StepMemoryProbe {
+    /// Largest PSS and the RSS of that sample, KiB (0 before any sample).
+    private(set) var peak = MemoryRollup()
+    private(set) var samples = 0
+    /// CPU (user + system) and system seconds the samples took, this thread.
+    private(set) var cpuSeconds = 0.0, systemSeconds = 0.0
+
+    func sample() {
+        let before = Self.threadUsage()
+        let now = MemoryRollup.current()
+        if now.pss > peak.pss { peak = now }
+        samples += 1
+        let after = Self.threadUsage()
+        cpuSeconds += after.cpu - before.cpu
+        systemSeconds += after.system - before.system
+    }
+
+    /// This thread's CPU and system seconds so far (`getrusage(RUSAGE_THREAD)`; zeros where unavailable).
+    private static func threadUsage() -> (cpu: Double, system: Double) {
+        var usage = rusage()
+        guard getrusage(1 /* RUSAGE_THREAD (Linux) */, &usage) == 0 else { return (0, 0) }
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return (seconds(usage.ru_utime) + seconds(usage.ru_stime), seconds(usage.ru_stime))
+    }
+}
