@@ -33,6 +33,13 @@ enum TrainingSetup {
         if communicator.rank == 0 { ShutdownSignal.setImmediateNote(StartupStopNote.afterOutput) }
         let runLock = communicator.rank == 0 ? try RunLock.acquire(outputDirectory: URL(fileURLWithPath: p.outputDirectory)) : nil
         if let warning = runLock?.warning { events.message(warning) }
+        // An interrupted save is undone before any rank looks for the checkpoint to resume: a
+        // final/ moved aside for its replacement is complete again (else --resume auto would
+        // start fresh and overwrite it, and a fresh run would not see that OUT holds a run).
+        if communicator.rank == 0 {
+            for line in CheckpointStore(outputDirectory: URL(fileURLWithPath: p.outputDirectory)).recoverInterruptedSaves() { events.message(line) }
+        }
+        communicator.barrier()
         let restored = try ResumePoint.resolve(&p, inputs: inputs, worldSize: communicator.size, rank: communicator.rank, events: events)
         if restored != nil { timeline.mark("resume") }
         let plan = try RunPlan(p, pairs: inputs.train, communicator: communicator, restored: restored)
@@ -60,17 +67,15 @@ enum TrainingSetup {
             evalReference: models.evalReference, sink: sink, runLock: runLock, dataCounts: inputs.counts)
     }
 
-    /// OUT: writable, space for a checkpoint, earlier interrupted saves cleaned, newer lines set
-    /// aside on resume, the resolved configuration written (rank 0).
+    /// OUT: writable, space for a checkpoint, newer lines set aside on resume, the resolved
+    /// configuration written (rank 0; interrupted saves were undone before the resume choice).
     static func prepareOutput(
         _ p: TrainingParameters, parameterCount: Int, restored: ResumePoint?, events: TrainingEvents
     ) throws {
         let outputURL = URL(fileURLWithPath: p.outputDirectory)
-        let store = CheckpointStore(outputDirectory: outputURL)
         let bytesPerSavedWeight = p.saveDType == .fp32 ? 4 : 2
         let checkpointBytes = parameterCount * (bytesPerSavedWeight + (p.optimizer.kind == .adamw ? 12 : 4)) + (1 << 20)
         try CheckpointStore.prepareOutputDirectory(outputURL, requiredBytes: checkpointBytes)
-        for line in store.recoverInterruptedSaves() { events.message(line) }
         if let restored {
             for line in try RunLineage.setAsideNewer(than: restored.state.globalStep, resumeDirectory: restored.directory, outputDirectory: outputURL) {
                 events.message(line)
