@@ -41,6 +41,7 @@ enum TrainingSetup {
         }
         communicator.barrier()
         let restored = try ResumePoint.resolve(&p, inputs: inputs, worldSize: communicator.size, rank: communicator.rank, events: events)
+        if communicator.size > 1 { try checkSameResume(restored, communicator: communicator) }
         if restored != nil { timeline.mark("resume") }
         let plan = try RunPlan(p, pairs: inputs.train, communicator: communicator, restored: restored)
         if communicator.rank == 0 { try prepareOutput(p, parameterCount: inputs.trainableCount, restored: restored, events: events) }
@@ -65,6 +66,27 @@ enum TrainingSetup {
             parameters: p, communicator: communicator, config: inputs.config, trainPairs: inputs.train, evalPairs: inputs.eval,
             paddingId: inputs.paddingId, plan: plan, state: models.state, restoredState: restored?.state, step: models.step,
             evalReference: models.evalReference, sink: sink, runLock: runLock, dataCounts: inputs.counts)
+    }
+
+    /// Every rank resumes the same checkpoint (path, step and manifest), or none. Each rank reads
+    /// OUT itself: one that sees another directory (a node-local disk, a relative --out under
+    /// another working directory) would start at another step and mix other steps' data into
+    /// the same all-reduces, then hang at the end.
+    static func checkSameResume(_ restored: ResumePoint?, communicator: Communicator) throws {
+        let mine = restored.map { point -> String in
+            let manifest = FileManager.default.contents(atPath: point.directory.appendingPathComponent(CheckpointStore.manifestName).path) ?? Data()
+            return "\(point.directory.path) at step \(point.state.globalStep)\n\(SHA256.hex(manifest))"
+        } ?? "none (a fresh start)\n"
+        let all = communicator.allGather(Array(mine.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        guard all.contains(where: { $0 != all[0] }) else { return }
+        let choices = all.enumerated().filter { $0.offset == 0 || $0.element != all[0] }.map { rank, choice in
+            let place = choice.split(separator: "\n", omittingEmptySubsequences: false)
+            let sameName = rank > 0 && place.first == all[0].split(separator: "\n", omittingEmptySubsequences: false).first
+            return "rank \(rank) from \(place.first ?? "")" + (sameName ? " (other contents)" : "")
+        }
+        throw TrainingError.checkpoint(
+            "the ranks would resume from different checkpoints: \(choices.joined(separator: ", ")); every rank must see the same "
+                + "--out: put it on a file system all ranks share, and give it as an absolute path")
     }
 
     /// OUT: writable, space for a checkpoint, newer lines set aside on resume, the resolved
