@@ -3,7 +3,7 @@ import Foundation
 /// This process's memory from `/proc/self/smaps_rollup` (Linux; zeros elsewhere), in KiB.
 ///
 /// `rss` counts every resident page mapped, so pages several processes share (a host's shared
-/// reference in /dev/shm) count in full in each; `pss` divides each page by the processes
+/// reference in shared memory) count in full in each; `pss` divides each page by the processes
 /// mapping it, so the host's ranks' `pss` add up to what the host holds.
 public struct MemoryRollup: Equatable, Sendable {
     public var rss = 0

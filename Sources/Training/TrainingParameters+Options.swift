@@ -187,7 +187,7 @@ extension TrainingParameters {
                    + "(exact: the same gradients; much less activation memory for about one more policy forward of time)")
             { $0.gradientCheckpointing = try bool("gradient-checkpointing", $1) },
         Option(name: "shared-reference", valueName: "true|false", defaultValue: "true",
-               help: "Ranks on one host share one read-only copy of the reference model (mapped from /dev/shm, removed once mapped); "
+               help: "Ranks on one host share one read-only copy of the reference model (in nameless shared memory: nothing is left behind); "
                    + "not used with --precompute-ref")
             { $0.sharedReference = try bool("shared-reference", $1) },
         Option(name: "force", valueName: "true|false", defaultValue: "false",

@@ -84,7 +84,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     /// (`--gradient-checkpointing`), default off: exact (bit-identical gradients), less activation
     /// memory, about one more policy forward of time.
     public var gradientCheckpointing: Bool = false
-    /// Ranks on one host map one read-only copy of the frozen reference from /dev/shm
+    /// Ranks on one host map one read-only copy of the frozen reference in shared memory
     /// (`--shared-reference`), default on; not used with `--precompute-ref` (the model is freed).
     public var sharedReference: Bool = true
     /// Start even when the fit check estimates that a rank's peak memory exceeds what is available (`--force`), default off.

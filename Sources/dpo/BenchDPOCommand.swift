@@ -73,7 +73,7 @@ struct BenchDPOCommand: ParsableCommand {
     var bucketMb: Double = 25
     @Option(help: "ZeRO stage: 0 = whole optimizer state on every rank, 1 = sharded over ranks (reduce-scatter + all-gather), 2 = the gradients sharded too.")
     var zero: Int = 0
-    @Option(help: "Ranks of a host map one reference copy from /dev/shm (true|false), as the trainer's --shared-reference.")
+    @Option(help: "Ranks of a host map one reference copy in shared memory (true|false), as the trainer's --shared-reference.")
     var sharedReference = false
 
     func validate() throws {

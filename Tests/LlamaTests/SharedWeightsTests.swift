@@ -4,23 +4,25 @@ import TestSupport
 @testable import Llama
 
 /// `SharedWeights`: a reference running on a mapped read-only copy gives bit-identical
-/// log-probs to one holding its own weights (fp32 and fp16), and the name can go while mapped.
+/// log-probs to one holding its own weights (fp32 and fp16); the file has no name, and the
+/// creator's descriptor can go while mapped.
 final class SharedWeightsTests: XCTestCase {
     func testModelOnSharedWeightsGivesBitIdenticalLogps() throws {
         let c = ModelTestSupport.config(tied: false)
         let weights = ModelTestSupport.weights(ParameterLayout(config: c), seed: 8)
         let batch = ModelTestSupport.batch(vocab: c.vocabSize, seed: 2)
         for precision in [Precision.fp32, .fp16] {
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("shared-\(UUID().uuidString)").path
-            let created = try weights.withUnsafeBufferPointer { try SharedWeights.create(path: path, weights: $0, precision: precision) }
-            // A second creator of the same name is refused (O_EXCL): two jobs never share by accident.
-            XCTAssertThrowsError(try weights.withUnsafeBufferPointer { try SharedWeights.create(path: path, weights: $0, precision: precision) })
-            let opened = try SharedWeights.open(path: path, count: weights.count, precision: precision)
-            XCTAssertThrowsError(try SharedWeights.open(path: path, count: weights.count + 1, precision: precision)) { error in
+            let created = try weights.withUnsafeBufferPointer { try SharedWeights.create(weights: $0, precision: precision) }
+            // Opened through the creator's descriptor: a file in memory with no name anywhere.
+            XCTAssertTrue(created.address.hasPrefix("/proc/\(getpid())/fd/"), created.address)
+            XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: created.address), "/memfd:dpo-reference (deleted)")
+            let opened = try SharedWeights.open(address: created.address, count: weights.count, precision: precision)
+            XCTAssertThrowsError(try SharedWeights.open(address: created.address, count: weights.count + 1, precision: precision)) { error in
                 XCTAssertTrue("\(error)".contains("expected"), "\(error)")
             }
-            created.unlinkName()
-            XCTAssertFalse(FileManager.default.fileExists(atPath: path), "the name goes; the mappings stay")
+            created.closeDescriptor()
+            XCTAssertThrowsError(try SharedWeights.open(address: created.address, count: weights.count, precision: precision),
+                                 "the descriptor goes; the mappings stay")
             let privateModel = try ModelTestSupport.model(c, precision: precision, trainable: false, weights: weights)
             let expected = privateModel.forward(batch, saveForBackward: false)
             for shared in [created, opened] {

@@ -120,6 +120,45 @@ final class FitCheckTests: XCTestCase {
         }
     }
 
+    /// A limit on this process's own cgroup, below the root of /sys/fs/cgroup: a Slurm job's
+    /// `--mem` (cgroup v2, no cgroup namespace: the root has no memory.max) and a v1 memory
+    /// cgroup like this host's. Before, only the root's files were read, so the fit check passed
+    /// a run that the job's limit then killed. The tightest level from the process's cgroup up wins.
+    func testAvailableMemoryReadsTheLimitOfThisProcesssOwnCgroup() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("fit-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        func write(_ path: String, _ text: String) throws {
+            let url = root.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+        }
+        try write("proc/meminfo", "MemTotal:       24000000 kB\nMemAvailable:    8000000 kB\n")
+        try write("proc/self/cgroup", "0::/system.slice/slurmstepd.scope/job_7/step_0\n")
+        let job = "sys/fs/cgroup/system.slice/slurmstepd.scope/job_7"
+        try write("\(job)/memory.max", "2000000000\n")
+        try write("\(job)/memory.current", "300000000\n")
+        try write("\(job)/step_0/memory.max", "max\n")
+        try write("\(job)/step_0/memory.current", "100000000\n")
+        XCTAssertEqual(try AvailableMemory.current(environment: [:], root: root.path),
+                       AvailableMemory(bytes: 1_700_000_000, source: "cgroup v2 memory.max of /system.slice/slurmstepd.scope/job_7"))
+        // The step's own limit, tighter, wins.
+        try write("\(job)/step_0/memory.max", "1000000000\n")
+        XCTAssertEqual(try AvailableMemory.current(environment: [:], root: root.path),
+                       AvailableMemory(bytes: 900_000_000, source: "cgroup v2 memory.max of /system.slice/slurmstepd.scope/job_7/step_0"))
+
+        // cgroup v1: the memory controller's line names the path (other controllers' lines are "/").
+        try write("proc/self/cgroup", "4:memory:/process_api/abc\n3:cpuset:/\n0::/\n")
+        try write("sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n")
+        try write("sys/fs/cgroup/memory/memory.usage_in_bytes", "5000000000\n")
+        try write("sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes", "600000000\n")
+        try write("sys/fs/cgroup/memory/process_api/abc/memory.usage_in_bytes", "200000000\n")
+        XCTAssertEqual(try AvailableMemory.current(environment: [:], root: root.path),
+                       AvailableMemory(bytes: 400_000_000, source: "cgroup v1 memory.limit_in_bytes of /process_api/abc"))
+        // A path that is not under the mount (a container's own cgroup mounted as the root) leaves the root's figures.
+        try write("proc/self/cgroup", "4:memory:/docker/0123\n")
+        XCTAssertEqual(try AvailableMemory.current(environment: [:], root: root.path)?.source, "MemAvailable")
+    }
+
     /// The real binary: refused before anything is written to OUT; `--force` trains anyway.
     func testTrainRefusesBeforeLoadingAndForceStartsAnyway() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("fit-\(UUID().uuidString)")

@@ -67,6 +67,11 @@ void dpo_swiglu_forward(const float *gate, const float *up, float *out, size_t n
 /// dup = dout * silu(gate); dgate = dout * up * s * (1 + gate * (1 - s)), s = sigmoid(gate).
 void dpo_swiglu_backward(const float *gate, const float *up, const float *dout, float *dgate, float *dup, size_t n);
 
+/// A new file in shared memory without a name (memfd_create, close-on-exec; `label` shows in
+/// /proc/PID/fd): another process of the host opens it as /proc/PID/fd/N while this one holds
+/// it, and it goes with the last descriptor or mapping. -1 with errno on failure.
+int dpo_anonymous_shared_file(const char *label);
+
 #ifdef __cplusplus
 }
 #endif

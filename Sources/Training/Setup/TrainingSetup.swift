@@ -33,7 +33,15 @@ enum TrainingSetup {
         if communicator.rank == 0 { ShutdownSignal.setImmediateNote(StartupStopNote.afterOutput) }
         let runLock = communicator.rank == 0 ? try RunLock.acquire(outputDirectory: URL(fileURLWithPath: p.outputDirectory)) : nil
         if let warning = runLock?.warning { events.message(warning) }
+        // An interrupted save is undone before any rank looks for the checkpoint to resume: a
+        // final/ moved aside for its replacement is complete again (else --resume auto would
+        // start fresh and overwrite it, and a fresh run would not see that OUT holds a run).
+        if communicator.rank == 0 {
+            for line in CheckpointStore(outputDirectory: URL(fileURLWithPath: p.outputDirectory)).recoverInterruptedSaves() { events.message(line) }
+        }
+        communicator.barrier()
         let restored = try ResumePoint.resolve(&p, inputs: inputs, worldSize: communicator.size, rank: communicator.rank, events: events)
+        if communicator.size > 1 { try checkSameResume(restored, communicator: communicator) }
         if restored != nil { timeline.mark("resume") }
         let plan = try RunPlan(p, pairs: inputs.train, communicator: communicator, restored: restored)
         if communicator.rank == 0 { try prepareOutput(p, parameterCount: inputs.trainableCount, restored: restored, events: events) }
@@ -60,17 +68,36 @@ enum TrainingSetup {
             evalReference: models.evalReference, sink: sink, runLock: runLock, dataCounts: inputs.counts)
     }
 
-    /// OUT: writable, space for a checkpoint, earlier interrupted saves cleaned, newer lines set
-    /// aside on resume, the resolved configuration written (rank 0).
+    /// Every rank resumes the same checkpoint (path, step and manifest), or none. Each rank reads
+    /// OUT itself: one that sees another directory (a node-local disk, a relative --out under
+    /// another working directory) would start at another step and mix other steps' data into
+    /// the same all-reduces, then hang at the end.
+    static func checkSameResume(_ restored: ResumePoint?, communicator: Communicator) throws {
+        let mine = restored.map { point -> String in
+            let manifest = FileManager.default.contents(atPath: point.directory.appendingPathComponent(CheckpointStore.manifestName).path) ?? Data()
+            return "\(point.directory.path) at step \(point.state.globalStep)\n\(SHA256.hex(manifest))"
+        } ?? "none (a fresh start)\n"
+        let all = communicator.allGather(Array(mine.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        guard all.contains(where: { $0 != all[0] }) else { return }
+        let choices = all.enumerated().filter { $0.offset == 0 || $0.element != all[0] }.map { rank, choice in
+            let place = choice.split(separator: "\n", omittingEmptySubsequences: false)
+            let sameName = rank > 0 && place.first == all[0].split(separator: "\n", omittingEmptySubsequences: false).first
+            return "rank \(rank) from \(place.first ?? "")" + (sameName ? " (other contents)" : "")
+        }
+        throw TrainingError.checkpoint(
+            "the ranks would resume from different checkpoints: \(choices.joined(separator: ", ")); every rank must see the same "
+                + "--out: put it on a file system all ranks share, and give it as an absolute path")
+    }
+
+    /// OUT: writable, space for a checkpoint, newer lines set aside on resume, the resolved
+    /// configuration written (rank 0; interrupted saves were undone before the resume choice).
     static func prepareOutput(
         _ p: TrainingParameters, parameterCount: Int, restored: ResumePoint?, events: TrainingEvents
     ) throws {
         let outputURL = URL(fileURLWithPath: p.outputDirectory)
-        let store = CheckpointStore(outputDirectory: outputURL)
         let bytesPerSavedWeight = p.saveDType == .fp32 ? 4 : 2
         let checkpointBytes = parameterCount * (bytesPerSavedWeight + (p.optimizer.kind == .adamw ? 12 : 4)) + (1 << 20)
         try CheckpointStore.prepareOutputDirectory(outputURL, requiredBytes: checkpointBytes)
-        for line in store.recoverInterruptedSaves() { events.message(line) }
         if let restored {
             for line in try RunLineage.setAsideNewer(than: restored.state.globalStep, resumeDirectory: restored.directory, outputDirectory: outputURL) {
                 events.message(line)
