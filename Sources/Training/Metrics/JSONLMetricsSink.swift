@@ -9,27 +9,40 @@ public final class JSONLMetricsSink: MetricsSink {
     public let url: URL
     private let file: AppendingFile
 
-    /// Creates (or truncates) the file at `url`, creating its directory if needed.
+    /// Creates (or truncates) the file at `url`, creating its directory if needed; or, resuming,
+    /// replaces it by its kept lines and appends after them.
     ///
     /// - Parameter keepingStepsThrough: when resuming from a checkpoint at this step, the lines
     ///   of an existing file with `step <= keepingStepsThrough` are kept (verbatim) and later
     ///   ones dropped, so the file continues where the checkpoint left off.
     public init(url: URL, keepingStepsThrough resumeStep: Int? = nil) throws {
         self.url = url
-        var kept: [UInt8] = []
-        if let resumeStep, FileManager.default.fileExists(atPath: url.path) {
-            let text = try String(decoding: Data(contentsOf: url), as: UTF8.self)
-            for (index, line) in text.split(separator: "\n").enumerated()
-            where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-                let record: MetricsLog.Record
-                do { record = try MetricsLog.parseRecord(Array(line.utf8)) } catch let error as MetricsError {
-                    throw MetricsError("\(url.path):\(index + 1): \(error.message); move the file away to start a fresh log")
-                }
-                if record.step <= resumeStep { kept += Array(line.utf8) + [0x0A] }
-            }
+        guard let resumeStep, FileManager.default.fileExists(atPath: url.path) else {
+            self.file = try AppendingFile(creating: url)
+            return
         }
-        self.file = try AppendingFile(creating: url)
-        if !kept.isEmpty { try file.write(kept) }
+        var kept: [UInt8] = []
+        let text = try String(decoding: Data(contentsOf: url), as: UTF8.self)
+        for (index, line) in text.split(separator: "\n").enumerated()
+        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            let record: MetricsLog.Record
+            do { record = try MetricsLog.parseRecord(Array(line.utf8)) } catch let error as MetricsError {
+                throw MetricsError("\(url.path):\(index + 1): \(error.message); move the file away to start a fresh log")
+            }
+            if record.step <= resumeStep { kept += Array(line.utf8) + [0x0A] }
+        }
+        // Replaced by one rename, never truncated and rewritten: a kill meanwhile (start-up ends at
+        // once on Ctrl-C) leaves the old file whole, not empty or cut. The `.tmp-` name is one the
+        // next run's start removes (CheckpointStore.recoverInterruptedSaves).
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".tmp-\(url.lastPathComponent)-\(getpid())")
+        do {
+            try Data(kept).write(to: temporary)
+            guard rename(temporary.path, url.path) == 0 else { throw MetricsError(String(cString: strerror(errno))) }
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw MetricsError("cannot rewrite \(url.path): \(error); check that the output directory is writable and not full")
+        }
+        self.file = try AppendingFile(appendingTo: url)
     }
 
     public func log(step: Int, metrics: [(name: String, value: Double)]) throws {

@@ -93,6 +93,18 @@ final class AppendingFile {
         }
     }
 
+    /// Opens an existing file to append to its end.
+    init(appendingTo url: URL) throws {
+        self.url = url
+        do {
+            let handle = try FileHandle(forWritingTo: url)
+            try handle.seekToEnd()
+            self.handle = handle
+        } catch {
+            throw MetricsError("cannot open \(url.path) for writing: \(error.localizedDescription)")
+        }
+    }
+
     func write(_ bytes: [UInt8]) throws {
         guard let handle else { throw MetricsError("\(url.path) was already closed; log before close()") }
         do {

@@ -58,6 +58,8 @@ enum StepBuilder {
         if let restored {
             let c = restored.contents
             try optimizer.restore(stepCount: c.optimizerStep, firstMoment: c.firstMoment, secondMoment: c.secondMoment)
+            // A checkpoint of the other precision (--allow-changed-config) scales as this run's precision does.
+            state.lossScaler = state.lossScaler.switched(enabled: p.precision == .fp16)
         } else {
             state.lossScaler = DynamicLossScaler(enabled: p.precision == .fp16)
         }

@@ -25,6 +25,16 @@ public struct DynamicLossScaler: Codable, Equatable, Sendable {
         self.growthInterval = growthInterval
     }
 
+    /// This scaler for a run resumed under another precision (`--allow-changed-config`): scaling
+    /// switched on at the initial scale (fp32 -> fp16) or off (fp16 -> fp32); the skip counts kept.
+    public func switched(enabled: Bool) -> DynamicLossScaler {
+        guard enabled != self.enabled else { return self }
+        var next = DynamicLossScaler(enabled: enabled, growthInterval: growthInterval)
+        next.consecutiveSkips = consecutiveSkips
+        next.totalSkips = totalSkips
+        return next
+    }
+
     /// Records the outcome of a step; returns whether its update may be applied.
     @discardableResult
     public mutating func update(gradientsFinite: Bool) -> Bool {
