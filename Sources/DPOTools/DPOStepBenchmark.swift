@@ -150,9 +150,10 @@ public enum DPOStepBenchmark {
             let result = try step.step(microBatches: [batch], learningRate: 1e-6)
             // The slowest rank's wall time (the all-reduces inside the step keep the ranks together).
             stepSeconds.append(communicator.max(Int64((DPOStep.seconds(clock.now - start) * 1e9).rounded())).asSeconds)
-            cpuSeconds.append(ModelBenchmark.processCPUSeconds() - cpuStart - (probe.cpuSeconds - probeStart.cpu))
+            // Less the probe's samples (thread figures: their tick rounding can exceed the process's, hence the floor at 0).
+            cpuSeconds.append(max(0, ModelBenchmark.processCPUSeconds() - cpuStart - (probe.cpuSeconds - probeStart.cpu)))
             let usage = ResourceUsage.now() - usageStart
-            systemSeconds.append(usage.systemSeconds - (probe.systemSeconds - probeStart.system))
+            systemSeconds.append(max(0, usage.systemSeconds - (probe.systemSeconds - probeStart.system)))
             if index >= o.warmupSteps { probe.sample() }  // the step's end too (after its CPU reading)
             minorFaults.append(Double(usage.minorFaults))
             phases.append(result.phases)

@@ -93,7 +93,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     public var maxSkippedSteps: Int = 10
     /// Size of a gradient all-reduce bucket in MiB (`--bucket-mb`), default nil =
     /// `defaultBucketMegabytes(zero:)`: 25, or 4 with `--zero 2` (its window pages and fp16
-    /// staging scale with the bucket: 123 MB less VmHWM per rank on SmolLM2-135M, README "ZeRO-2").
+    /// staging scale with the bucket: about 120 MB less VmHWM per rank on SmolLM2-135M, README "ZeRO-2").
     public var bucketMegabytes: Double?
     /// The bucket size in MiB this run uses: `--bucket-mb`, else the `--zero` stage's default.
     public var resolvedBucketMegabytes: Double { bucketMegabytes ?? Self.defaultBucketMegabytes(zero: zero) }
