@@ -24,7 +24,7 @@ extension DPOStepBenchmark {
         var defaults = TrainingParameters()
         defaults.precision = o.precision
         let options = DPOStep.Options(
-            loss: defaults.loss, maxGradNorm: defaults.maxGradNorm, sharePrompt: o.sharePrompt, bucketMegabytes: defaults.bucketMegabytes,
+            loss: defaults.loss, maxGradNorm: defaults.maxGradNorm, sharePrompt: o.sharePrompt, bucketMegabytes: defaults.resolvedBucketMegabytes,
             wireType: o.precision == .fp16 ? .fp16 : .fp32)
         let master = LoRAAdapters.initialWeights(layout: adapters.layout, seed: 1)
         return try DPOStep(

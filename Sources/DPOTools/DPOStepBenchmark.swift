@@ -34,9 +34,12 @@ public enum DPOStepBenchmark {
         public var threads: Int?
         public var warmupSteps = 1
         public var timedSteps = 3
-        /// Gradients on the wire between ranks (nil: the trainer's default for `precision`) and bucket size.
+        /// Gradients on the wire between ranks (nil: the trainer's default for `precision`) and bucket
+        /// size (nil: the trainer's default for `zeroStage`, `TrainingParameters.defaultBucketMegabytes`).
         public var allreduceDType: GradientReducer.WireType?
-        public var bucketMegabytes: Double = 25
+        public var bucketMegabytes: Double?
+        /// The bucket size the step uses.
+        public var resolvedBucketMegabytes: Double { bucketMegabytes ?? TrainingParameters.defaultBucketMegabytes(zero: zeroStage) }
         /// LoRA rank on all seven projections (0: full fine-tuning); the reference is then the base.
         public var loraRank = 0
         /// `--zero`: 1 = ZeRO stage 1 (optimizer state sharded over ranks); 2 = stage 2 (gradients too).
@@ -147,9 +150,11 @@ public enum DPOStepBenchmark {
             let result = try step.step(microBatches: [batch], learningRate: 1e-6)
             // The slowest rank's wall time (the all-reduces inside the step keep the ranks together).
             stepSeconds.append(communicator.max(Int64((DPOStep.seconds(clock.now - start) * 1e9).rounded())).asSeconds)
-            cpuSeconds.append(ModelBenchmark.processCPUSeconds() - cpuStart - (probe.cpuSeconds - probeStart.cpu))
+            // Less the probe's samples (thread figures: their tick rounding can exceed the process's, hence the floor at 0).
+            cpuSeconds.append(max(0, ModelBenchmark.processCPUSeconds() - cpuStart - (probe.cpuSeconds - probeStart.cpu)))
             let usage = ResourceUsage.now() - usageStart
-            systemSeconds.append(usage.systemSeconds - (probe.systemSeconds - probeStart.system))
+            systemSeconds.append(max(0, usage.systemSeconds - (probe.systemSeconds - probeStart.system)))
+            if index >= o.warmupSteps { probe.sample() }  // the step's end too (after its CPU reading)
             minorFaults.append(Double(usage.minorFaults))
             phases.append(result.phases)
             if index == steps - 1 { timedPeakMB = ModelBenchmark.peakResidentMB() }
@@ -301,7 +306,7 @@ public enum DPOStepBenchmark {
         var defaults = TrainingParameters()
         defaults.precision = o.precision
         let options = DPOStep.Options(
-            loss: defaults.loss, maxGradNorm: defaults.maxGradNorm, sharePrompt: o.sharePrompt, bucketMegabytes: o.bucketMegabytes,
+            loss: defaults.loss, maxGradNorm: defaults.maxGradNorm, sharePrompt: o.sharePrompt, bucketMegabytes: o.resolvedBucketMegabytes,
             wireType: o.allreduceDType ?? (o.precision == .fp16 ? .fp16 : .fp32), zeroStage: o.zeroStage)
         let shard = ParameterShards.ranges(total: weights.count, ranks: communicator.size)[communicator.rank]
         return try DPOStep(

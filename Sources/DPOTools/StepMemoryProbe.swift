@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// The bench's sample of PSS at a step's peak (`DPOStep.memoryProbe`: the start of each policy
-/// backward, and with `--zero 2` each gradient bucket about to go). PSS sampled after the step
+/// backward and each gradient bucket about to go; the bench adds the step's end). PSS sampled after the step
 /// misses `--zero 2`'s peak (its gradient window pages are gone by then); VmHWM catches it but
 /// counts the host's shared reference in full in each rank.
 ///

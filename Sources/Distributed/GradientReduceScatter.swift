@@ -103,7 +103,12 @@ public final class GradientReduceScatter {
     /// Where this rank's part of bucket `range` lands in `shardGradients`.
     private func shardSlice(_ range: Range<Int>) -> Range<Int> { ParameterShards.slice(of: range, in: shard) }
 
+    /// Called as each bucket is about to go, its gradients all written: the bench's peak-memory
+    /// probe (`DPOStep.memoryProbe`); nil in training.
+    public var bucketFilled: (() -> Void)?
+
     private func start(_ index: Int) -> BucketSchedule.Started {
+        bucketFilled?()
         let range = buckets[index].range
         let slice = UnsafeMutableBufferPointer(rebasing: gradients[range])
         let target = UnsafeMutableBufferPointer(rebasing: shardGradients[shardSlice(range)])

@@ -104,7 +104,12 @@ public final class GradientReducer {
 
     // MARK: - Buckets
 
+    /// Called as each bucket is about to go, its gradients all written: the bench's peak-memory
+    /// probe (`DPOStep.memoryProbe`); nil in training.
+    public var bucketFilled: (() -> Void)?
+
     private func start(_ index: Int) -> BucketSchedule.Started {
+        bucketFilled?()
         let range = buckets[index].range
         let slice = UnsafeMutableBufferPointer(rebasing: gradients[range])
         if communicator.size == 1 {

@@ -13,6 +13,8 @@ public protocol ShardGradientReduction: AnyObject {
     func groupReady(_ group: Int)
     /// Waits for every bucket and agrees with the other ranks on `nonFinite`; resets the buckets.
     func finish() -> GradientReducer.Reduction
+    /// Called as each bucket is about to go (the bench's peak-memory probe); nil in training.
+    var bucketFilled: (() -> Void)? { get set }
 }
 
 extension GradientReduceScatter: ShardGradientReduction {}

@@ -195,7 +195,8 @@ extension TrainingParameters {
             { $0.force = try bool("force", $1) },
         Option(name: "max-skipped-steps", valueName: "N", defaultValue: "10",
                help: "Stop after N non-finite (skipped) steps in a row") { $0.maxSkippedSteps = try int("max-skipped-steps", $1) },
-        Option(name: "bucket-mb", valueName: "MB", defaultValue: "25", help: "Gradient all-reduce bucket size in MiB")
+        Option(name: "bucket-mb", valueName: "MB", defaultValue: "the --zero stage's: 4 with --zero 2, else 25",
+               help: "Gradient all-reduce bucket size in MiB (with --zero 2 the gradient pages held and the fp16 staging scale with it)")
             { $0.bucketMegabytes = try double("bucket-mb", $1) },
         Option(name: "allreduce-dtype", valueName: choices(GradientReducer.WireType.self), defaultValue: "the --precision (fp16 with fp16, else fp32)",
                help: "Gradient element type on the wire between ranks (fp16 halves the bytes; pre-divided by the rank count)")

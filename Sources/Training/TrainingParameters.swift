@@ -91,8 +91,14 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
     public var force: Bool = false
     /// Stop after this many non-finite (skipped) steps in a row (`--max-skipped-steps`), default 10.
     public var maxSkippedSteps: Int = 10
-    /// Size of a gradient all-reduce bucket in MiB (`--bucket-mb`), default 25.
-    public var bucketMegabytes: Double = 25
+    /// Size of a gradient all-reduce bucket in MiB (`--bucket-mb`), default nil =
+    /// `defaultBucketMegabytes(zero:)`: 25, or 4 with `--zero 2` (its window pages and fp16
+    /// staging scale with the bucket: about 120 MB less VmHWM per rank on SmolLM2-135M, README "ZeRO-2").
+    public var bucketMegabytes: Double?
+    /// The bucket size in MiB this run uses: `--bucket-mb`, else the `--zero` stage's default.
+    public var resolvedBucketMegabytes: Double { bucketMegabytes ?? Self.defaultBucketMegabytes(zero: zero) }
+    /// `--bucket-mb`'s default: 4 with `--zero 2`, 25 otherwise.
+    public static func defaultBucketMegabytes(zero: Int) -> Double { zero == 2 ? 4 : 25 }
     /// Gradient element type on the wire (`--allreduce-dtype fp32|fp16`), default nil = fp16 with
     /// `--precision fp16`, else fp32.
     public var allreduceDType: GradientReducer.WireType?
@@ -181,7 +187,7 @@ public struct TrainingParameters: Codable, Equatable, Sendable {
         try require(maxLength > 1, "--max-length must be > 1, got \(maxLength)")
         try require(maxPromptLength >= 1, "--max-prompt-length must be >= 1, got \(maxPromptLength)")
         try require(maxSkippedSteps >= 1, "--max-skipped-steps must be >= 1, got \(maxSkippedSteps)")
-        try require(bucketMegabytes > 0 && bucketMegabytes.isFinite, "--bucket-mb must be > 0, got \(bucketMegabytes)")
+        try require(bucketMegabytes.map { $0 > 0 && $0.isFinite } ?? true, "--bucket-mb must be > 0, got \(bucketMegabytes ?? 0)")
         try require((0...2).contains(zero),
                     "--zero must be 0 (no sharding), 1 (ZeRO stage 1: optimizer state sharded over ranks) or 2 (ZeRO stage 2: gradients too), got \(zero)")
         try require(checkEvery >= 0, "--check-every must be >= 0, got \(checkEvery)")

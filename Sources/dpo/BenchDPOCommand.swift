@@ -69,8 +69,8 @@ struct BenchDPOCommand: ParsableCommand {
     var steps: Int = 3
     @Option(help: "Gradients on the wire between ranks: fp32 or fp16 (default: fp16 with --precision fp16, else fp32).")
     var allreduceDtype: String?
-    @Option(help: "Largest gradient bucket in MiB on the wire.")
-    var bucketMb: Double = 25
+    @Option(help: "Largest gradient bucket in MiB on the wire (default: the trainer's, 4 with --zero 2, else 25).")
+    var bucketMb: Double?
     @Option(help: "ZeRO stage: 0 = whole optimizer state on every rank, 1 = sharded over ranks (reduce-scatter + all-gather), 2 = the gradients sharded too.")
     var zero: Int = 0
     @Option(help: "Ranks of a host map one reference copy in shared memory (true|false), as the trainer's --shared-reference.")
@@ -88,7 +88,9 @@ struct BenchDPOCommand: ParsableCommand {
         if let allreduceDtype, GradientReducer.WireType(rawValue: allreduceDtype) == nil {
             throw ValidationError("--allreduce-dtype \(allreduceDtype): expected fp32 or fp16")
         }
-        guard bucketMb > 0, bucketMb.isFinite else { throw ValidationError("--bucket-mb must be a positive number, got \(bucketMb)") }
+        if let bucketMb, !(bucketMb > 0 && bucketMb.isFinite) {
+            throw ValidationError("--bucket-mb must be a positive number, got \(bucketMb)")
+        }
         guard (0...2).contains(zero) else { throw ValidationError("--zero must be 0, 1 or 2, got \(zero)") }
         if io, zero != 0 || loraR > 0 {
             throw ValidationError("--io times the checkpoint of full fine-tuning with --zero 0; drop --zero 1|2 / --lora-r")
@@ -127,7 +129,7 @@ struct BenchDPOCommand: ParsableCommand {
             let fields: [(String, String)] = [
                 ("bench", "\"dpo\""), ("model", json(model ?? preset)), ("preset", model == nil ? json(preset) : "null"), ("precision", "\"\(precision.rawValue)\""),
                 ("ranks", "\(communicator.size)"), ("threads_per_rank", "\(BLAS.threads)"),
-                ("allreduce_dtype", "\"\(allreduceDtype ?? (precision == .fp16 ? "fp16" : "fp32"))\""), ("bucket_mb", f(bucketMb, 2)), ("zero", "\(zero)"),
+                ("allreduce_dtype", "\"\(allreduceDtype ?? (precision == .fp16 ? "fp16" : "fp32"))\""), ("bucket_mb", f(options.resolvedBucketMegabytes, 2)), ("zero", "\(zero)"),
                 ("batch_pairs_per_rank", "\(batchPairs)"), ("seq", "\(seq)"), ("prompt_fraction", f(promptFraction, 3)),
                 ("share_prompt", "\(sharePrompt)"), ("lora_r", "\(loraR)"), ("precompute_ref", "\(precomputeRef)"),
                 ("gradient_checkpointing", "\(gradientCheckpointing)"),

@@ -10,7 +10,7 @@ import XCTest
 final class OptionDeclarationTests: XCTestCase {
     /// Options whose default is a description, not a value `apply` takes.
     static let describedDefaults: Set<String> = ["model", "data", "out", "ref-model", "eval-data", "resume", "allreduce-dtype", "threads",
-                                                  "lora-alpha", "adapter"]
+                                                  "lora-alpha", "adapter", "bucket-mb"]
 
     /// The state of every stored property, for comparing parameters.
     func describe(_ p: TrainingParameters) -> String {

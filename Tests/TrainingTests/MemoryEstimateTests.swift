@@ -23,8 +23,8 @@ final class MemoryEstimateTests: XCTestCase {
         try checkEstimate(extraArguments: ["--precision", "fp16", "--zero", "1"], ranks: 2, vocabSize: 80_000)
     }
 
-    /// `--zero 2`: the gradient shard, the window pages backward holds at once (a tied head's
-    /// [V, H] at the start of backward, then a bucket) and the staging slots.
+    /// `--zero 2`: the gradient shard, the window pages backward holds at once (a bucket or a
+    /// layer's group; a tied head goes a bucket at a time too) and the staging slots.
     func testEstimateOnTwoRanksWithZeroTwoInFP16IsWithinAQuarterOfTheMeasuredPeak() throws {
         try checkEstimate(extraArguments: ["--precision", "fp16", "--zero", "2"], ranks: 2, vocabSize: 80_000)
     }

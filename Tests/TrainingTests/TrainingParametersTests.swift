@@ -29,6 +29,19 @@ final class TrainingParametersTests: XCTestCase {
         }
     }
 
+    /// `--bucket-mb` defaults to 4 MiB under `--zero 2` (its window pages and fp16 staging scale
+    /// with the bucket), 25 otherwise; a given size (flag or `--config` key) wins; the step the
+    /// trainer builds gets the resolved size.
+    func testBucketSizeDefaultsToFourUnderZeroTwo() throws {
+        for (zero, expected) in [("0", 25.0), ("1", 25.0), ("2", 4.0)] {
+            var p = TrainingParameters()
+            try p.apply("zero", zero)
+            XCTAssertEqual(StepBuilder.stepOptions(p).bucketMegabytes, expected, "--zero \(zero)")
+            try p.apply("bucket_mb", "25")
+            XCTAssertEqual(StepBuilder.stepOptions(p).bucketMegabytes, 25, "--zero \(zero) --bucket-mb 25")
+        }
+    }
+
     /// The documented defaults are the struct's defaults.
     func testDocumentedDefaultsMatchTheStruct() throws {
         var documented = TrainingParameters()

@@ -97,7 +97,7 @@ enum FitCheck {
     static func partitionedGradientCount(_ p: TrainingParameters, config: LlamaConfig, trained: Int, worldSize: Int, tokens: Int) -> Int {
         let layout = ParameterLayout(config: config)
         let wire = p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32)
-        let bucket = min(trained, Int(p.bucketMegabytes * 1024 * 1024) / wire.bytes)
+        let bucket = min(trained, Int(p.resolvedBucketMegabytes * 1024 * 1024) / wire.bytes)
         let largestGroup = layout.groupRanges.dropFirst().map(\.count).max() ?? 0
         let window = max(bucket, largestGroup) + (wire == .fp32 ? 2 * bucket : 0) + min(tokens, config.vocabSize) * config.hiddenSize
         return (trained + worldSize - 1) / worldSize + min(trained, window)
@@ -114,11 +114,11 @@ enum FitCheck {
         guard (p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32)) == .fp16 else {
             switch p.zero {
             case 1: return shard * 4
-            case 2: return 2 * min(shard, Int(p.bucketMegabytes * 1024 * 1024) / 4) * 4
+            case 2: return 2 * min(shard, Int(p.resolvedBucketMegabytes * 1024 * 1024) / 4) * 4
             default: return 0
             }
         }
-        let bucket = min(trained, Int(p.bucketMegabytes * 1024 * 1024) / 2)
+        let bucket = min(trained, Int(p.resolvedBucketMegabytes * 1024 * 1024) / 2)
         return 2 * 2 * (bucket + (p.zero != 0 ? min(bucket, shard) : 0))
     }
 

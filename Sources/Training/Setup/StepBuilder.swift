@@ -46,7 +46,7 @@ enum StepBuilder {
 
     static func stepOptions(_ p: TrainingParameters) -> DPOStep.Options {
         DPOStep.Options(
-            loss: p.loss, maxGradNorm: p.maxGradNorm, sharePrompt: p.sharePrompt, bucketMegabytes: p.bucketMegabytes,
+            loss: p.loss, maxGradNorm: p.maxGradNorm, sharePrompt: p.sharePrompt, bucketMegabytes: p.resolvedBucketMegabytes,
             wireType: p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32), zeroStage: p.zero)
     }
 

@@ -81,10 +81,13 @@ public final class DPOStep {
     /// Test-only (fault injection); nil in every product run.
     public var faults: StepFaults?
     /// The bench's peak-memory probe (nil in training): called where a step's resident memory
-    /// peaks, at the start of each policy backward (every activation saved) and, with `--zero 2`,
-    /// as each gradient bucket is about to go (its window pages all written).
+    /// peaks, at the start of each policy backward (every activation saved) and as each gradient
+    /// bucket is about to go (with `--zero 2` its window pages all written; the collectives in
+    /// flight hold their MPI buffers).
     public var memoryProbe: (() -> Void)? {
-        didSet { partitioned?.bucketFilled = memoryProbe }
+        didSet {
+            if let sharded { sharded.bucketFilled = memoryProbe } else { reducer?.bucketFilled = memoryProbe }
+        }
     }
 
     /// The flat gradient buffer [P]; `reducer` keeps its address, so it is allocated once and never moves.

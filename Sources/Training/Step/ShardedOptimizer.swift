@@ -77,6 +77,12 @@ public final class ShardedOptimizer {
     /// The model's `groupFinished` callback on the last micro-batch.
     public func groupReady(_ group: Int) { scatter.groupReady(group) }
 
+    /// The reduction's bucket hook (`ShardGradientReduction.bucketFilled`): the bench's peak-memory probe.
+    public var bucketFilled: (() -> Void)? {
+        get { scatter.bucketFilled }
+        set { scatter.bucketFilled = newValue }
+    }
+
     /// Waits for the reduce-scatters: `shardGradients` then hold this rank's shard of the mean.
     public func finish() -> GradientReducer.Reduction { scatter.finish() }
 
