@@ -149,6 +149,18 @@ final class ActivationArena {
         return saved.byteCount + buffers.reduce(0) { $0 + 4 * ($1?.count ?? 0) }
     }
 
+    /// Gives the pages of every buffer of a forward-only arena back to the kernel (see
+    /// `ScalarBuffer.releasePages`); the next forward faults in zeroed pages and overwrites
+    /// them as it always does (nothing here is read before it is written in a forward). Why:
+    /// the reference's arena is idle from the end of its forward until the next step's, which
+    /// spans the policy's backward, the peak of the step. Returns the bytes released.
+    @discardableResult
+    func releasePagesBetweenForwards() -> Int {
+        precondition(!capacity.saving, "a saving arena holds activations backward still reads")
+        let buffers: [FloatBuffer?] = [mlpHidden, rstd, labelledHidden, logSumExp, labelLogps, logitsChunk, attentionScratch]
+        return saved.releaseWorkPages() + buffers.reduce(0) { $0 + ($1?.releasePages() ?? 0) }
+    }
+
     /// `rstd` row of norm `index` (see `rstd`).
     func rstd(_ index: Int) -> UnsafeMutablePointer<Float> { rstd.pointer + index * capacity.tokens }
 }
@@ -347,6 +359,13 @@ final class SavedActivations {
             Half.toFloat(slot + range.lowerBound, destination + range.lowerBound, count: range.count)
         }
         return destination
+    }
+
+    /// Releases the float32 work buffers' pages (a forward-only arena's; see
+    /// `ActivationArena.releasePagesBetweenForwards`). Returns the bytes released.
+    func releaseWorkPages() -> Int {
+        precondition(!saving, "saved slots hold activations backward still reads")
+        return workBuffers.reduce(0) { $0 + $1.releasePages() }
     }
 
     /// Bytes held (for memory reports).

@@ -14,6 +14,8 @@ public final class ScalarBuffer<Scalar> {
     public let pointer: UnsafeMutablePointer<Scalar>
     /// Bytes mapped with mmap (0 = allocated on the heap).
     private let mappedBytes: Int
+    /// Whether the mapping is this buffer's own anonymous memory (not a mapping taken over).
+    private let anonymous: Bool
 
     static var hugePageThreshold: Int { 2 << 20 }
 
@@ -30,6 +32,7 @@ public final class ScalarBuffer<Scalar> {
             pointer.initialize(repeating: zero, count: capacity)
             mappedBytes = 0
         }
+        anonymous = true
     }
 
     /// Takes over `bytes` mapped at `pointer` (e.g. a shared file mapping, see `SharedWeights`):
@@ -38,6 +41,7 @@ public final class ScalarBuffer<Scalar> {
         self.count = count
         self.pointer = pointer
         mappedBytes = bytes
+        anonymous = false
     }
 
     /// Zeroed anonymous pages, advised as huge-page candidates; nil if the mapping fails
@@ -48,6 +52,19 @@ public final class ScalarBuffer<Scalar> {
         else { return nil }
         _ = madvise(raw, bytes, Int32(MADV_HUGEPAGE))
         return raw
+    }
+
+    /// Gives the pages of an anonymous mapping back to the kernel (`MADV_DONTNEED`): the buffer
+    /// keeps its address and size, and reads as zeros until written again (the kernel hands out
+    /// fresh zeroed pages on the next touch). For scratch whose contents are dead between uses
+    /// and whose memory is wanted elsewhere meanwhile. Heap buffers (under 2 MiB) and mappings
+    /// taken over (`init(takingMapping:)`, e.g. shared files) are left alone; returns the bytes
+    /// released.
+    @discardableResult
+    public func releasePages() -> Int {
+        guard mappedBytes > 0, anonymous else { return 0 }
+        _ = madvise(UnsafeMutableRawPointer(pointer), mappedBytes, Int32(MADV_DONTNEED))
+        return mappedBytes
     }
 
     deinit {

@@ -21,8 +21,10 @@ public enum ReferenceLogps {
         case .none:
             return ([], [])
         case .model(let model):
-            if let shared { return batch.sequenceLogps(model.forward(shared, saveForBackward: false)) }
-            return batch.sequenceLogps(model.forward(batch.rows, saveForBackward: false))
+            let logps = shared.map { model.forward($0, saveForBackward: false) } ?? model.forward(batch.rows, saveForBackward: false)
+            // Idle until the next step's reference forward, through the policy's backward (the step's peak).
+            model.releaseForwardScratch()
+            return batch.sequenceLogps(logps)
         case .baseModel(let model):
             if let shared { return batch.sequenceLogps(model.forwardWithoutAdapters(shared)) }
             return batch.sequenceLogps(model.forwardWithoutAdapters(batch.rows))
