@@ -63,6 +63,10 @@ public final class ScalarBuffer<Scalar> {
     @discardableResult
     public func releasePages() -> Int {
         guard mappedBytes > 0, anonymous else { return 0 }
+        // Refaulted as small pages: a huge-page fault may compact memory first, which measured
+        // 0.21-0.27 s of system time per step for the reference's 35 MB (1 000 faults) against
+        // 0.02-0.04 s for small pages (9 200 faults; smollm2-135m, fp16, 4 x 256 tokens).
+        _ = madvise(UnsafeMutableRawPointer(pointer), mappedBytes, Int32(MADV_NOHUGEPAGE))
         _ = madvise(UnsafeMutableRawPointer(pointer), mappedBytes, Int32(MADV_DONTNEED))
         return mappedBytes
     }

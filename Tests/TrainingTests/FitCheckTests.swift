@@ -95,11 +95,7 @@ final class FitCheckTests: XCTestCase {
     func testAvailableMemoryReadsTheSmallestLimit() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("fit-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
-        func write(_ path: String, _ text: String) throws {
-            let url = root.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try text.write(to: url, atomically: true, encoding: .utf8)
-        }
+        let write = { (path: String, text: String) in try Self.write(text, at: path, under: root) }
         try write("proc/meminfo", "MemTotal:       24000000 kB\nMemFree:        100 kB\nMemAvailable:    8000000 kB\n")
         XCTAssertEqual(try AvailableMemory.current(environment: [:], root: root.path),
                        AvailableMemory(bytes: 8_000_000 * 1024, source: "MemAvailable"))
@@ -127,11 +123,7 @@ final class FitCheckTests: XCTestCase {
     func testAvailableMemoryReadsTheLimitOfThisProcesssOwnCgroup() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("fit-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
-        func write(_ path: String, _ text: String) throws {
-            let url = root.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try text.write(to: url, atomically: true, encoding: .utf8)
-        }
+        let write = { (path: String, text: String) in try Self.write(text, at: path, under: root) }
         try write("proc/meminfo", "MemTotal:       24000000 kB\nMemAvailable:    8000000 kB\n")
         try write("proc/self/cgroup", "0::/system.slice/slurmstepd.scope/job_7/step_0\n")
         let job = "sys/fs/cgroup/system.slice/slurmstepd.scope/job_7"
@@ -157,6 +149,13 @@ final class FitCheckTests: XCTestCase {
         // A path that is not under the mount (a container's own cgroup mounted as the root) leaves the root's figures.
         try write("proc/self/cgroup", "4:memory:/docker/0123\n")
         XCTAssertEqual(try AvailableMemory.current(environment: [:], root: root.path)?.source, "MemAvailable")
+    }
+
+    /// Writes `text` at `path` below `root` (a fake `/`: /proc and /sys files for `AvailableMemory`).
+    static func write(_ text: String, at path: String, under root: URL) throws {
+        let url = root.appendingPathComponent(path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try text.write(to: url, atomically: true, encoding: .utf8)
     }
 
     /// The real binary: refused before anything is written to OUT; `--force` trains anyway.
