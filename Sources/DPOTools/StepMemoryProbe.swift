@@ -1,8 +1,5 @@
 import Foundation
 import Llama
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The bench's sample of PSS at a step's peak (`DPOStep.memoryProbe`: the start of each policy
 /// backward and each gradient bucket about to go; the bench adds the step's end). PSS sampled after the step
@@ -20,20 +17,12 @@ final class StepMemoryProbe {
     private(set) var cpuSeconds = 0.0, systemSeconds = 0.0
 
     func sample() {
-        let before = Self.threadUsage()
+        let before = ResourceUsage.thisThread()
         let now = MemoryRollup.current()
         if now.pss > peak.pss { peak = now }
         samples += 1
-        let after = Self.threadUsage()
-        cpuSeconds += after.cpu - before.cpu
-        systemSeconds += after.system - before.system
-    }
-
-    /// This thread's CPU and system seconds so far (`getrusage(RUSAGE_THREAD)`; zeros where unavailable).
-    private static func threadUsage() -> (cpu: Double, system: Double) {
-        var usage = rusage()
-        guard getrusage(1 /* RUSAGE_THREAD (Linux) */, &usage) == 0 else { return (0, 0) }
-        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return (seconds(usage.ru_utime) + seconds(usage.ru_stime), seconds(usage.ru_stime))
+        let spent = ResourceUsage.thisThread() - before
+        cpuSeconds += spent.cpuSeconds
+        systemSeconds += spent.systemSeconds
     }
 }

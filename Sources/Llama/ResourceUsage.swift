@@ -26,9 +26,15 @@ public struct ResourceUsage: Sendable, Equatable {
     public var cpuSeconds: Double { userSeconds + systemSeconds }
 
     /// The reading now.
-    public static func now() -> ResourceUsage {
+    public static func now() -> ResourceUsage { reading(RUSAGE_SELF.rawValue) }
+
+    /// The calling thread's reading now (`RUSAGE_THREAD`, Linux): what this thread alone spent.
+    public static func thisThread() -> ResourceUsage { reading(1 /* RUSAGE_THREAD */) }
+
+    /// `getrusage(who)`; zeros where it fails.
+    private static func reading(_ who: Int32) -> ResourceUsage {
         var usage = rusage()
-        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return ResourceUsage() }
+        guard getrusage(who, &usage) == 0 else { return ResourceUsage() }
         func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         return ResourceUsage(userSeconds: seconds(usage.ru_utime), systemSeconds: seconds(usage.ru_stime),
                              minorFaults: Int(usage.ru_minflt), majorFaults: Int(usage.ru_majflt))
