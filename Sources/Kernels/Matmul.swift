@@ -74,9 +74,17 @@ public enum Linear {
                         a: dy, lda: outFeatures, b: weight, ldb: inFeatures, beta: overwriteInput ? 0 : 1,
                         c: dx, ldc: inFeatures)
         }
-        if let dWeight {
-            Matmul.gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: tokens,
-                        a: dy, lda: outFeatures, b: x, ldb: inFeatures, beta: 1, c: dWeight, ldc: inFeatures)
-        }
+        if let dWeight { weightGradient(x: x, dy: dy, dWeight: dWeight, tokens: tokens, inFeatures: inFeatures, outFeatures: outFeatures) }
+    }
+
+    /// `dW += dy^T x`: dy `[tokens, outFeatures]`, x `[tokens, inFeatures]`, dW `[outFeatures, inFeatures]`.
+    @inline(__always)
+    public static func weightGradient(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
+        tokens: Int, inFeatures: Int, outFeatures: Int
+    ) {
+        BLAS.ensureBestCore()
+        Matmul.gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: tokens,
+                    a: dy, lda: outFeatures, b: x, ldb: inFeatures, beta: 1, c: dWeight, ldc: inFeatures)
     }
 }

@@ -92,7 +92,7 @@ extension LlamaModel {
         // [N, 2F] buffer); fp32 restores the slot itself, which must survive a repeated backward.
         let dGateUp = arena.dGateUp?.pointer ?? gateUp
         SwiGLU.forward(gateUp: gateUp, output: arena.mlpHidden.pointer, rows: n, width: f, beforeRow: restoreGateUp)
-        Linear.backward(x: arena.mlpHidden.pointer, weight: w[o.down], dy: dStream,
+        Linear.backward(x: arena.mlpHidden.pointer, weight: w.matrix(o.down), dy: dStream,
                         dx: dMLPHidden, dWeight: baseGradient(grad, o.down), tokens: n, inFeatures: f, outFeatures: h, overwriteInput: true)
         adapterBackward(layer, .downProj, x: arena.mlpHidden.pointer, dy: dStream, ldy: h, dx: dMLPHidden, gradients: grad, tokens: n)
         SwiGLU.backward(gateUp: gateUp, dOutput: dMLPHidden, dGateUp: dGateUp, rows: n, width: f)
@@ -101,7 +101,7 @@ extension LlamaModel {
         RMSNorm.apply(x: middle, weight: postNorm, rstd: arena.rstd(2 * layer + 1), output: normed, tokens: n, hidden: h,
                       beforeRow: restoreMiddle)
         // gate_proj and up_proj as one stacked [2F, H] weight (adjacent in the layout).
-        Linear.backward(x: normed, weight: w[o.gate], dy: dGateUp, dx: dNormed, dWeight: baseGradient(grad, o.gate),
+        Linear.backward(x: normed, weight: w.matrix(o.gate), dy: dGateUp, dx: dNormed, dWeight: baseGradient(grad, o.gate),
                         tokens: n, inFeatures: h, outFeatures: 2 * f, overwriteInput: true)
         adaptersBackward(layer, [.gateProj, .upProj], x: normed, dx: dNormed, gradients: grad, tokens: n) { module in
             (UnsafePointer(module == .gateProj ? dGateUp : dGateUp + f), 2 * f)
@@ -116,7 +116,7 @@ extension LlamaModel {
         // was not saved: the attention backward recomputes it along with the softmax weights, so
         // o_proj's input gradient comes first and its weight gradients after (the same products).
         let attention = arena.attention, dAttention = arena.dAttention!
-        let outputWeight = w[o.output]
+        let outputWeight = w.matrix(o.output)
         Linear.backward(x: attention, weight: outputWeight, dy: dStream, dx: dAttention, dWeight: nil,
                         tokens: n, inFeatures: qw, outFeatures: h, overwriteInput: true)
         adapterBackward(layer, .oProj, x: attention, dy: dStream, ldy: h, dx: dAttention, gradients: grad, tokens: n, part: .input)
@@ -155,7 +155,7 @@ extension LlamaModel {
         RMSNorm.apply(x: input, weight: inputNorm, rstd: arena.rstd(2 * layer), output: normed, tokens: n, hidden: h,
                       beforeRow: restoreInput)
         // q_proj, k_proj, v_proj as one stacked [Q + 2K, H] weight.
-        Linear.backward(x: normed, weight: w[o.query], dy: dQKV, dx: dNormed, dWeight: baseGradient(grad, o.query),
+        Linear.backward(x: normed, weight: w.matrix(o.query), dy: dQKV, dx: dNormed, dWeight: baseGradient(grad, o.query),
                         tokens: n, inFeatures: h, outFeatures: qkvWidth, overwriteInput: true)
         adaptersBackward(layer, [.qProj, .kProj, .vProj], x: normed, dx: dNormed, gradients: grad, tokens: n) { module in
             (UnsafePointer(module == .qProj ? dQKV : module == .kProj ? dQKV + qw : dQKV + qw + kw), qkvWidth)

@@ -170,7 +170,7 @@ extension LlamaModel {
         // q | k | v per token from the stacked [q_proj; k_proj; v_proj] (adjacent in the layout).
         let qkvWidth = qw + 2 * kw
         let qkv = saved.buffer(.qkv, layer)
-        Linear.forward(x: normed, weight: w[o.query], y: qkv, tokens: n, inFeatures: h, outFeatures: qkvWidth)
+        Linear.forward(x: normed, weight: w.matrix(o.query), y: qkv, tokens: n, inFeatures: h, outFeatures: qkvWidth)
         addAdapters(layer, [.qProj, .kProj, .vProj], x: normed, tokens: n) { module in
             (module == .qProj ? qkv : module == .kProj ? qkv + qw : qkv + qw + kw, qkvWidth)
         }
@@ -207,7 +207,7 @@ extension LlamaModel {
         // In place when the middle stream shares the input's memory (see `SavedActivations`).
         let middle = saved.buffer(.middle, layer)
         if middle != input { middle.update(from: input, count: n * h) }
-        Linear.forward(x: attention, weight: w[o.output], y: middle,
+        Linear.forward(x: attention, weight: w.matrix(o.output), y: middle,
                        tokens: n, inFeatures: qw, outFeatures: h, beta: 1)
         addAdapter(layer, .oProj, x: attention, y: middle, ldy: h, tokens: n)
 
@@ -215,7 +215,7 @@ extension LlamaModel {
         RMSNorm.forward(x: middle, weight: w[o.postNorm], output: normed, rstd: arena.rstd(2 * layer + 1),
                         tokens: n, hidden: h, eps: c.rmsNormEps, afterRow: saved.rowCommit(.middle, layer))
         let gateUp = saved.buffer(.gateUp, layer)
-        Linear.forward(x: normed, weight: w[o.gate], y: gateUp, tokens: n, inFeatures: h, outFeatures: 2 * f)
+        Linear.forward(x: normed, weight: w.matrix(o.gate), y: gateUp, tokens: n, inFeatures: h, outFeatures: 2 * f)
         addAdapters(layer, [.gateProj, .upProj], x: normed, tokens: n) { module in (module == .gateProj ? gateUp : gateUp + f, 2 * f) }
         if untilSaved {
             saved.commit(.gateUp, layer)
@@ -225,7 +225,7 @@ extension LlamaModel {
 
         let next = saved.buffer(.layerInput, layer + 1)
         if next != middle { next.update(from: middle, count: n * h) }
-        Linear.forward(x: arena.mlpHidden.pointer, weight: w[o.down], y: next,
+        Linear.forward(x: arena.mlpHidden.pointer, weight: w.matrix(o.down), y: next,
                        tokens: n, inFeatures: f, outFeatures: h, beta: 1)
         addAdapter(layer, .downProj, x: arena.mlpHidden.pointer, y: next, ldy: h, tokens: n)
     }

@@ -181,8 +181,8 @@ public final class LlamaModel {
     public var weightBytes: Int { layout.totalCount * (precision == .fp32 ? 4 : 2) }
 
     /// Float32 view of the layer matrix at `offset` (a conversion into the layer scratch under
-    /// fp16, valid until the next `layerWeights` call). A decoding step's prefill uses it;
-    /// training passes convert a whole layer at once (`layerWeights`). The matrix lands where
+    /// fp16, valid until the next `layerWeights` call). A decoding step's prefill uses it where
+    /// `HalfMatmul` does not run; training passes convert a whole layer at once there (`layerWeights`). The matrix lands where
     /// `layerWeights` puts it, so converting one during a pass over its layer rewrites the same
     /// values in place and leaves the layer's other views intact.
     ///
@@ -207,12 +207,18 @@ public final class LlamaModel {
 
     /// `y[tokens, out] = x[tokens, in] W^T + beta * y` for the layer matrix at `offset`
     /// (`[outFeatures, inFeatures]`). Under fp16 a few tokens (a decoding step) read the binary16
-    /// rows directly (`HalfLinear`); more tokens convert the matrix into scratch for sgemm.
+    /// rows directly (`HalfLinear`); more tokens go through `HalfMatmul` where it runs, or
+    /// convert the matrix into scratch for sgemm.
     func linearForward(x: UnsafePointer<Float>, weight offset: Int, y: UnsafeMutablePointer<Float>,
                        tokens: Int, inFeatures: Int, outFeatures: Int, beta: Float = 0) {
         if let weights16, HalfLinear.useFor(tokens: tokens) {
             HalfLinear.forward(x: x, weight: weights16.pointer + offset, y: y, tokens: tokens,
                                inFeatures: inFeatures, outFeatures: outFeatures, beta: beta)
+            return
+        }
+        if let weights16, HalfMatmul.enabled {
+            Linear.forward(x: x, weight: .binary16(weights16.pointer + offset), y: y, tokens: tokens,
+                           inFeatures: inFeatures, outFeatures: outFeatures, beta: beta)
             return
         }
         Linear.forward(x: x, weight: matrix(offset, count: outFeatures * inFeatures), y: y, tokens: tokens,

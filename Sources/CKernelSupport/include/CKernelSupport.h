@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "AdamW.h"
+#include "HalfGemm.h"
 
 #ifdef __cplusplus
 extern "C" {
