@@ -13,17 +13,18 @@
 #   DPO_NETNS_ID        the run's id (a prefix unique per run, so parallel runs do not collide)
 #   DPO_NETNS_HOSTS     the compute hosts' namespace names, space-separated (= host names)
 #   DPO_NETNS_LAUNCHER  the launcher namespace: run mpirun with `ip netns exec $DPO_NETNS_LAUNCHER`
-#   DPO_NETNS_HOSTFILE  an Open MPI hostfile naming the N hosts, slots=1 each
+#   DPO_NETNS_HOSTFILE  an Open MPI hostfile naming the N hosts, slots=$DPO_NETNS_SLOTS each (default 1)
 #   DPO_NETNS_SUBNET    169.254.S.0/24, for btl_tcp_if_include / oob_tcp_if_include
 #   DPO_NETNS_LINKS     the bridge-side veth of each compute host (delete one to lose that host)
 #   OMPI_MCA_plm_rsh_agent  launch/netns-rsh.sh, which starts Open MPI's daemons inside a host
 # --rate limits every host's link in both directions with a token bucket (tc tbf), e.g. 1gbit
 # or 100mbit (tc's netem would add delay too, but it is missing from some kernels).
 # SIGINT/SIGTERM to `run` are passed to COMMAND, whose exit status `run` returns.
+# DPO_NETNS_HOSTNAME, if set, is the host name of every host (machines that report one name).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
 
 # Prints why this machine cannot make namespace hosts and returns 1, or returns 0.
 netns_check() {
@@ -100,7 +101,7 @@ netns_create() {
     DPO_NETNS_HOSTFILE="$workdir/hostfile"
     {
         echo "# $count namespace hosts of run $id (launch/netns.sh), subnet $DPO_NETNS_SUBNET"
-        for ns in $DPO_NETNS_HOSTS; do echo "$ns slots=1"; done
+        for ns in $DPO_NETNS_HOSTS; do echo "$ns slots=${DPO_NETNS_SLOTS:-1}"; done
     } >"$DPO_NETNS_HOSTFILE"
 }
 

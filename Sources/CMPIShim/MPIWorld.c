@@ -66,13 +66,18 @@ int dpo_mpi_finalize(void) {
 int dpo_mpi_rank(int *rank) { return MPI_Comm_rank(MPI_COMM_WORLD, rank); }
 int dpo_mpi_size(int *size) { return MPI_Comm_size(MPI_COMM_WORLD, size); }
 
-int dpo_mpi_node_rank_size(int *node_rank, int *node_size) {
+int dpo_mpi_node_rank_size(int *node_rank, int *node_size, int *leader) {
     MPI_Comm node;
     int rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
     if (rc != MPI_SUCCESS) return rc;
     MPI_Comm_rank(node, node_rank);
     MPI_Comm_size(node, node_size);
-    return MPI_Comm_free(&node);
+    /* The node's first rank says who it is in the world: ranks of different machines never
+       confuse their nodes, whatever host names the machines report. */
+    MPI_Comm_rank(MPI_COMM_WORLD, leader);
+    int bcast = MPI_Bcast(leader, 1, MPI_INT, 0, node);
+    int freed = MPI_Comm_free(&node);
+    return bcast != MPI_SUCCESS ? bcast : freed;
 }
 
 int dpo_mpi_processor_name(char *buffer, int length) {

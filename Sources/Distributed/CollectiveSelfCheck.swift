@@ -65,8 +65,25 @@ public enum CollectiveSelfCheck {
         guard ranks.map({ $0.first ?? -1 }) == (0..<Int64(c.size)).map({ $0 }) else {
             throw fail("world", "ranks gathered \(ranks), expected 0..<\(c.size)")
         }
+        let leaders = try checkNodeLeaders(c)
         c.barrier()
-        return "\(c.size) rank(s); node rank \(c.node.rank) of \(c.node.size)"
+        return "\(c.size) rank(s); node rank \(c.node.rank) of \(c.node.size); host leader of each rank: "
+            + leaders.map(String.init).joined(separator: " ")
+    }
+
+    /// Every rank's `node.leader` (the world rank of its host's first rank), after checking that
+    /// they agree: a leader is node rank 0 and its own leader, and as many ranks name it as its
+    /// host has ranks.
+    static func checkNodeLeaders(_ c: Communicator) throws -> [Int] {
+        let nodes = c.allGather([Int64(c.node.rank), Int64(c.node.size), Int64(c.node.leader)]).map { $0.map(Int.init) }
+        let leaders = nodes.map { $0.count == 3 ? $0[2] : -1 }
+        for (rank, leader) in leaders.enumerated() {
+            guard nodes.indices.contains(leader), nodes[leader][0] == 0, nodes[leader][2] == leader,
+                  leaders.filter({ $0 == leader }).count == nodes[leader][1] else {
+                throw fail("world", "rank \(rank) names rank \(leader) its host's first rank; (node rank, size, leader) of each rank: \(nodes)")
+            }
+        }
+        return leaders
     }
 
     static func checkBroadcast(_ c: Communicator) throws -> String {

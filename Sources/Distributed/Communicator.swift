@@ -13,8 +13,9 @@ public protocol Communicator: AnyObject {
     var rank: Int { get }
     /// Number of ranks in the job.
     var size: Int { get }
-    /// This process's rank among the ranks on the same host, and their number.
-    var node: (rank: Int, size: Int) { get }
+    /// This process's rank among the ranks on the same host, their number, and `leader`: the
+    /// world rank of the host's first rank (node rank 0), which identifies the host within the job.
+    var node: (rank: Int, size: Int, leader: Int) { get }
 
     func barrier()
     /// Copies `buffer` of rank `root` into `buffer` on every rank (same byte count everywhere).

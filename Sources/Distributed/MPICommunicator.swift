@@ -9,7 +9,7 @@ import Foundation
 public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
-    public let node: (rank: Int, size: Int)
+    public let node: (rank: Int, size: Int, leader: Int)
     /// Host name as MPI reports it.
     public let hostName: String
     private var finalized = false
@@ -21,16 +21,16 @@ public final class MPICommunicator: Communicator {
         guard initCode == 0 else {
             throw DistributedError.mpi(call: "MPI_Init_thread", message: MPICommunicator.describe(initCode))
         }
-        var rank: Int32 = 0, size: Int32 = 1, nodeRank: Int32 = 0, nodeSize: Int32 = 1
+        var rank: Int32 = 0, size: Int32 = 1, nodeRank: Int32 = 0, nodeSize: Int32 = 1, leader: Int32 = 0
         for (call, code) in [("MPI_Comm_rank", dpo_mpi_rank(&rank)), ("MPI_Comm_size", dpo_mpi_size(&size)),
-                             ("MPI_Comm_split_type", dpo_mpi_node_rank_size(&nodeRank, &nodeSize))] where code != 0 {
+                             ("MPI_Comm_split_type", dpo_mpi_node_rank_size(&nodeRank, &nodeSize, &leader))] where code != 0 {
             throw DistributedError.mpi(call: call, message: MPICommunicator.describe(code))
         }
         var name = [CChar](repeating: 0, count: 256)
         _ = dpo_mpi_processor_name(&name, Int32(name.count))
         self.rank = Int(rank)
         self.size = Int(size)
-        self.node = (Int(nodeRank), Int(nodeSize))
+        self.node = (Int(nodeRank), Int(nodeSize), Int(leader))
         self.hostName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 

@@ -6,7 +6,7 @@ public final class SingleProcessCommunicator: Communicator {
 
     public var rank: Int { 0 }
     public var size: Int { 1 }
-    public var node: (rank: Int, size: Int) { (0, 1) }
+    public var node: (rank: Int, size: Int, leader: Int) { (0, 1, 0) }
 
     public func barrier() {}
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) {

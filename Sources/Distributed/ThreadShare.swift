@@ -33,6 +33,6 @@ public enum ThreadShare {
 
     /// `threads(node:...)` for this communicator's rank.
     public static func threads(for communicator: Communicator, override: Int? = nil) -> Int {
-        threads(node: communicator.node, override: override)
+        threads(node: (communicator.node.rank, communicator.node.size), override: override)
     }
 }

@@ -10,22 +10,10 @@ public enum MemoryBudget {
         public var errorDescription: String? { description }
     }
 
-    /// Bytes this process may still allocate: the smaller of the kernel's `MemAvailable` and
-    /// the room left under a cgroup v2 `memory.max`; nil when neither is known.
-    public static func availableBytes() -> Int? {
-        var limits: [Int] = []
-        if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-           let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-           let kib = Int(line.split(separator: " ").dropFirst().first ?? "") {
-            limits.append(kib * 1024)
-        }
-        if let maxText = try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8),
-           let maximum = Int(maxText.trimmingCharacters(in: .whitespacesAndNewlines)),
-           let currentText = try? String(contentsOfFile: "/sys/fs/cgroup/memory.current", encoding: .utf8),
-           let current = Int(currentText.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            limits.append(max(0, maximum - current))
-        }
-        return limits.min()
+    /// Bytes this process may still allocate (`AvailableMemory.measured`: MemAvailable and every
+    /// cgroup limit from this process's cgroup up); nil when none is known. `root`: a fake `/` (tests).
+    public static func availableBytes(root: String = "") -> Int? {
+        AvailableMemory.measured(root: root)?.bytes
     }
 
     /// Product of `factors` (element counts, bytes per element), nil on overflow or a negative factor.
@@ -42,12 +30,14 @@ public enum MemoryBudget {
 
     /// Throws when `bytes` (nil = overflowed) exceeds what is available. `what` names the
     /// allocation and the input it comes from, e.g. "the weights of --vocab-size 100000000".
-    public static func require(bytes: Int?, for what: String, available: Int? = availableBytes()) throws {
+    /// `source` names where `available` comes from (`AvailableMemory.source`), added to the message.
+    public static func require(bytes: Int?, for what: String, available: Int? = availableBytes(), source: String? = nil) throws {
         guard let bytes else {
             throw Exceeded(description: "\(what) would need more bytes than a 64-bit size can count; use smaller sizes")
         }
         if let available, bytes > available {
-            throw Exceeded(description: "\(what) need \(describe(bytes)), but only \(describe(available)) of memory is available; use smaller sizes")
+            throw Exceeded(description: "\(what) need \(describe(bytes)), but only \(describe(available)) of memory is available; "
+                + "use smaller sizes" + (source.map { " (available per \($0))" } ?? ""))
         }
     }
 

@@ -102,17 +102,25 @@ public enum ModelInit {
                        tokenizerVocabularySize: tokenizer.vocabularySize)
     }
 
-    /// Refuses a path that is a file, or a non-empty directory unless `overwrite`.
-    /// The fp32 weights plus one saved copy must fit in memory (a huge --vocab-size is refused, not a SIGABRT).
-    static func checkMemory(_ config: LlamaConfig, available: Int? = MemoryBudget.availableBytes()) throws {
+    /// The fp32 weights plus one saved copy must fit in the memory available (`AvailableMemory`:
+    /// MemAvailable and every cgroup limit from this process's cgroup up; `root` a fake `/` in tests).
+    static func checkMemory(_ config: LlamaConfig, root: String = "") throws {
+        let available = AvailableMemory.measured(root: root)
+        try checkMemory(config, available: available?.bytes, source: available?.source)
+    }
+
+    /// The same against `available` bytes (nil: unknown, nothing refused); `source` names where the figure comes from.
+    /// A huge --vocab-size is refused, not a SIGABRT.
+    static func checkMemory(_ config: LlamaConfig, available: Int?, source: String? = nil) throws {
         let bytes = config.parameterCountIfRepresentable.flatMap { MemoryBudget.product([$0, 8]) }
         let what = "the weights of this model (vocab_size \(config.vocabSize), hidden_size \(config.hiddenSize), "
             + "\(config.numHiddenLayers) layers\(bytes == nil ? "" : ", \(config.parameterCountIfRepresentable!) parameters"))"
-        do { try MemoryBudget.require(bytes: bytes, for: what, available: available) } catch {
+        do { try MemoryBudget.require(bytes: bytes, for: what, available: available, source: source) } catch {
             throw ModelInitError.invalidOption("\(error)")
         }
     }
 
+    /// Refuses a path that is a file, or a non-empty directory unless `overwrite`.
     static func checkOutputDirectory(_ url: URL, overwrite: Bool) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else { return }

@@ -8,7 +8,7 @@ import XCTest
 final class MirroredCommunicator: Communicator {
     let size: Int
     var rank: Int { 0 }
-    var node: (rank: Int, size: Int) { (0, 1) }
+    var node: (rank: Int, size: Int, leader: Int) { (0, 1, 0) }
     /// What another rank contributes to `anyRank` / `allReduceMax`.
     var peerFlag: Int64 = 0
     var testsToComplete = 2

@@ -38,6 +38,8 @@ final class MPIJobTests: XCTestCase {
         }
         XCTAssertTrue(outcome.output.contains("all checks passed on 2 rank(s)"), outcome.output)
         XCTAssertEqual(outcome.output.components(separatedBy: "ok  world").count, 2, "only rank 0 prints")
+        // One host: both ranks name world rank 0 as their host's first rank (the shared reference's creator).
+        XCTAssertTrue(outcome.output.contains("ok  world: 2 rank(s); node rank 0 of 2; host leader of each rank: 0 0\n"), outcome.output)
     }
 
     func testAloneRunsAsOneRankWithoutMPI() throws {

@@ -11,6 +11,7 @@ final class SingleProcessCommunicatorTests: XCTestCase {
         XCTAssertTrue(world.isPrimary)
         XCTAssertEqual(world.node.rank, 0)
         XCTAssertEqual(world.node.size, 1)
+        XCTAssertEqual(world.node.leader, 0, "the host's first rank is this one")
     }
 
     func testReductionsLeaveValuesUnchanged() {

@@ -62,6 +62,8 @@ final class MultiHostTrainingTests: XCTestCase {
         let outcome = try NamespaceCluster.dpo(hosts: 2, ["mpi-check"])
         XCTAssertEqual(outcome.status, 0, outcome.output)
         XCTAssertTrue(outcome.output.contains("ok  world: 2 rank(s); node rank 0 of 1"), "ranks share a host:\n\(outcome.output)")
+        // Two hosts of one rank: each rank is its own host's first rank.
+        XCTAssertTrue(outcome.output.contains("host leader of each rank: 0 1\n"), outcome.output)
         XCTAssertTrue(outcome.output.contains("all checks passed on 2 rank(s)"), outcome.output)
     }
 

@@ -36,8 +36,9 @@ int dpo_mpi_is_initialized(void);
 int dpo_mpi_finalize(void);
 int dpo_mpi_rank(int *rank);
 int dpo_mpi_size(int *size);
-/// Rank and count of the ranks that share this node's memory (MPI_Comm_split_type SHARED).
-int dpo_mpi_node_rank_size(int *node_rank, int *node_size);
+/// Rank and count of the ranks that share this node's memory (MPI_Comm_split_type SHARED), and
+/// `leader`: the world rank of the node's first rank (node rank 0), the same on all of them.
+int dpo_mpi_node_rank_size(int *node_rank, int *node_size, int *leader);
 /// Processor name (host) into `buffer` (NUL-terminated, truncated to `length`).
 int dpo_mpi_processor_name(char *buffer, int length);
 /// Message for an MPI error code, NUL-terminated, truncated to `length`.

@@ -4,7 +4,9 @@ import Llama
 
 /// `--shared-reference true`: the ranks of one host run one frozen reference, mapped read-only
 /// from a nameless shared-memory file that the host's first rank writes (`SharedWeights`); the
-/// others open it through that rank's descriptor, whose address they learn from an all-gather.
+/// others open it through that rank's descriptor, whose address they learn from an all-gather,
+/// taking the entry of that rank by its world rank (`Communicator.node.leader`), never by host
+/// name: two machines reporting the same name must not look up each other's /proc/PID/fd/N.
 /// Nothing has a name in /dev/shm at any moment, so no way a job ends (Ctrl-C during start-up,
 /// a rank killed while the others map it) leaves memory behind, and jobs on one host cannot
 /// collide. Any failure (memory short, /proc/PID/fd not openable) on any rank falls back to a
@@ -34,15 +36,17 @@ public enum HostSharedReference {
             message("reference: cannot share one copy per host (\(problem ?? "failed on another rank")); every rank loads its own")
             return nil
         }
-        // Each host's first rank says where its file is; the others open their host's.
-        let host = ProcessInfo.processInfo.hostName
-        let addresses = communicator.allGather(Array((creator ? host + "\n" + shared!.address : "").utf8))
-            .map { String(decoding: $0, as: UTF8.self).split(separator: "\n", maxSplits: 1).map(String.init) }
+        // Each host's first rank says where its file is; the others open the one of their host's first rank.
+        let addresses = communicator.allGather(Array((creator ? shared!.address : "").utf8))
+            .map { String(decoding: $0, as: UTF8.self) }
         if !creator {
-            if let entry = addresses.first(where: { $0.count == 2 && $0[0] == host }) {
-                do { shared = try SharedWeights.open(address: entry[1], count: weights.count, precision: precision) } catch { problem = "\(error)" }
+            let leader = communicator.node.leader
+            if addresses.indices.contains(leader), !addresses[leader].isEmpty {
+                do { shared = try SharedWeights.open(address: addresses[leader], count: weights.count, precision: precision) } catch {
+                    problem = "\(error)"
+                }
             } else {
-                problem = "no rank of host \(host) created the shared reference"
+                problem = "rank \(leader), this host's first rank, did not create the shared reference"
             }
         }
         // Mapped everywhere: the creator's descriptor can go (the pages stay until the last mapping does).
