@@ -6,8 +6,8 @@
 // converted and packed into NR-column float32 panels, an MC x KC block of A is packed into
 // MR-row panels (16 x 16 in-register transposes), and an MR x NR = 14 x 32 kernel keeps 28 zmm
 // accumulators (2 B vectors and 14 broadcasts of A per k). Every c element is summed in k order
-// within a K block, the blocks in order, whatever m and n are: a different order from
-// OpenBLAS's, within float32 rounding of it.
+// within a K block, the blocks in order, whatever m and n are. Where OpenBLAS blocks K otherwise
+// the order differs from sgemm's, within float32 rounding of it.
 //
 // Measured against OpenBLAS (SkylakeX kernels) on the weight-bearing GEMMs of a smollm2-135m
 // step, one thread, AMD EPYC (Zen 5): launch/gemm-f16.sh; the figures are in the README.
