@@ -26,11 +26,6 @@
 
 #include "CKernelSupport.h"
 
-extern void gotoblas_dynamic_init(void);
-extern void gotoblas_dynamic_quit(void);
-extern char *openblas_get_corename(void);
-extern void openblas_set_num_threads(int);
-
 // MARK: - Shapes and contenders
 
 typedef struct {
@@ -143,11 +138,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gemm-f16: dpo_f16_gemm's fast path needs AVX-512 (F, BW, VL) and F16C; this CPU has not\n");
         return 1;
     }
-    // The same re-selection as Sources/CKernelSupport/BLASCore.c (OPENBLAS_CORETYPE may say Haswell).
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    gotoblas_dynamic_quit();
-    gotoblas_dynamic_init();
-    openblas_set_num_threads(1);
+    // OpenBLAS chose its kernels at load time (OPENBLAS_CORETYPE may say Haswell): choose again.
+    dpo_blas_select_core("SkylakeX");
+    dpo_blas_set_threads(1);
     static double seconds[SHAPES][CONTENDERS][MAXTRIALS];
     Operands operands[SHAPES];
     double worst[SHAPES];
@@ -179,7 +172,7 @@ int main(int argc, char **argv) {
                best[1] / best[2], best[0] / best[2], worst[i]);
         freeOperands(&operands[i]);
     }
-    printf("{\"kind\":\"total\",\"openblas_core\":\"%s\",\"trials\":%d,\"step_gflop\":%.1f,", openblas_get_corename(),
+    printf("{\"kind\":\"total\",\"openblas_core\":\"%s\",\"trials\":%d,\"step_gflop\":%.1f,", dpo_blas_corename(),
            trials, gflop);
     for (int c = 0; c < CONTENDERS; c++)
         printf("\"%s_step_cpu_s_best\":%.3f,\"%s_step_cpu_s_median\":%.3f,", contenderName[c], step[c][0], contenderName[c], step[c][1]);

@@ -15,7 +15,7 @@ trap 'rm -f "$binary"' EXIT
 compiler="${CC:-$(command -v clang || command -v cc)}"
 kernels="$DPO_ROOT/Sources/CKernelSupport"
 "$compiler" -O3 -std=gnu11 -I "$kernels/include" -o "$binary" "$DPO_ROOT/launch/gemm-f16.c" "$kernels/HalfGemm.c" \
-    "$kernels/HalfConversion.c" $(pkg-config --cflags --libs openblas) -lm
+    "$kernels/HalfConversion.c" "$kernels/BLASCore.c" $(pkg-config --cflags --libs openblas) -lm
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 printf '{"kind":"host","cpu":"%s","online_cpus":%s,"compiler":"%s"}\n' "$model" "$(nproc)" "$(basename "$compiler")"
 "$binary" "$@"
