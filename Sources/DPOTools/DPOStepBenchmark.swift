@@ -179,23 +179,13 @@ public enum DPOStepBenchmark {
         let perRank = communicator.sum([medianCPU, median(Array(systemSeconds[window])), median(Array(minorFaults[window]))])
         let timed = Array(stepSeconds[window])
 
-        // FLOPs per step, all ranks.
         let pairCount = o.batchPairs * communicator.size
-        let plainTokens = Double(2 * pairCount * T)
-        let sharedTokens = o.sharePrompt ? Double(pairCount * (2 * T - promptLength)) : plainTokens
-        let n = Double(ModelBenchmark.matmulParameters(config))
-        let attentionPerToken = Double(config.numHiddenLayers * T * config.qDim) / 2
-        // LoRA computes no base-weight gradient: 4N per trained token (the adapters' r-wide products are left out).
-        let trainedPerToken = o.loraRank > 0 ? 4 * n : 6 * n
-        func flops(policy: Double, reference: Double) -> Double {
-            policy * (trainedPerToken + 12 * attentionPerToken) + reference * (2 * n + 4 * attentionPerToken)
-        }
+        let work = stepFLOPs(o, config: config, ranks: communicator.size)
         let peak = Double(communicator.max(Int64(max(setupPeakMB, timedPeakMB) * 1024))) / 1024
         var result = Result(
-            tokensPerStep: Int(plainTokens), pairsPerStep: pairCount, medianStepSeconds: median(timed),
+            tokensPerStep: 2 * pairCount * T, pairsPerStep: pairCount, medianStepSeconds: median(timed),
             medianStepCPUSeconds: perRank[0], phases: phaseMedians,
-            plainStepFLOPs: flops(policy: plainTokens, reference: plainTokens),
-            executedStepFLOPs: flops(policy: sharedTokens, reference: o.precomputeReference ? 0 : sharedTokens),
+            plainStepFLOPs: work.plain, executedStepFLOPs: work.executed,
             timedSteps: timed.count, peakResidentMB: peak, medianStepSystemSeconds: perRank[1], medianStepMinorFaults: perRank[2],
             load: load, save: save)
         result.setupRSSMB = largest(setup.rss)
@@ -209,6 +199,25 @@ public enum DPOStepBenchmark {
         result.stepPeakPSSSampleRSSMB = Double(communicator.max(Int64(probe.peak.pss) == peakPSS ? Int64(probe.peak.rss) : 0)) / 1024
         result.sharedMB = largest(end.shared)
         return result
+    }
+
+    /// FLOPs of one step over `ranks` ranks (the anchor's count, see the type's comment): the plain
+    /// step's, and what runs with `o`'s switches (shared prompts once, no reference forward with
+    /// `precomputeReference`, no base-weight gradient under LoRA).
+    static func stepFLOPs(_ o: Options, config: LlamaConfig, ranks: Int) -> (plain: Double, executed: Double) {
+        let T = o.sequenceLength, promptLength = Int(o.promptFraction * Double(T)) + 1
+        let pairCount = o.batchPairs * ranks
+        let plainTokens = Double(2 * pairCount * T)
+        let sharedTokens = o.sharePrompt ? Double(pairCount * (2 * T - promptLength)) : plainTokens
+        let n = Double(ModelBenchmark.matmulParameters(config))
+        let attentionPerToken = Double(config.numHiddenLayers * T * config.qDim) / 2
+        // LoRA computes no base-weight gradient: 4N per trained token (the adapters' r-wide products are left out).
+        let trainedPerToken = o.loraRank > 0 ? 4 * n : 6 * n
+        func flops(policy: Double, reference: Double) -> Double {
+            policy * (trainedPerToken + 12 * attentionPerToken) + reference * (2 * n + 4 * attentionPerToken)
+        }
+        return (flops(policy: plainTokens, reference: plainTokens),
+                flops(policy: sharedTokens, reference: o.precomputeReference ? 0 : sharedTokens))
     }
 
     /// The step, built from the preset's seed-1 weights in memory, or (timed) from a model

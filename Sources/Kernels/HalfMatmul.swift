@@ -24,16 +24,33 @@ public enum HalfMatmul {
     /// Columns per thread at least (two kernel tiles): narrower splits cost more in packing A
     /// again than they gain.
     static let minimumColumns = 64
+    /// Rows of the kernel's tile (HalfGemm.c's MR): row splits fall on whole tiles.
+    static let kernelRows = 14
+    /// Row tiles per thread at least (one MC block of HalfGemm.c).
+    static let minimumRowTiles = 3
 
     /// `C[m, n] = A[m, k] op(B) + beta C` (row-major; `op(B) = B^T` with B `[n, k]` when
-    /// `transposeB`, else B `[k, n]`); beta 0 overwrites C. Columns are split over the threads:
-    /// each element is computed whole by one thread, in the same order whatever the split.
+    /// `transposeB`, else B `[k, n]`); beta 0 overwrites C. The rows or the columns are split
+    /// over the threads: each element is computed whole by one thread, in the same order
+    /// whatever the split.
+    ///
+    /// A thread given some columns packs all of A; one given some rows packs (and converts) all
+    /// of B. So the larger operand is split and the smaller one packed by every thread: rows
+    /// when m > n (every layer GEMM of a 2048-token step but gate|up's forward), else columns.
     public static func gemm(
         transposeB: Bool, m: Int, n: Int, k: Int,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        if m > n {
+            let tiles = (m + kernelRows - 1) / kernelRows
+            Parallel.forChunks(tiles, minimumChunk: minimumRowTiles) { tileRange in
+                let i = tileRange.lowerBound * kernelRows, rows = min(m, tileRange.upperBound * kernelRows) - i
+                dpo_f16_gemm(transposeB ? 1 : 0, rows, n, k, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc)
+            }
+            return
+        }
         Parallel.forChunks(n, minimumChunk: minimumColumns) { columns in
             let j = columns.lowerBound
             dpo_f16_gemm(transposeB ? 1 : 0, m, columns.count, k, a, lda, transposeB ? b + j * ldb : b + j, ldb,

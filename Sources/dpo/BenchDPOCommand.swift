@@ -35,6 +35,13 @@ struct BenchDPOCommand: ParsableCommand {
             with 8 MiB sequential writes and one fsync per file (what `dd bs=8M conv=fsync` does per file), and \
             `save_vs_dd` = save_s / dd_s. --io is opt-in because saving a 135M-parameter model writes 2.2 GB \
             twice (a minute or more on a slow disk).
+
+            fp16 against fp32: with --compare-precision (one rank) an fp32 and an fp16 step are built from the \
+            same weights in one process and take turns on the same rows for --steps rounds, fp32 first in even \
+            rounds and fp16 first in odd ones (ABBA), so the host's drift falls on both alike. The line (bench \
+            "precision") gives `fp16_over_fp32_cpu` (total CPU seconds of the fp16 steps over the fp32 steps'), \
+            the wall-time ratio, the median of the rounds' ratios, the rounds fp16 won, each round's figures \
+            and each precision's fraction of the sgemm peak by CPU time.
             """)
 
     @Option(help: "Model preset: \(LlamaPreset.allCases.map(\.rawValue).joined(separator: "|")).")
@@ -75,6 +82,8 @@ struct BenchDPOCommand: ParsableCommand {
     var zero: Int = 0
     @Option(help: "Ranks of a host map one reference copy in shared memory (true|false), as the trainer's --shared-reference.")
     var sharedReference = false
+    @Flag(help: "Time fp32 and fp16 steps in turn in one process on the same weights and rows, --steps rounds in ABBA order (--precision is not used; one rank).")
+    var comparePrecision = false
 
     func validate() throws {
         guard LlamaPreset(rawValue: preset) != nil else {
@@ -92,6 +101,9 @@ struct BenchDPOCommand: ParsableCommand {
             throw ValidationError("--bucket-mb must be a positive number, got \(bucketMb)")
         }
         guard (0...2).contains(zero) else { throw ValidationError("--zero must be 0, 1 or 2, got \(zero)") }
+        if comparePrecision, io || sharedReference {
+            throw ValidationError("--compare-precision times the steps only: drop --io and --shared-reference")
+        }
         if io, zero != 0 || loraR > 0 {
             throw ValidationError("--io times the checkpoint of full fine-tuning with --zero 0; drop --zero 1|2 / --lora-r")
         }
@@ -102,24 +114,10 @@ struct BenchDPOCommand: ParsableCommand {
             let core = BLAS.ensureBestCore()
             let (sgemm, sgemmPerCPU) = DPOStepBenchmark.agreedSgemmPeak(communicator: communicator)
             BLAS.threads = ThreadShare.threads(for: communicator, override: threads)
-            var options = DPOStepBenchmark.Options(preset: LlamaPreset(rawValue: preset)!)
-            options.precision = precision
-            options.batchPairs = batchPairs
-            options.sequenceLength = seq
-            options.promptFraction = promptFraction
-            options.sharePrompt = sharePrompt
-            options.precomputeReference = precomputeRef
-            options.gradientCheckpointing = gradientCheckpointing
-            options.timedSteps = steps
-            options.loraRank = loraR
-            options.threads = BLAS.threads
-            options.allreduceDType = allreduceDtype.flatMap(GradientReducer.WireType.init(rawValue:))
-            options.bucketMegabytes = bucketMb
-            options.zeroStage = zero
-            options.modelDirectory = model.map { URL(fileURLWithPath: $0) }
-            options.ioDirectory = io ? URL(fileURLWithPath: ioDir) : nil
-            options.keepIOFiles = keepIoFiles
-            options.sharedReference = sharedReference
+            if comparePrecision {
+                return try runPrecisionComparison(sgemm: sgemm, sgemmPerCPU: sgemmPerCPU, communicator: communicator)
+            }
+            let options = benchOptions()
             let result = try DPOStepBenchmark.run(options, communicator: communicator)
             let totalThreads = Int(communicator.sum([Double(BLAS.threads)])[0])
             guard communicator.isPrimary else { return }
@@ -160,6 +158,29 @@ struct BenchDPOCommand: ParsableCommand {
         }
     }
 
+    /// The benchmark's options from the command line (threads: BLAS's, set before).
+    func benchOptions() -> DPOStepBenchmark.Options {
+        var options = DPOStepBenchmark.Options(preset: LlamaPreset(rawValue: preset)!)
+        options.precision = precision
+        options.batchPairs = batchPairs
+        options.sequenceLength = seq
+        options.promptFraction = promptFraction
+        options.sharePrompt = sharePrompt
+        options.precomputeReference = precomputeRef
+        options.gradientCheckpointing = gradientCheckpointing
+        options.timedSteps = steps
+        options.loraRank = loraR
+        options.threads = BLAS.threads
+        options.allreduceDType = allreduceDtype.flatMap(GradientReducer.WireType.init(rawValue:))
+        options.bucketMegabytes = bucketMb
+        options.zeroStage = zero
+        options.modelDirectory = model.map { URL(fileURLWithPath: $0) }
+        options.ioDirectory = io ? URL(fileURLWithPath: ioDir) : nil
+        options.keepIOFiles = keepIoFiles
+        options.sharedReference = sharedReference
+        return options
+    }
+
     /// load_* (with a model directory), save_* and dd_s (with --io); null when not measured.
     private func ioFields(_ result: DPOStepBenchmark.Result, _ f: (Double, Int) -> String) -> [(String, String)] {
         let load = result.load, save = result.save
@@ -174,7 +195,7 @@ struct BenchDPOCommand: ParsableCommand {
     }
 
     /// A JSON string literal.
-    private func json(_ text: String) -> String {
+    func json(_ text: String) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
         return String(decoding: (try? encoder.encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)

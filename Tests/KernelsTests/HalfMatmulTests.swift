@@ -35,29 +35,34 @@ final class HalfMatmulTests: XCTestCase {
         }
     }
 
-    /// The threads split the columns, and a caller may split the rows (the reference's row
-    /// chunks): neither changes a bit, since every element is summed in the same order.
+    /// The threads split the columns (m <= n) or the rows (m > n, on whole kernel tiles, here
+    /// with a ragged last one), and a caller may split the rows (the reference's row chunks):
+    /// none changes a bit, since every element is summed in the same order.
     func testSplitsDoNotChangeTheResult() {
         var random = TestRandom(seed: 12)
-        let m = 50, n = 300, k = 1700
-        let a = random.array(m * k), half = Half.encode(random.array(n * k)), c0 = random.array(m * n)
-        func run(threads: Int, rowSplit: Int) -> [Float] {
-            let previous = BLAS.threads
-            BLAS.threads = threads
-            defer { BLAS.threads = previous }
-            return c0.mutated { c in
-                a.withUnsafeBufferPointer { a in
-                    for start in stride(from: 0, to: m, by: rowSplit) {
-                        HalfMatmul.gemm(transposeB: true, m: min(rowSplit, m - start), n: n, k: k, a: a.baseAddress! + start * k,
-                                        lda: k, b: half, ldb: k, beta: 1, c: c + start * n, ldc: n)
+        let k = 1700
+        for (m, n, transposeB) in [(50, 300, true), (300, 50, true), (300, 50, false)] {
+            let a = random.array(m * k), half = Half.encode(random.array(n * k)), c0 = random.array(m * n)
+            func run(threads: Int, rowSplit: Int) -> [Float] {
+                let previous = BLAS.threads
+                BLAS.threads = threads
+                defer { BLAS.threads = previous }
+                return c0.mutated { c in
+                    a.withUnsafeBufferPointer { a in
+                        for start in stride(from: 0, to: m, by: rowSplit) {
+                            HalfMatmul.gemm(transposeB: transposeB, m: min(rowSplit, m - start), n: n, k: k,
+                                            a: a.baseAddress! + start * k, lda: k, b: half, ldb: transposeB ? k : n,
+                                            beta: 1, c: c + start * n, ldc: n)
+                        }
                     }
                 }
             }
+            let whole = run(threads: 1, rowSplit: m)
+            XCTAssertEqual(whole, run(threads: 2, rowSplit: m), "m \(m), n \(n)")
+            XCTAssertEqual(whole, run(threads: 1, rowSplit: 17), "m \(m), n \(n)")
+            XCTAssertEqual(whole, run(threads: 2, rowSplit: 130), "m \(m), n \(n)")
+            XCTAssertGreaterThan(maxAbs(whole), 0)
         }
-        let whole = run(threads: 1, rowSplit: m)
-        XCTAssertEqual(whole, run(threads: 2, rowSplit: m))
-        XCTAssertEqual(whole, run(threads: 1, rowSplit: 17))
-        XCTAssertGreaterThan(maxAbs(whole), 0)
     }
 
     /// `Linear` over a binary16 weight: forward and backward equal the float32 weight's within
