@@ -32,6 +32,11 @@ import Foundation
 /// as its rows are done, so the window never holds more of the head than a bucket and a panel.
 /// Without those reports the head's buckets start when the head's group is ready.
 ///
+/// An untied LM head (`untiedHead`: lm_head's range, in the last group) is written once, by the
+/// head's backward, and goes the same way a bucket at a time as its panels finish, reduced once:
+/// without that its whole V x H x 4 bytes (for Llama-3.1-8B's 128256 x 4096, 2.1 GB) would stay
+/// in the window until the final norm's gradient is done.
+///
 /// Arithmetic: without a tied head, one micro-batch per step gives bit-identical shard
 /// gradients to `GradientReduceScatter` (same buckets, same sums; the first write is a copy).
 /// Several micro-batches are reduced one at a time and their means added in fp32, where ZeRO-1
@@ -57,8 +62,9 @@ public final class PartitionedGradients: ShardGradientReduction {
     private let schedule: BucketSchedule
     /// False during a step's first micro-batch (its mean is written), true after it (added).
     private var accumulating = false
-    /// The tied head's range and its buckets' indices (the first ones, ascending), nil when untied.
-    private let tiedHead: (range: Range<Int>, buckets: Range<Int>)?
+    /// The LM head's range and its buckets' indices (the first ones, ascending), and whether it
+    /// is tied (the embedding pass adds to its range again); nil with LoRA or no head given.
+    private let head: (range: Range<Int>, buckets: Range<Int>, tied: Bool)?
     /// Called as each bucket is about to go, its fp32 gradients all written (the window's pages
     /// then at their fullest): the bench's peak-memory probe; nil in training.
     public var bucketFilled: (() -> Void)?
@@ -69,20 +75,26 @@ public final class PartitionedGradients: ShardGradientReduction {
     /// Same parameters as `GradientReduceScatter.init` (P = `count`); needs 2 ranks or more (on
     /// one rank stage 2 is stage 1: there is nothing to partition). `tiedHead`: the elements a
     /// tied LM head writes at the start of backward and the embedding again at the end (the
-    /// embedding's range, group 0; nil when untied or with LoRA).
+    /// embedding's range, group 0; nil when untied or with LoRA). `untiedHead`: an untied
+    /// head's own range (lm_head, inside the last group; nil when tied or with LoRA).
     public init(communicator: Communicator, count: Int, groupRanges: [Range<Int>], bucketMegabytes: Double = 25,
-                wireType: GradientReducer.WireType = .fp32, tiedHead: Range<Int>? = nil) throws {
+                wireType: GradientReducer.WireType = .fp32, tiedHead: Range<Int>? = nil, untiedHead: Range<Int>? = nil) throws {
         precondition(communicator.size > 1, "PartitionedGradients needs 2 or more ranks")
         self.communicator = communicator
         self.wireType = wireType
         var buckets = try GradientBucket.plan(
             gradientCount: count, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes, wireBytes: wireType.bytes)
+        precondition(tiedHead == nil || untiedHead == nil, "a head is tied or untied, not both")
         if let head = tiedHead, !head.isEmpty {
             let (headBuckets, split) = try Self.tiedPlan(buckets, head: head, headGroup: groupRanges.count - 1)
-            self.tiedHead = (head, 0..<headBuckets.count)
+            self.head = (head, 0..<headBuckets.count, true)
             buckets = headBuckets + split
+        } else if let head = untiedHead, !head.isEmpty {
+            let (headBuckets, rest) = try Self.untiedPlan(buckets, head: head, headGroup: groupRanges.count - 1)
+            self.head = (head, 0..<headBuckets.count, false)
+            buckets = headBuckets + rest
         } else {
-            self.tiedHead = nil
+            self.head = nil
         }
         shards = ParameterShards.ranges(total: count, ranks: communicator.size)
         let shard = shards[communicator.rank]
@@ -108,9 +120,7 @@ public final class PartitionedGradients: ShardGradientReduction {
     /// with any bucket that crosses `head`'s end split there (so each later bucket either adds to
     /// the head pass or not).
     static func tiedPlan(_ plan: [GradientBucket], head: Range<Int>, headGroup: Int) throws -> ([GradientBucket], [GradientBucket]) {
-        let largest = plan.map(\.range.count).max() ?? 1
-        let headBuckets = try GradientBucket.plan(groupRanges: [head], maxElements: largest)
-            .reversed().map { GradientBucket(range: $0.range, groups: [headGroup]) }
+        let headBuckets = try headPlan(plan, head: head, headGroup: headGroup)
         var split: [GradientBucket] = []
         for bucket in plan {
             let r = bucket.range
@@ -122,11 +132,35 @@ public final class PartitionedGradients: ShardGradientReduction {
         return (headBuckets, split)
     }
 
+    /// The untied head's own buckets (as `tiedPlan`'s), and the plan with the head's range cut
+    /// out of its buckets (the pieces below and above it keep their groups).
+    static func untiedPlan(_ plan: [GradientBucket], head: Range<Int>, headGroup: Int) throws -> ([GradientBucket], [GradientBucket]) {
+        let headBuckets = try headPlan(plan, head: head, headGroup: headGroup)
+        var rest: [GradientBucket] = []
+        for bucket in plan {
+            let r = bucket.range
+            // Backward order: the part above the head first.
+            let aboveHead = max(r.lowerBound, head.upperBound), belowHead = min(r.upperBound, head.lowerBound)
+            if aboveHead < r.upperBound { rest.append(GradientBucket(range: aboveHead..<r.upperBound, groups: bucket.groups)) }
+            if r.lowerBound < belowHead { rest.append(GradientBucket(range: r.lowerBound..<belowHead, groups: bucket.groups)) }
+        }
+        return (headBuckets, rest)
+    }
+
+    /// `head` cut into pieces no longer than the plan's largest bucket, ready with `headGroup`
+    /// or as the head's rows finish, in ascending order (the LM head's backward finishes its
+    /// vocabulary panels from row 0 up).
+    private static func headPlan(_ plan: [GradientBucket], head: Range<Int>, headGroup: Int) throws -> [GradientBucket] {
+        let largest = plan.map(\.range.count).max() ?? 1
+        return try GradientBucket.plan(groupRanges: [head], maxElements: largest)
+            .reversed().map { GradientBucket(range: $0.range, groups: [headGroup]) }
+    }
+
     /// Whether bucket `index` adds its mean to the shard (a later micro-batch, or the embedding
     /// pass over a tied head's range) rather than writing it.
     private func adds(_ index: Int) -> Bool {
-        guard !accumulating, let tiedHead else { return accumulating }
-        return !tiedHead.buckets.contains(index) && tiedHead.range.contains(buckets[index].range.lowerBound)
+        guard !accumulating, let head, head.tied else { return accumulating }
+        return !head.buckets.contains(index) && head.range.contains(buckets[index].range.lowerBound)
     }
 
     deinit {
@@ -143,29 +177,35 @@ public final class PartitionedGradients: ShardGradientReduction {
 
     // MARK: - During backward (every micro-batch)
 
-    /// Backward is about to start: the pages of what it writes first (the head's group; a tied
-    /// head's first bucket) are faulted in by writes (`GradientWindow.prefault`).
+    /// Backward is about to start: the pages of what it writes first (the head's group, less an
+    /// untied head; the head's first bucket) are faulted in by writes (`GradientWindow.prefault`).
     public func beginBackward() {
-        window.prefault(groupRanges[groupRanges.count - 1])
-        guard let tiedHead else { return }
-        headWritten = tiedHead.range.lowerBound
+        let last = groupRanges[groupRanges.count - 1]
+        if let head, !head.tied {
+            window.prefault(last.lowerBound..<head.range.lowerBound)
+            window.prefault(head.range.upperBound..<last.upperBound)
+        } else {
+            window.prefault(last)
+        }
+        guard let head else { return }
+        headWritten = head.range.lowerBound
         headBucketsReady = 0
         prefaultNextHeadBucket()
     }
 
-    /// Backward's report that the tied LM head's gradient `elements` (a range of `gradients`:
-    /// the rows of a finished vocabulary panel) are written for this micro-batch's head pass;
+    /// Backward's report that the LM head's gradient `elements` (a range of `gradients`: the
+    /// rows of a finished vocabulary panel) are written for this micro-batch's head pass;
     /// reports run up the head's range without gaps. Starts every head bucket now complete
     /// (fp16: its pages released at once) and faults in the next one's unwritten pages. Ignored
-    /// without a tied head (an untied head's rows go with its group).
+    /// without a head given to `init`.
     public func headRowsFinished(_ elements: Range<Int>) {
-        guard let tiedHead, !elements.isEmpty, tiedHead.range.contains(elements.lowerBound) else { return }
-        precondition(elements.lowerBound == headWritten && elements.upperBound <= tiedHead.range.upperBound,
+        guard let head, !elements.isEmpty, head.range.contains(elements.lowerBound) else { return }
+        precondition(elements.lowerBound == headWritten && elements.upperBound <= head.range.upperBound,
                      "headRowsFinished(\(elements)): the head's rows must be reported in order from \(headWritten)")
         headWritten = elements.upperBound
-        while headBucketsReady < tiedHead.buckets.count,
-              buckets[tiedHead.buckets.lowerBound + headBucketsReady].range.upperBound <= headWritten {
-            schedule.bucketReady(tiedHead.buckets.lowerBound + headBucketsReady, start: start, complete: complete)
+        while headBucketsReady < head.buckets.count,
+              buckets[head.buckets.lowerBound + headBucketsReady].range.upperBound <= headWritten {
+            schedule.bucketReady(head.buckets.lowerBound + headBucketsReady, start: start, complete: complete)
             headBucketsReady += 1
             prefaultNextHeadBucket()
         }
@@ -173,8 +213,8 @@ public final class PartitionedGradients: ShardGradientReduction {
 
     /// Faults in the pages of the next head bucket not written yet (the written ones hold gradients).
     private func prefaultNextHeadBucket() {
-        guard let tiedHead, headBucketsReady < tiedHead.buckets.count else { return }
-        let next = buckets[tiedHead.buckets.lowerBound + headBucketsReady].range
+        guard let head, headBucketsReady < head.buckets.count else { return }
+        let next = buckets[head.buckets.lowerBound + headBucketsReady].range
         window.prefault(max(next.lowerBound, headWritten)..<next.upperBound)
     }
 
@@ -186,7 +226,7 @@ public final class PartitionedGradients: ShardGradientReduction {
         if group >= 2 { window.prefault(groupRanges[group - 1]) }
         // fp32 sends the head pass from the window itself: it must arrive before the embedding
         // backward (after group 1, the first layer) writes those elements again.
-        if group == 1, let tiedHead, wireType == .fp32 { schedule.wait(for: tiedHead.buckets, complete: complete) }
+        if group == 1, let head, head.tied, wireType == .fp32 { schedule.wait(for: head.buckets, complete: complete) }
     }
 
     public func progress() { schedule.progress(complete: complete) }

@@ -200,6 +200,72 @@ final class PartitionedGradientsTests: XCTestCase {
         }
     }
 
+    /// The untied plan: the head's own buckets first (ascending), then the plan with the head's
+    /// range cut out of every bucket, each element still covered once.
+    func testUntiedPlanCutsTheHeadOutOfThePlan() throws {
+        let ranges = [0..<9_000, 9_000..<19_000, 19_000..<61_000], head = 20_000..<61_000
+        let plan = try GradientBucket.plan(groupRanges: ranges, maxElements: 4_800)
+        let (headBuckets, rest) = try PartitionedGradients.untiedPlan(plan, head: head, headGroup: 2)
+        XCTAssertEqual(headBuckets.first?.range.lowerBound, head.lowerBound)
+        XCTAssertEqual(headBuckets.last?.range.upperBound, head.upperBound)
+        XCTAssertTrue(zip(headBuckets, headBuckets.dropFirst()).allSatisfy { $0.range.upperBound == $1.range.lowerBound })
+        XCTAssertTrue(headBuckets.allSatisfy { $0.groups == [2] && $0.range.count <= 4_800 })
+        XCTAssertFalse(rest.contains { $0.range.overlaps(head) })
+        let covered = (headBuckets + rest).map(\.range).sorted { $0.lowerBound < $1.lowerBound }
+        XCTAssertEqual(covered.first?.lowerBound, 0)
+        XCTAssertTrue(zip(covered, covered.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "every element once")
+        XCTAssertEqual(covered.last?.upperBound, 61_000)
+    }
+
+    /// An untied head (the last group's 40 000 floats after a 1 000-float final norm), written in
+    /// panels of 1 000 and reported panel by panel as the LM head's backward does: each head
+    /// bucket goes as soon as its rows are done, so the window never holds more of the head than
+    /// a bucket and the pages at bucket ends; it is reduced once (no embedding pass adds to it);
+    /// and the shard is bit-identical to ZeRO-1's `GradientReduceScatter` of the same gradients.
+    func testUntiedHeadReportedByPanelsGoesABucketAtATimeAndMatchesZeroOne() throws {
+        let ranges = [0..<10_000, 10_000..<20_000, 20_000..<61_000], head = 21_000..<61_000
+        let count = 61_000, panel = 1_000, pageFloats = Int(sysconf(Int32(_SC_PAGESIZE))) / 4
+        var random = TestRandom(seed: 19)
+        let values = random.array(count, scale: 3)
+        for wireType in GradientReducer.WireType.allCases {
+            let bucketMegabytes = 4_800.0 * Double(wireType.bytes) / 1_048_576
+            let world = MirroredCommunicator(size: 2)
+            var local = values
+            let expected: [Float] = try local.withUnsafeMutableBufferPointer { g in
+                let scatter = try GradientReduceScatter(communicator: world, gradients: g, groupRanges: ranges,
+                                                        bucketMegabytes: bucketMegabytes, wireType: wireType)
+                for group in ranges.indices.reversed() { scatter.groupReady(group) }
+                XCTAssertFalse(scatter.finish().nonFinite)
+                return Array(scatter.shardGradients)
+            }
+            world.testsToComplete = 1
+            let partitioned = try PartitionedGradients(communicator: world, count: count, groupRanges: ranges,
+                                                       bucketMegabytes: bucketMegabytes, wireType: wireType, untiedHead: head)
+            partitioned.beginStep()
+            partitioned.beginBackward()
+            var mostResident = 0
+            for start in stride(from: head.lowerBound, to: head.upperBound, by: panel) {
+                for i in start..<(start + panel) { partitioned.gradients[i] += values[i] }
+                partitioned.headRowsFinished(start..<(start + panel))
+                partitioned.progress()
+                mostResident = max(mostResident, residentPages(partitioned.window))
+            }
+            // The last group's pages outside the head (prefaulted), the bucket being written, its
+            // two end pages, and one page each of the 8 head buckets sent before it.
+            let bound = (ranges[2].count - head.count) / pageFloats + 1 + 4_800 / pageFloats + 1 + 2 + 8
+            XCTAssertLessThanOrEqual(mostResident, bound, "\(wireType): the head's pages held at once")
+            for i in ranges[2].lowerBound..<head.lowerBound { partitioned.gradients[i] += values[i] }
+            for group in ranges.indices.reversed() {
+                if group < 2 { for i in ranges[group] { partitioned.gradients[i] += values[i] } }
+                partitioned.groupReady(group)
+            }
+            let reduction = partitioned.finish()
+            XCTAssertFalse(reduction.nonFinite)
+            XCTAssertEqual(Array(partitioned.shardGradients), expected, "\(wireType): the same shard as ZeRO-1")
+            XCTAssertEqual(residentPages(partitioned.window), 0)
+        }
+    }
+
     /// An inf in the second micro-batch is reported: fp32 finds it before sending (here on
     /// elements rank 1 owns), fp16 in the sum this rank receives (the owner's check; the ranks
     /// then agree in `finish`).

@@ -100,4 +100,29 @@ final class FitCheckDataGeometryTests: XCTestCase {
         let text = FitCheck.refusal(verdict, p, config: config, worldSize: 2)
         XCTAssertTrue(text.contains("--zero 2 (~\(ProgressStartupSummary.bytes(two.totalBytes)))"), text)
     }
+
+    /// `--zero 2`'s window holds a bucket or a group at a time, and an LM head, tied or untied,
+    /// goes a bucket at a time: untying the head adds its [V, H] to the shard (the parameters
+    /// grow) but nothing to the window, which is the largest decoder layer's group here.
+    func testZeroTwoWindowDoesNotHoldAnUntiedHeadWhole() {
+        var tied = LlamaPreset.smollm2135m.config
+        tied.tieWordEmbeddings = true
+        var untied = tied
+        untied.tieWordEmbeddings = false
+        var p = TrainingParameters()
+        p.zero = 2
+        p.precision = .fp16
+        let tokens = 512, world = 2
+        func window(_ config: LlamaConfig) -> Int {
+            let trained = ParameterLayout(config: config).totalCount
+            return FitCheck.partitionedGradientCount(p, config: config, trained: trained, worldSize: world, tokens: tokens)
+                - (trained + world - 1) / world
+        }
+        let layerGroup = ParameterLayout(config: tied).groupRanges[1].count
+        let bucket = Int(p.resolvedBucketMegabytes * 1024 * 1024) / 2
+        let embeddingRows = tokens * tied.hiddenSize
+        XCTAssertEqual(window(tied), max(bucket, layerGroup) + embeddingRows)
+        XCTAssertEqual(window(untied), window(tied), "the untied head is not held whole")
+        XCTAssertLessThan(window(untied), tied.vocabSize * tied.hiddenSize, "less than the head itself")
+    }
 }

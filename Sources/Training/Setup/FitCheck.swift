@@ -91,14 +91,17 @@ enum FitCheck {
 
     /// `--zero 2`'s fp32 gradients on one rank (`PartitionedGradients`): the shard, plus the
     /// window pages written and not yet sent at once: the larger of a bucket and a group (backward
-    /// writes a group whole before its buckets go; an untied LM head is in the last group; a tied
-    /// one goes a bucket at a time as its vocabulary panels finish), with fp32 on the wire two more
-    /// buckets in flight, and the embedding rows the batch's tokens touch.
+    /// writes a group whole before its buckets go; the LM head, tied or untied, is not counted in
+    /// its group: it goes a bucket at a time as its vocabulary panels finish), with fp32 on the
+    /// wire two more buckets in flight, and the embedding rows the batch's tokens touch.
     static func partitionedGradientCount(_ p: TrainingParameters, config: LlamaConfig, trained: Int, worldSize: Int, tokens: Int) -> Int {
         let layout = ParameterLayout(config: config)
         let wire = p.allreduceDType ?? (p.precision == .fp16 ? .fp16 : .fp32)
         let bucket = min(trained, Int(p.resolvedBucketMegabytes * 1024 * 1024) / wire.bytes)
-        let largestGroup = layout.groupRanges.dropFirst().map(\.count).max() ?? 0
+        // The last group less an untied head (lm_head), which does not stay whole in the window.
+        let groups = layout.groupRanges.dropFirst().map(\.count)
+        let untiedHead = layout["lm_head.weight"]?.count ?? 0
+        let largestGroup = (groups.dropLast() + [(groups.last ?? 0) - untiedHead]).max() ?? 0
         let window = max(bucket, largestGroup) + (wire == .fp32 ? 2 * bucket : 0) + min(tokens, config.vocabSize) * config.hiddenSize
         return (trained + worldSize - 1) / worldSize + min(trained, window)
     }

@@ -123,7 +123,8 @@ public final class DPOStep {
         partitioned = options.zeroStage == 2 && communicator.size > 1
             ? try PartitionedGradients(communicator: communicator, count: masterWeights.count, groupRanges: policy.trainableGroupRanges,
                                        bucketMegabytes: options.bucketMegabytes, wireType: options.wireType,
-                                       tiedHead: policy.config.tieWordEmbeddings && policy.adapters == nil ? policy.trainableGroupRanges[0] : nil)
+                                       tiedHead: policy.adapters == nil && policy.config.tieWordEmbeddings ? policy.trainableGroupRanges[0] : nil,
+                                       untiedHead: policy.adapters == nil ? policy.layout["lm_head.weight"]?.range : nil)
             : nil
         // Zeroed pages from the mapping; `step` zeroes it again before each backward.
         gradientStorage = ScalarBuffer(count: partitioned == nil ? masterWeights.count : 0)
