@@ -38,7 +38,7 @@ import Foundation
 /// in the window until the final norm's gradient is done.
 ///
 /// Arithmetic: without a tied head, one micro-batch per step gives bit-identical shard
-/// gradients to `GradientReduceScatter` (same buckets, same sums; the first write is a copy).
+/// gradients to `GradientReduceScatter` (the same sums, whatever the buckets; the first write is a copy).
 /// Several micro-batches are reduced one at a time and their means added in fp32, where ZeRO-1
 /// adds the local gradients first and reduces once; a tied embedding's two parts likewise:
 /// equal up to rounding (with fp16 on the wire each part's mean is rounded to binary16 on its own).
@@ -90,6 +90,8 @@ public final class PartitionedGradients: ShardGradientReduction {
             self.head = (head, 0..<headBuckets.count, true)
             buckets = headBuckets + split
         } else if let head = untiedHead, !head.isEmpty {
+            precondition(groupRanges.last.map { $0.lowerBound <= head.lowerBound && head.upperBound <= $0.upperBound } ?? false,
+                         "the untied head \(head) must lie in the last group")
             let (headBuckets, rest) = try Self.untiedPlan(buckets, head: head, headGroup: groupRanges.count - 1)
             self.head = (head, 0..<headBuckets.count, false)
             buckets = headBuckets + rest
