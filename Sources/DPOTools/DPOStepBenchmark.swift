@@ -26,6 +26,10 @@ public enum DPOStepBenchmark {
         public var sequenceLength = 256
         /// Input positions without a label: `Int(promptFraction * sequenceLength)` (the anchor's quarter).
         public var promptFraction = 0.25
+        /// Prompt tokens of a row. A row is prompt + completion tokens t[0...T] (T input tokens); the
+        /// prompt is P = unlabelled + 1 tokens, so the input positions P-1..<T carry labels, as the
+        /// anchor's mask[:, T//4:].
+        public var promptLength: Int { Int(promptFraction * Double(sequenceLength)) + 1 }
         public var sharePrompt = false
         public var precomputeReference = false
         /// `--gradient-checkpointing`: the policy keeps only layer inputs and recomputes each layer in backward.
@@ -118,17 +122,9 @@ public enum DPOStepBenchmark {
         defer { BLAS.threads = previousThreads }
         let io = try o.ioDirectory.map { try makeIODirectory(under: $0, communicator: communicator) }
         defer { if let io, communicator.isPrimary, !o.keepIOFiles { try? FileManager.default.removeItem(at: io) } }
-        var config = try o.modelDirectory.map { try loadConfig($0) } ?? o.preset.config
-        config.maxPositionEmbeddings = max(config.maxPositionEmbeddings, T + 1)
-        // A row is prompt + completion tokens t[0...T] (T input tokens); the prompt is P = unlabelled + 1
-        // tokens, so the input positions P-1..<T carry labels, as the anchor's mask[:, T//4:].
-        let promptLength = Int(o.promptFraction * Double(T)) + 1
+        let config = try benchConfig(o)
         let steps = o.warmupSteps + o.timedSteps
-        let (pairs, paddingId) = try syntheticPairs(
-            count: o.batchPairs * communicator.size * steps, promptLength: promptLength, completionLength: T + 1 - promptLength)
-        guard config.vocabSize >= 259 else {
-            throw TrainingError.invalidOption("bench: the model's vocab_size \(config.vocabSize) is below the byte tokenizer's 259 ids of the synthetic rows")
-        }
+        let (pairs, paddingId) = try syntheticPairs(o, count: o.batchPairs * communicator.size * steps)
         let (step, load) = try buildStep(o, config: config, io: io, pairs: pairs, paddingId: paddingId, communicator: communicator)
         let setup = MemoryRollup.current(), setupPeakMB = ModelBenchmark.peakResidentMB()
         let stepPeakKnown = MemoryRollup.resetPeakResident()
@@ -205,7 +201,7 @@ public enum DPOStepBenchmark {
     /// step's, and what runs with `o`'s switches (shared prompts once, no reference forward with
     /// `precomputeReference`, no base-weight gradient under LoRA).
     static func stepFLOPs(_ o: Options, config: LlamaConfig, ranks: Int) -> (plain: Double, executed: Double) {
-        let T = o.sequenceLength, promptLength = Int(o.promptFraction * Double(T)) + 1
+        let T = o.sequenceLength, promptLength = o.promptLength
         let pairCount = o.batchPairs * ranks
         let plainTokens = Double(2 * pairCount * T)
         let sharedTokens = o.sharePrompt ? Double(pairCount * (2 * T - promptLength)) : plainTokens
@@ -247,6 +243,17 @@ public enum DPOStepBenchmark {
         let step = try makeStep(o, config: loaded, weights: weights, pairs: pairs, paddingId: paddingId, communicator: communicator)
         weights = []
         return (step, LoadFigures(seconds: DPOStep.seconds(clock.now - start), usage: ResourceUsage.now() - usage))
+    }
+
+    /// The config of `o`'s model directory or preset, with positions for its rows; refused when
+    /// its vocabulary cannot hold the synthetic rows' byte-tokenizer ids.
+    static func benchConfig(_ o: Options) throws -> LlamaConfig {
+        var config = try o.modelDirectory.map { try loadConfig($0) } ?? o.preset.config
+        config.maxPositionEmbeddings = max(config.maxPositionEmbeddings, o.sequenceLength + 1)
+        guard config.vocabSize >= 259 else {
+            throw TrainingError.invalidOption("bench: the model's vocab_size \(config.vocabSize) is below the byte tokenizer's 259 ids of the synthetic rows")
+        }
+        return config
     }
 
     /// `config.json` of `--model`, with an error naming the directory.
@@ -291,6 +298,11 @@ public enum DPOStepBenchmark {
             return pair
         }
         return (pairs, tokenizer.paddingId)
+    }
+
+    /// `count` synthetic pairs of rows shaped as `o` says (`sequenceLength` input tokens, `promptLength` of prompt).
+    static func syntheticPairs(_ o: Options, count: Int) throws -> (pairs: [EncodedPair], paddingId: Int32) {
+        try syntheticPairs(count: count, promptLength: o.promptLength, completionLength: o.sequenceLength + 1 - o.promptLength)
     }
 
     /// The step the trainer would build for these options from `weights`: a frozen reference

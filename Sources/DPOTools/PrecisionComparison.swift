@@ -67,14 +67,10 @@ public enum PrecisionComparison {
         if let threads = o.threads { BLAS.threads = threads }
         defer { BLAS.threads = previousThreads }
 
-        var config = try o.modelDirectory.map { try DPOStepBenchmark.loadConfig($0) } ?? o.preset.config
-        config.maxPositionEmbeddings = max(config.maxPositionEmbeddings, o.sequenceLength + 1)
+        let config = try DPOStepBenchmark.benchConfig(o)
         let weights = try o.modelDirectory.map { try TrainingInputs.loadModel($0.path, flag: "--model").weights }
             ?? WeightInitializer(seed: 1).weights(for: config)
-        let promptLength = Int(o.promptFraction * Double(o.sequenceLength)) + 1
-        let batches = o.warmupSteps + o.timedSteps
-        let (pairs, paddingId) = try DPOStepBenchmark.syntheticPairs(
-            count: o.batchPairs * batches, promptLength: promptLength, completionLength: o.sequenceLength + 1 - promptLength)
+        let (pairs, paddingId) = try DPOStepBenchmark.syntheticPairs(o, count: o.batchPairs * (o.warmupSteps + o.timedSteps))
         func batch(_ index: Int) -> PreferenceBatch {
             PreferenceBatch(pairs: pairs, indices: Array(index * o.batchPairs..<(index + 1) * o.batchPairs), paddingId: paddingId)
         }

@@ -111,19 +111,22 @@ struct BenchDPOCommand: ParsableCommand {
 
     func run() throws {
         try World.run { communicator in
+            if comparePrecision, communicator.size > 1 {
+                throw ValidationError("--compare-precision runs in one process; start it without mpirun or launch/local.sh (got \(communicator.size) ranks)")
+            }
             let core = BLAS.ensureBestCore()
             let (sgemm, sgemmPerCPU) = DPOStepBenchmark.agreedSgemmPeak(communicator: communicator)
             BLAS.threads = ThreadShare.threads(for: communicator, override: threads)
             if comparePrecision {
-                return try runPrecisionComparison(sgemm: sgemm, sgemmPerCPU: sgemmPerCPU, communicator: communicator)
+                return try runPrecisionComparison(sgemm: sgemm, sgemmPerCPU: sgemmPerCPU, core: core)
             }
             let options = benchOptions()
             let result = try DPOStepBenchmark.run(options, communicator: communicator)
             let totalThreads = Int(communicator.sum([Double(BLAS.threads)])[0])
             guard communicator.isPrimary else { return }
             let seconds = result.medianStepSeconds, phases = result.phases
-            let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "null"
-            func f(_ value: Double, _ digits: Int = 4) -> String { value.isFinite ? String(format: "%.\(digits)f", value) : "null" }
+            let load = loadAverage()
+            func f(_ value: Double, _ digits: Int = 4) -> String { number(value, digits) }
             let fields: [(String, String)] = [
                 ("bench", "\"dpo\""), ("model", json(model ?? preset)), ("preset", model == nil ? json(preset) : "null"), ("precision", "\"\(precision.rawValue)\""),
                 ("ranks", "\(communicator.size)"), ("threads_per_rank", "\(BLAS.threads)"),
@@ -153,7 +156,7 @@ struct BenchDPOCommand: ParsableCommand {
                     + "\"allreduce_wait\": \(f(phases.allReduceWait)), \"optimizer\": \(f(phases.optimizer)), "
                     + "\"weight_gather\": \(f(phases.weightGather, 6))}"),  // a small model's gather takes microseconds
                 ("timed_steps", "\(result.timedSteps)"), ("blas_core", "\"\(core)\""), ("load_average", load),
-            ] + ioFields(result, f)
+            ] + ioFields(result)
             print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
         }
     }
@@ -182,9 +185,9 @@ struct BenchDPOCommand: ParsableCommand {
     }
 
     /// load_* (with a model directory), save_* and dd_s (with --io); null when not measured.
-    private func ioFields(_ result: DPOStepBenchmark.Result, _ f: (Double, Int) -> String) -> [(String, String)] {
+    private func ioFields(_ result: DPOStepBenchmark.Result) -> [(String, String)] {
         let load = result.load, save = result.save
-        func optional(_ value: Double?, _ digits: Int = 4) -> String { value.map { f($0, digits) } ?? "null" }
+        func optional(_ value: Double?, _ digits: Int = 4) -> String { value.map { number($0, digits) } ?? "null" }
         return [
             ("load_s", optional(load?.seconds)), ("load_cpu_s", optional(load?.usage.cpuSeconds)),
             ("load_sys_s", optional(load?.usage.systemSeconds)), ("load_minor_faults", load.map { "\($0.usage.minorFaults)" } ?? "null"),
@@ -192,6 +195,14 @@ struct BenchDPOCommand: ParsableCommand {
             ("save_bytes", save.map { "\($0.bytes)" } ?? "null"), ("dd_s", optional(save?.plainWriteSeconds)),
             ("save_vs_dd", optional(save.map { $0.seconds / $0.plainWriteSeconds }, 3)),
         ]
+    }
+
+    /// A JSON number with `digits` decimals, null when not finite.
+    func number(_ value: Double, _ digits: Int = 4) -> String { value.isFinite ? String(format: "%.\(digits)f", value) : "null" }
+
+    /// This host's 1-minute load average as a JSON value (null where /proc/loadavg is missing).
+    func loadAverage() -> String {
+        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "null"
     }
 
     /// A JSON string literal.

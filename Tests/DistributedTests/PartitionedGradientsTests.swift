@@ -21,6 +21,20 @@ final class PartitionedGradientsTests: XCTestCase {
         }
     }
 
+    /// ZeRO-1's shard of the mean of `values` (`GradientReduceScatter`, every group ready in
+    /// backward order): what ZeRO-2's shard is compared with.
+    func zeroOneShard(_ world: MirroredCommunicator, _ values: [Float], groupRanges: [Range<Int>], bucketMegabytes: Double,
+                      wireType: GradientReducer.WireType) throws -> [Float] {
+        var local = values
+        return try local.withUnsafeMutableBufferPointer { g in
+            let scatter = try GradientReduceScatter(communicator: world, gradients: g, groupRanges: groupRanges,
+                                                    bucketMegabytes: bucketMegabytes, wireType: wireType)
+            for group in groupRanges.indices.reversed() { scatter.groupReady(group) }
+            XCTAssertFalse(scatter.finish().nonFinite)
+            return Array(scatter.shardGradients)
+        }
+    }
+
     /// Resident pages of the window (mincore).
     func residentPages(_ window: GradientWindow) -> Int {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -36,14 +50,7 @@ final class PartitionedGradientsTests: XCTestCase {
                 let world = MirroredCommunicator(size: 2)
                 var random = TestRandom(seed: 5)
                 let original = random.array(total, scale: 3)
-                var local = original
-                let expected: [Float] = try local.withUnsafeMutableBufferPointer { g in
-                    let scatter = try GradientReduceScatter(communicator: world, gradients: g, groupRanges: groupRanges,
-                                                            bucketMegabytes: bucketMegabytes, wireType: wireType)
-                    for group in groupRanges.indices.reversed() { scatter.groupReady(group) }
-                    XCTAssertFalse(scatter.finish().nonFinite)
-                    return Array(scatter.shardGradients)
-                }
+                let expected = try zeroOneShard(world, original, groupRanges: groupRanges, bucketMegabytes: bucketMegabytes, wireType: wireType)
                 let partitioned = try PartitionedGradients(communicator: world, count: total, groupRanges: groupRanges,
                                                            bucketMegabytes: bucketMegabytes, wireType: wireType)
                 XCTAssertGreaterThan(partitioned.buckets.count, 4, "the test needs several buckets")
@@ -230,14 +237,7 @@ final class PartitionedGradientsTests: XCTestCase {
         for wireType in GradientReducer.WireType.allCases {
             let bucketMegabytes = 4_800.0 * Double(wireType.bytes) / 1_048_576
             let world = MirroredCommunicator(size: 2)
-            var local = values
-            let expected: [Float] = try local.withUnsafeMutableBufferPointer { g in
-                let scatter = try GradientReduceScatter(communicator: world, gradients: g, groupRanges: ranges,
-                                                        bucketMegabytes: bucketMegabytes, wireType: wireType)
-                for group in ranges.indices.reversed() { scatter.groupReady(group) }
-                XCTAssertFalse(scatter.finish().nonFinite)
-                return Array(scatter.shardGradients)
-            }
+            let expected = try zeroOneShard(world, values, groupRanges: ranges, bucketMegabytes: bucketMegabytes, wireType: wireType)
             world.testsToComplete = 1
             let partitioned = try PartitionedGradients(communicator: world, count: count, groupRanges: ranges,
                                                        bucketMegabytes: bucketMegabytes, wireType: wireType, untiedHead: head)
